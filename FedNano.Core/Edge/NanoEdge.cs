@@ -83,8 +83,9 @@ public sealed class NanoEdge : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         var px = pixels(image).to(Device).unsqueeze(0);
         var feats = vision_tower.Features(px, config.VisionFeatureLayer, config.VisionFeatureSelectStrategy == "default");
-        var tokens = multi_modal_projector.forward(feats)[0].to_type(embed_tokens.weight!.dtype).MoveToOuterDisposeScope();
-        if (CacheVisualTokens) visualCache.AddOrUpdate(image, tokens);
+        var tokens = multi_modal_projector.forward(feats)[0].to_type(embed_tokens.weight!.dtype);
+        if (!CacheVisualTokens) return tokens.MoveToOuterDisposeScope();
+        visualCache.AddOrUpdate(image, tokens.DetachFromDisposeScope()); // kept for the edge's lifetime, outside any scope
         return tokens;
     }
 
@@ -96,13 +97,8 @@ public sealed class NanoEdge : nn.Module<Tensor, Tensor>
     {
         using var _ = no_grad();
         using var scope = NewDisposeScope();
-        var x = embed_tokens.forward(batch.Ids);
-        if (batch.Images.Length > 0)
-        {
-            var visual = cat(batch.Images.Select(VisualTokens).ToArray(), 0);
-            x = x.masked_scatter(batch.IsImage.unsqueeze(-1), visual.to_type(x.dtype));
-        }
-        return x.MoveToOuterDisposeScope();
+        var visual = batch.Images.Length > 0 ? cat(batch.Images.Select(VisualTokens).ToArray(), 0) : null;
+        return Sequences.Assemble(embed_tokens, visual, batch).MoveToOuterDisposeScope();
     }
 
     /// <summary>The adapters applied to a raw sequence: NanoAdapter-I at image places, NanoAdapter-T elsewhere.</summary>

@@ -26,15 +26,8 @@ public sealed class SplitServer
     /// [B, T, d]; logits are computed only where there is a label. <paramref name="delta"/> is a per-client
     /// correction inside the LLM (FedDPA-F's LoRA), null for FedNano.
     /// </summary>
-    public Tensor TargetNll(Tensor inputsEmbeds, Tensor labels, ILinearDelta? delta = null)
-    {
-        var hidden = Llm.Hidden(inputsEmbeds, delta);
-        var where = labels.ne(-100);
-        var rows = where.nonzero();                       // [N, 2] (batch, position)
-        var logits = Llm.Head(hidden[where]).to_type(ScalarType.Float32);
-        var nll = nn.functional.cross_entropy(logits, labels[where], reduction: nn.Reduction.None);
-        return zeros(labels.shape[0], dtype: ScalarType.Float32, device: labels.device).index_add(0, rows[.., 0], nll, 1.0);
-    }
+    public Tensor TargetNll(Tensor inputsEmbeds, Tensor labels, ILinearDelta? delta = null) =>
+        Sequences.TargetNll(Llm, inputsEmbeds, labels, delta);
 
     /// <summary>Log-probabilities [B, V] of the next token at the given position of each sample.</summary>
     public Tensor NextTokenLogProbs(Tensor inputsEmbeds, long[] positions, ILinearDelta? delta = null)

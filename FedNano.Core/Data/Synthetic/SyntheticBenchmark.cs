@@ -1,0 +1,172 @@
+namespace FedNano.Data.Synthetic;
+
+/// <summary>Which vocabulary the synthetic questions are written in.</summary>
+public enum SyntheticDialect
+{
+    /// <summary>English: the general split the tiny backbone is pretrained on.</summary>
+    General,
+    /// <summary>
+    /// The clients' task: the same questions about the same kind of images, written in French words that the
+    /// backbone's vocabulary holds but pretraining never used (their embeddings are untrained). A frozen
+    /// backbone cannot read the options, so it scores near chance; NanoAdapter-T can learn to map the new words
+    /// onto the ones the LLM knows.
+    /// </summary>
+    Client,
+}
+
+/// <summary>
+/// The embedded synthetic multimodal benchmark, generated from a seed: images of coloured shapes drawn
+/// procedurally, multiple-choice questions about them with 2 to 5 options, the answer letter as the target,
+/// and ScienceQA-like metadata: <c>category</c> (color, shape, position, count), <c>subject</c>
+/// (appearance or layout) and <c>grade</c> (easy: 2-3 options, hard: 4-5).
+/// </summary>
+public static class SyntheticBenchmark
+{
+    /// <summary>The question categories, the default partition label.</summary>
+    public static readonly string[] Categories = ["color", "shape", "position", "count"];
+
+    private static readonly (string en, string fr, float r, float g, float b)[] Colors =
+    [
+        ("red", "rouge", 0.90f, 0.10f, 0.10f), ("green", "vert", 0.10f, 0.80f, 0.15f), ("blue", "bleu", 0.15f, 0.25f, 0.95f),
+        ("yellow", "jaune", 0.95f, 0.90f, 0.10f), ("purple", "violet", 0.60f, 0.10f, 0.80f), ("white", "blanc", 0.95f, 0.95f, 0.95f),
+    ];
+    private static readonly (string en, string fr)[] Shapes = [("circle", "cercle"), ("square", "carre"), ("triangle", "trigone"), ("cross", "croix")];
+    private static readonly (string en, string fr)[] Positions = [("left", "gauche"), ("right", "droite"), ("top", "haut"), ("bottom", "bas")];
+    private static readonly (string en, string fr)[] Numbers = [("one", "un"), ("two", "deux"), ("three", "trois"), ("four", "quatre")];
+
+    /// <summary>Every text the generator can produce, in both dialects (to build a tokenizer vocabulary).</summary>
+    public static IEnumerable<string> Vocabulary()
+    {
+        foreach (var d in new[] { SyntheticDialect.General, SyntheticDialect.Client })
+        {
+            foreach (var s in Generate(400, 12345, d, 8)) { yield return s.Question; foreach (var c in s.Choices) yield return c; }
+        }
+        foreach (var c in Colors) { yield return c.en; yield return c.fr; }
+        foreach (var x in Shapes.Concat(Positions).Concat(Numbers)) { yield return x.en; yield return x.fr; }
+    }
+
+    /// <summary>
+    /// <paramref name="count"/> samples drawn from <paramref name="seed"/> (the same seed gives the same samples),
+    /// with square RGB images of side <paramref name="imageSize"/>.
+    /// </summary>
+    public static IReadOnlyList<MultimodalSample> Generate(int count, int seed, SyntheticDialect dialect, int imageSize = 32)
+    {
+        var rng = new Random(seed);
+        var samples = new List<MultimodalSample>(count);
+        for (int i = 0; i < count; i++) samples.Add(One(rng, $"syn-{seed}-{i}", dialect, imageSize));
+        return samples;
+    }
+
+    private static string W((string en, string fr) w, SyntheticDialect d) => d == SyntheticDialect.General ? w.en : w.fr;
+
+    private static MultimodalSample One(Random rng, string id, SyntheticDialect d, int size)
+    {
+        string category = Categories[rng.Next(Categories.Length)];
+        var canvas = new Canvas(size, rng);
+        int colorIdx = rng.Next(Colors.Length), shapeIdx = rng.Next(Shapes.Length);
+        var color = Colors[colorIdx];
+        string shapeWord = W(Shapes[shapeIdx], d), colorWord = W((color.en, color.fr), d);
+        float unit = size / 32f;
+        string question;
+        string[] options;
+        int answer;
+        switch (category)
+        {
+            case "color":
+            {
+                canvas.Draw(shapeIdx, color, rng.Next(9, 23) * unit, rng.Next(9, 23) * unit, rng.Next(6, 9) * unit);
+                question = d == SyntheticDialect.General ? $"What color is the {shapeWord}?" : $"Quelle est la couleur du {shapeWord}?";
+                (options, answer) = Options(rng, Colors.Select(c => W((c.en, c.fr), d)).ToArray(), colorIdx, 5);
+                break;
+            }
+            case "shape":
+            {
+                canvas.Draw(shapeIdx, color, rng.Next(9, 23) * unit, rng.Next(9, 23) * unit, rng.Next(6, 9) * unit);
+                question = d == SyntheticDialect.General ? "Which shape is shown?" : "Quelle forme est montree?";
+                (options, answer) = Options(rng, Shapes.Select(s => W(s, d)).ToArray(), shapeIdx, 4);
+                break;
+            }
+            case "position":
+            {
+                int pos = rng.Next(Positions.Length);
+                float along = rng.Next(12, 21) * unit, across = rng.Next(6, 9) * unit;
+                var (cx, cy) = pos switch { 0 => (across, along), 1 => (size - across, along), 2 => (along, across), _ => (along, size - across) };
+                canvas.Draw(shapeIdx, color, cx, cy, 5 * unit);
+                question = d == SyntheticDialect.General ? $"Where is the {colorWord} {shapeWord}?" : $"Ou est le {shapeWord} {colorWord}?";
+                (options, answer) = Options(rng, Positions.Select(p => W(p, d)).ToArray(), pos, 4);
+                break;
+            }
+            default:
+            {
+                int n = rng.Next(1, Numbers.Length + 1);
+                var cells = Enumerable.Range(0, 4).OrderBy(_ => rng.Next()).Take(n);
+                foreach (int cell in cells)
+                {
+                    var c = Colors[rng.Next(Colors.Length)];
+                    float cx = (cell % 2 * 16 + 8 + rng.Next(-2, 3)) * unit, cy = (cell / 2 * 16 + 8 + rng.Next(-2, 3)) * unit;
+                    canvas.Draw(rng.Next(Shapes.Length), c, cx, cy, 5 * unit);
+                }
+                question = d == SyntheticDialect.General ? "How many shapes are there?" : "Combien de formes y a-t-il?";
+                (options, answer) = Options(rng, Numbers.Select(x => W(x, d)).ToArray(), n - 1, 4);
+                break;
+            }
+        }
+        return new MultimodalSample
+        {
+            Id = id,
+            Question = question,
+            Choices = options,
+            AnswerIndex = answer,
+            Image = SampleImage.FromPixels(canvas.Pixels, size, size),
+            Meta = new Dictionary<string, string>
+            {
+                ["category"] = category,
+                ["subject"] = category is "color" or "shape" ? "appearance" : "layout",
+                ["grade"] = options.Length <= 3 ? "easy" : "hard",
+                ["dialect"] = d == SyntheticDialect.General ? "general" : "client",
+            },
+        };
+    }
+
+    /// <summary>2 to <paramref name="max"/> options from <paramref name="words"/>, one of them the correct word, shuffled.</summary>
+    private static (string[] options, int answer) Options(Random rng, string[] words, int correct, int max)
+    {
+        int k = rng.Next(2, Math.Min(max, words.Length) + 1);
+        var picked = Enumerable.Range(0, words.Length).Where(i => i != correct).OrderBy(_ => rng.Next()).Take(k - 1).Append(correct)
+            .OrderBy(_ => rng.Next()).ToArray();
+        return (picked.Select(i => words[i]).ToArray(), Array.IndexOf(picked, correct));
+    }
+
+    /// <summary>A dark, slightly noisy RGB canvas (channel-major) that shapes are drawn on.</summary>
+    private sealed class Canvas
+    {
+        private readonly int size;
+        public float[] Pixels { get; }
+
+        public Canvas(int size, Random rng)
+        {
+            this.size = size;
+            Pixels = new float[3 * size * size];
+            for (int i = 0; i < Pixels.Length; i++) Pixels[i] = 0.1f + 0.1f * (float)rng.NextDouble();
+        }
+
+        public void Draw(int shape, (string, string, float r, float g, float b) c, float cx, float cy, float radius)
+        {
+            for (int y = 0; y < size; y++)
+                for (int x = 0; x < size; x++)
+                {
+                    float dx = x + 0.5f - cx, dy = y + 0.5f - cy;
+                    bool inside = shape switch
+                    {
+                        0 => dx * dx + dy * dy <= radius * radius,                                   // circle
+                        1 => Math.Abs(dx) <= radius * 0.8f && Math.Abs(dy) <= radius * 0.8f,          // square
+                        2 => dy <= radius * 0.8f && dy >= -radius && Math.Abs(dx) <= (dy + radius) * 0.6f, // triangle, apex up
+                        _ => (Math.Abs(dx) <= radius * 0.3f && Math.Abs(dy) <= radius) || (Math.Abs(dy) <= radius * 0.3f && Math.Abs(dx) <= radius), // cross
+                    };
+                    if (!inside) continue;
+                    int i = y * size + x;
+                    Pixels[i] = c.r; Pixels[size * size + i] = c.g; Pixels[2 * size * size + i] = c.b;
+                }
+        }
+    }
+}

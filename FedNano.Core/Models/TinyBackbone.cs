@@ -1,0 +1,166 @@
+using System.Diagnostics;
+using System.Text.Json;
+using FedNano.Data;
+using FedNano.Data.Images;
+using FedNano.Data.Prompts;
+using FedNano.Data.Synthetic;
+using FedNano.Edge;
+using FedNano.Tokenizers;
+using TorchSharp;
+using TorchSharp.PyBridge;
+using static TorchSharp.torch;
+
+namespace FedNano.Models;
+
+/// <summary>Settings of the tiny backbone's pretraining on the general split.</summary>
+public sealed record PretrainOptions
+{
+    /// <summary>Seed of the data, the initialisation and the data order.</summary>
+    public int Seed { get; init; } = 7;
+    /// <summary>General-split training samples.</summary>
+    public int Samples { get; init; } = 12000;
+    /// <summary>Passes over them.</summary>
+    public int Epochs { get; init; } = 12;
+    /// <summary>Batch size.</summary>
+    public int BatchSize { get; init; } = 32;
+    /// <summary>Peak learning rate of Adam (no weight decay: unused embeddings keep their initial values).</summary>
+    public double LearningRate { get; init; } = 2e-3;
+    /// <summary>Held-out samples to measure accuracy on.</summary>
+    public int EvalSamples { get; init; } = 600;
+}
+
+/// <summary>
+/// The shipped tiny backbone: a LLaVA-shaped MLLM small enough to train and federate on a 2-core CPU
+/// (CLIP-style ViT 64 wide, 3 blocks, 32 px images in 8 px patches; LLaMA 128 wide, 4 blocks, 4 heads with
+/// 2 key/value heads). It is pretrained end to end on the synthetic benchmark's general (English) split,
+/// then frozen; the clients' task is the French dialect it never saw. Stored as a Hugging Face-style model
+/// folder: <c>config.json</c>, <c>model.safetensors</c> (transformers' LLaVA key names) and <c>vocab.txt</c>.
+/// </summary>
+public static class TinyBackbone
+{
+    /// <summary>Where the shipped backbone lives, relative to the repository root.</summary>
+    public const string DefaultDirectory = "data/tiny-backbone";
+
+    /// <summary>The architecture for a vocabulary of <paramref name="vocabSize"/> ids.</summary>
+    public static LlavaConfig Config(int vocabSize) => new()
+    {
+        VisionConfig = new ClipVisionConfig
+        {
+            HiddenSize = 64, IntermediateSize = 128, NumHiddenLayers = 3, NumAttentionHeads = 4,
+            ImageSize = 32, PatchSize = 8, HiddenAct = "quick_gelu",
+        },
+        TextConfig = new LlamaConfig
+        {
+            HiddenSize = 128, IntermediateSize = 256, NumHiddenLayers = 4, NumAttentionHeads = 4, NumKeyValueHeads = 2,
+            VocabSize = vocabSize, MaxPositionEmbeddings = 256, BosTokenId = 2, EosTokenId = 3, PadTokenId = 0,
+        },
+        ImageMean = [0.5f, 0.5f, 0.5f],
+        ImageStd = [0.25f, 0.25f, 0.25f],
+    };
+
+    /// <summary>The image function of a config: in-memory pixels at the encoder's size, normalised.</summary>
+    public static Func<SampleImage, Tensor> PixelsFor(LlavaConfig c) =>
+        image => PixelTensors.Normalised(image, c.VisionConfig.ImageSize, c.ImageMean, c.ImageStd);
+
+    /// <summary>Loads a tiny backbone folder onto <paramref name="device"/>.</summary>
+    public static Backbone Load(string dir, Device? device = null)
+    {
+        string weights = Path.Combine(dir, "model.safetensors");
+        foreach (var f in new[] { Path.Combine(dir, "config.json"), weights, Path.Combine(dir, TinyTokenizer.FileName) })
+            if (!File.Exists(f)) throw new ConfigException($"tiny backbone file {f} is missing (run 'fednano pretrain' to make it)");
+        var config = LlavaConfig.Load(Path.Combine(dir, "config.json"));
+        var tokenizer = TinyTokenizer.Load(Path.Combine(dir, TinyTokenizer.FileName));
+        var model = new LlavaModel(config);
+        model.load_safetensors(weights);
+        if (device is not null) model.to(device);
+        model.eval();
+        return new Backbone("tiny", model, tokenizer, PixelsFor(config));
+    }
+
+    /// <summary>
+    /// Pretrains a fresh tiny backbone on the general split, deterministically from the seed, writes it to
+    /// <paramref name="dir"/> (written to a temporary folder and moved into place) and returns the held-out
+    /// accuracies on the general and the client split.
+    /// </summary>
+    public static (double general, double client) Pretrain(string dir, PretrainOptions o, Action<string>? log = null)
+    {
+        log ??= _ => { };
+        string tmp = dir.TrimEnd('/') + ".tmp";
+        if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
+        Directory.CreateDirectory(tmp);
+        var tokenizer = TinyTokenizer.Build(SyntheticBenchmark.Vocabulary(), 400, Path.Combine(tmp, TinyTokenizer.FileName));
+        var config = Config(tokenizer.VocabSize);
+        torch.manual_seed(o.Seed);
+        var model = new LlavaModel(config);
+        var pixels = PixelsFor(config);
+        var train = SyntheticBenchmark.Generate(o.Samples, o.Seed, SyntheticDialect.General)
+            .Select(s => EncodedSample.Encode(s, LlavaPrompt.Build(s), tokenizer, config.ImageTokens)).ToArray();
+        var optimizer = optim.Adam(model.parameters(), o.LearningRate);
+        var rng = new Random(o.Seed);
+        int steps = o.Epochs * ((train.Length + o.BatchSize - 1) / o.BatchSize), step = 0;
+        var clock = Stopwatch.StartNew();
+        model.train();
+        for (int epoch = 0; epoch < o.Epochs; epoch++)
+        {
+            var order = train.OrderBy(_ => rng.Next()).ToArray();
+            double total = 0;
+            for (int i = 0; i < order.Length; i += o.BatchSize)
+            {
+                using var scope = NewDisposeScope();
+                foreach (var g in optimizer.ParamGroups) g.LearningRate = o.LearningRate * Math.Min(1.0, 2.0 * (steps - step) / steps);
+                var batch = EncodedBatch.Create(order[i..Math.Min(i + o.BatchSize, order.Length)], true, tokenizer.PadId, CPU);
+                var loss = Loss(model, batch, pixels).mean();
+                optimizer.zero_grad();
+                loss.backward();
+                optimizer.step();
+                total += loss.item<float>() * batch.Count;
+                step++;
+            }
+            log($"epoch {epoch + 1}/{o.Epochs}: loss {total / order.Length:F4} ({clock.Elapsed.TotalSeconds:F0}s)");
+        }
+        model.eval();
+        double general = Accuracy(model, tokenizer, pixels, SyntheticBenchmark.Generate(o.EvalSamples, o.Seed + 1, SyntheticDialect.General));
+        double client = Accuracy(model, tokenizer, pixels, SyntheticBenchmark.Generate(o.EvalSamples, o.Seed + 1, SyntheticDialect.Client));
+        log($"held-out accuracy: general {general:P1}, client dialect {client:P1}");
+        config.Save(Path.Combine(tmp, "config.json"));
+        model.save_safetensors(Path.Combine(tmp, "model.safetensors"));
+        File.WriteAllText(Path.Combine(tmp, "pretraining.json"), JsonSerializer.Serialize(new
+        {
+            o.Seed, o.Samples, o.Epochs, o.BatchSize, o.LearningRate,
+            general_accuracy = general, client_accuracy = client, seconds = clock.Elapsed.TotalSeconds,
+        }, new JsonSerializerOptions { WriteIndented = true }));
+        if (Directory.Exists(dir)) Directory.Delete(dir, true);
+        Directory.Move(tmp, dir);
+        return (general, client);
+    }
+
+    private static Tensor Loss(LlavaModel model, EncodedBatch batch, Func<SampleImage, Tensor> pixels)
+    {
+        var visual = batch.Images.Length == 0 ? null : model.ImageTokens(stack(batch.Images.Select(pixels).ToArray())).flatten(0, 1);
+        var x = Sequences.Assemble(model.LanguageModel.Model.EmbedTokens, visual, batch);
+        return Sequences.TargetNll(model.LanguageModel, x, batch.Labels);
+    }
+
+    private static double Accuracy(LlavaModel model, ITextTokenizer tokenizer, Func<SampleImage, Tensor> pixels, IReadOnlyList<MultimodalSample> samples)
+    {
+        using var _ = no_grad();
+        int correct = 0;
+        var encoded = samples.Select(s => EncodedSample.Encode(s, LlavaPrompt.Build(s), tokenizer, model.Config.ImageTokens)).ToArray();
+        for (int i = 0; i < encoded.Length; i += 64)
+        {
+            using var scope = NewDisposeScope();
+            var batch = EncodedBatch.Create(encoded[i..Math.Min(i + 64, encoded.Length)], false, tokenizer.PadId, CPU);
+            var visual = model.ImageTokens(stack(batch.Images.Select(pixels).ToArray())).flatten(0, 1);
+            var x = Sequences.Assemble(model.LanguageModel.Model.EmbedTokens, visual, batch);
+            var hidden = model.LanguageModel.Hidden(x);
+            for (int b = 0; b < batch.Count; b++)
+            {
+                var logits = model.LanguageModel.Head(hidden[b, batch.AnswerPositions[b]]);
+                var choices = batch.Samples[b].ChoiceIds;
+                int best = Enumerable.Range(0, choices.Length).MaxBy(k => logits[choices[k]].item<float>());
+                if (best == batch.Samples[b].Sample.AnswerIndex) correct++;
+            }
+        }
+        return (double)correct / samples.Count;
+    }
+}

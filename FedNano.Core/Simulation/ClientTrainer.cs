@@ -1,0 +1,92 @@
+using FedNano.Edge;
+using FedNano.Strategies;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace FedNano.Simulation;
+
+/// <summary>
+/// Local training of a client's NanoAdapters across the split: the client runs its NanoEdge, the server runs
+/// the frozen LLM and the loss, and only the gradient with respect to the sequence comes back. Counts what
+/// crosses the split.
+/// </summary>
+internal sealed class ClientTrainer(NanoEdge edge, SplitServer server, SimulationConfig config)
+{
+    /// <summary>Bytes that crossed the split (activations up, gradients down) since creation.</summary>
+    public long SplitBytes { get; private set; }
+
+    /// <summary>
+    /// Trains the edge's adapters (already loaded with the starting state) on <paramref name="train"/> for the
+    /// configured epochs; returns the mean training loss and, when asked, the squared-gradient Fisher estimate.
+    /// </summary>
+    public (double loss, AdapterState? squaredGrads) Train(IReadOnlyList<EncodedSample> train, FitInstructions fit, AdapterState? global, Random rng)
+    {
+        var parameters = edge.AdapterParameters().ToArray();
+        using var optimizer = optim.AdamW(parameters.Select(p => p.parameter), config.LearningRate, weight_decay: config.WeightDecay);
+        var squared = fit.AccumulateSquaredGradients ? parameters.ToDictionary(p => p.name, p => zeros_like(p.parameter)) : null;
+        int steps = 0;
+        double lossSum = 0;
+        long seen = 0;
+        edge.train();
+        for (int epoch = 0; epoch < config.LocalEpochs; epoch++)
+        {
+            var order = train.OrderBy(_ => rng.Next()).ToArray();
+            for (int i = 0; i < order.Length; i += config.BatchSize)
+            {
+                using var scope = NewDisposeScope();
+                using var batch = EncodedBatch.Create(order[i..Math.Min(i + config.BatchSize, order.Length)], true, 0, edge.Device);
+                optimizer.zero_grad();
+                var sent = edge.Forward(batch);                          // client: NanoEdge
+                var received = sent.detach().requires_grad_(true);       // ---- split: activations up ----
+                var loss = server.TargetNll(received, batch.Labels).mean(); // server: frozen LLM + loss
+                loss.backward();
+                var gradBack = received.grad!;                           // ---- split: gradient down ----
+                sent.backward([gradBack]);                                 // client: into the adapters
+                SplitBytes += 2 * sent.numel() * sent.ElementSize;
+                if (squared is not null)
+                    using (no_grad())
+                        foreach (var (name, p) in parameters) squared[name].add_(p.grad!.pow(2));
+                if (fit.ProximalMu > 0 && global is not null)
+                {
+                    var prox = parameters.Select(p => (p.parameter - global[p.name]).pow(2).sum()).Aggregate((a, b) => a + b) * (fit.ProximalMu / 2);
+                    prox.backward();
+                }
+                optimizer.step();
+                lossSum += loss.item<float>() * batch.Count;
+                seen += batch.Count;
+                steps++;
+            }
+        }
+        edge.eval();
+        AdapterState? fisher = squared is null ? null : new AdapterState(squared.ToDictionary(p => p.Key, p => p.Value.div_(Math.Max(steps, 1))));
+        return (seen == 0 ? 0 : lossSum / seen, fisher);
+    }
+
+    /// <summary>
+    /// The empirical diagonal Fisher of the adapters on <paramref name="data"/>: the mean over samples of the
+    /// squared per-sample gradient of the target's log-likelihood, computed exactly from batched passes
+    /// (see <see cref="Adapters.NanoAdapter.SquaredPerSampleGradients"/>).
+    /// </summary>
+    public AdapterState Fisher(IReadOnlyList<EncodedSample> data)
+    {
+        var sums = edge.AdapterParameters().ToDictionary(p => p.name, p => zeros_like(p.parameter));
+        for (int i = 0; i < data.Count; i += config.BatchSize)
+        {
+            using var scope = NewDisposeScope();
+            using var batch = EncodedBatch.Create(data.Skip(i).Take(config.BatchSize).ToArray(), true, 0, edge.Device);
+            var raw = edge.RawSequence(batch);
+            Tensor sent;
+            using (no_grad()) sent = edge.Adapt(raw, batch.IsImage);
+            var received = sent.detach().requires_grad_(true);
+            server.TargetNll(received, batch.Labels).sum().backward();
+            var g = received.grad!;
+            SplitBytes += 2 * sent.numel() * sent.ElementSize;
+            using (no_grad())
+            {
+                foreach (var (name, t) in edge.AdapterI.SquaredPerSampleGradients(raw, g, batch.IsImage)) sums["adapter_i." + name].add_(t);
+                foreach (var (name, t) in edge.AdapterT.SquaredPerSampleGradients(raw, g, batch.IsImage.logical_not())) sums["adapter_t." + name].add_(t);
+            }
+        }
+        return new AdapterState(sums.ToDictionary(p => p.Key, p => p.Value.div_(Math.Max(data.Count, 1))));
+    }
+}

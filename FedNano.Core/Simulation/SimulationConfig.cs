@@ -1,0 +1,95 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using FedNano.Adapters;
+
+namespace FedNano.Simulation;
+
+/// <summary>
+/// A simulation's settings, read from a JSON file (field names in snake_case, unknown fields refused) and
+/// overridable from the command line. <see cref="Validate"/> names the first field out of range.
+/// </summary>
+public sealed record SimulationConfig
+{
+    /// <summary>Data set: <c>synthetic</c> (generated from the seed), <c>scienceqa</c> or <c>iconqa</c>.</summary>
+    [JsonPropertyName("dataset")] public string Dataset { get; init; } = "synthetic";
+    /// <summary>Samples of the synthetic benchmark shared out over the clients (train and test parts together).</summary>
+    [JsonPropertyName("synthetic_samples")] public int SyntheticSamples { get; init; } = 1000;
+    /// <summary>Number of clients K.</summary>
+    [JsonPropertyName("clients")] public int Clients { get; init; } = 5;
+    /// <summary>Concentration of the Dirichlet label partition (small: strongly heterogeneous).</summary>
+    [JsonPropertyName("alpha")] public double Alpha { get; init; } = 0.5;
+    /// <summary>Metadata field the partition is over (e.g. <c>category</c>, <c>skill</c>).</summary>
+    [JsonPropertyName("partition_by")] public string PartitionBy { get; init; } = "category";
+    /// <summary>Fewest samples a client may hold (the partition is redrawn until every client has them).</summary>
+    [JsonPropertyName("min_partition_size")] public int MinPartitionSize { get; init; } = 10;
+    /// <summary>Share of each client's samples held out as its test part.</summary>
+    [JsonPropertyName("test_fraction")] public double TestFraction { get; init; } = 0.25;
+    /// <summary>Communication rounds.</summary>
+    [JsonPropertyName("rounds")] public int Rounds { get; init; } = 8;
+    /// <summary>Local epochs per round.</summary>
+    [JsonPropertyName("local_epochs")] public int LocalEpochs { get; init; } = 1;
+    /// <summary>Mini-batch size of local training.</summary>
+    [JsonPropertyName("batch_size")] public int BatchSize { get; init; } = 16;
+    /// <summary>AdamW learning rate.</summary>
+    [JsonPropertyName("learning_rate")] public double LearningRate { get; init; } = 2e-3;
+    /// <summary>AdamW weight decay.</summary>
+    [JsonPropertyName("weight_decay")] public double WeightDecay { get; init; }
+    /// <summary>Share of clients sampled each round (at least one).</summary>
+    [JsonPropertyName("client_fraction")] public double ClientFraction { get; init; } = 1.0;
+    /// <summary>NanoAdapter rank and scale.</summary>
+    [JsonPropertyName("adapter")] public AdapterConfig Adapter { get; init; } = new();
+    /// <summary>Methods to run, in order (<c>fednano</c>, <c>fedavg</c>, <c>centralized</c>, ...); <c>all</c> for every one.</summary>
+    [JsonPropertyName("methods")] public string[] Methods { get; init; } = ["fednano", "fedavg"];
+    /// <summary>Fisher merging's floor: where the weighted Fisher sum is at most this, the size-weighted mean is used.</summary>
+    [JsonPropertyName("fisher_floor")] public double FisherFloor { get; init; } = 1e-20;
+    /// <summary>Seed of every random draw (partition, client sampling, data order, initialisation).</summary>
+    [JsonPropertyName("seed")] public int Seed { get; init; }
+    /// <summary>Backbone: <c>tiny</c> (the shipped one) or a preset name with <see cref="ModelDir"/>.</summary>
+    [JsonPropertyName("backbone")] public string Backbone { get; init; } = "tiny";
+    /// <summary>Folder of the backbone's checkpoint (defaults to the shipped tiny backbone).</summary>
+    [JsonPropertyName("model_dir")] public string? ModelDir { get; init; }
+
+    /// <summary>Throws <see cref="ConfigException"/> naming the first field out of range.</summary>
+    public void Validate()
+    {
+        ConfigException.Positive(Clients, "clients");
+        ConfigException.Positive(Alpha, "alpha");
+        ConfigException.Positive(Rounds, "rounds");
+        ConfigException.Positive(LocalEpochs, "local_epochs");
+        ConfigException.Positive(BatchSize, "batch_size");
+        ConfigException.Positive(SyntheticSamples, "synthetic_samples");
+        if (MinPartitionSize < 2) throw new ConfigException($"min_partition_size must be >= 2 so every client has a train and a test part (got {MinPartitionSize})");
+        if (!(LearningRate >= 0)) throw new ConfigException($"learning_rate must be >= 0 (got {LearningRate})");
+        if (!(WeightDecay >= 0)) throw new ConfigException($"weight_decay must be >= 0 (got {WeightDecay})");
+        if (!(TestFraction > 0 && TestFraction < 1)) throw new ConfigException($"test_fraction must be in (0, 1) (got {TestFraction})");
+        if (!(ClientFraction > 0 && ClientFraction <= 1)) throw new ConfigException($"client_fraction must be in (0, 1] (got {ClientFraction})");
+        if (string.IsNullOrWhiteSpace(PartitionBy)) throw new ConfigException("partition_by must name a metadata field, e.g. 'category'");
+        if (Methods.Length == 0) throw new ConfigException("methods must name at least one method");
+        foreach (var m in Methods) MethodCatalog.Check(m);
+        Adapter.Validate();
+    }
+
+    private static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+        ReadCommentHandling = JsonCommentHandling.Skip,
+        AllowTrailingCommas = true,
+    };
+
+    /// <summary>Reads and validates a config file; errors name the file and the field.</summary>
+    public static SimulationConfig Load(string path)
+    {
+        if (!File.Exists(path)) throw new ConfigException($"config file {path} not found");
+        SimulationConfig config;
+        try { config = JsonSerializer.Deserialize<SimulationConfig>(File.ReadAllText(path), Json) ?? throw new ConfigException($"{path}: the file holds null, expected a JSON object"); }
+        catch (JsonException e) { throw new ConfigException($"{path}: invalid config at '{e.Path}': {FirstSentence(e.Message)}"); }
+        try { config.Validate(); } catch (ConfigException e) { throw new ConfigException($"{path}: {e.Message}"); }
+        return config;
+    }
+
+    private static string FirstSentence(string message) => message.Split(". Path:")[0].Split('\n')[0];
+
+    /// <summary>The config as indented JSON (what a run records in its folder).</summary>
+    public string ToJson() => JsonSerializer.Serialize(this, Json);
+}
