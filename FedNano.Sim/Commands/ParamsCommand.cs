@@ -26,8 +26,9 @@ public static class ParamsCommand
             var io = parse.InvocationConfiguration;
             try
             {
-                var arch = Resolve(parse.GetValue(model)!, parse.GetValue(config));
-                Render(arch, parse.GetValue(rank), io.Output);
+                int r = parse.GetValue(rank);
+                if (r <= 0) throw new ConfigException($"--rank must be > 0 (got {r})");
+                Render(Resolve(parse.GetValue(model)!, parse.GetValue(config)), r, io.Output);
                 return 0;
             }
             catch (ConfigException e)
@@ -42,6 +43,8 @@ public static class ParamsCommand
     internal static ArchitectureParameters Resolve(string model, FileInfo? config)
     {
         if (config is not null) return ArchitectureParameters.Llava(LlavaConfig.Load(config.FullName), model);
+        if (model != "tiny" && !ArchitectureParameters.PresetNames.Contains(model))
+            throw new ConfigException($"--model: unknown model '{model}' (known: tiny, {string.Join(", ", ArchitectureParameters.PresetNames)}; or pass --config <config.json>)");
         if (model != "tiny") return ArchitectureParameters.Preset(model);
         string path = FindUpwards(TinyConfigPath)
             ?? throw new ConfigException($"--model tiny: {TinyConfigPath} not found from {Environment.CurrentDirectory} upwards; run from the repository or pass --config <config.json>");
