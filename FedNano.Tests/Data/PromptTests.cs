@@ -47,7 +47,7 @@ public class PromptTests
         var img = SampleImage.FromPixels(new float[3 * 2 * 2], 2, 2);
         var s = new MultimodalSample { Id = "x", Question = "Q?", Choices = ["yes", "no"], AnswerIndex = 1, Image = img };
         var p = LlavaPrompt.Build(s);
-        Assert.That(p.Segments[0], Is.EqualTo(PromptSegment.OfImage(img)));
+        Assert.That(p.Segments[0], Is.EqualTo(new PromptSegment.Image(img)));
         Assert.That(p.ToText(), Is.EqualTo("<image>\nQ?\nA. yes\nB. no\nAnswer with the option's letter from the given choices directly."));
         Assert.That(p.Target, Is.EqualTo("B"));
     }
@@ -57,15 +57,15 @@ public class PromptTests
     {
         var s = IconQaLoader.Load(DataFixtures.IconQa).Split("test").First(x => x.Meta["task"] == "choose_img");
         var p = LlavaPrompt.Build(s);
-        var expected = new List<PromptSegment> { PromptSegment.OfImage(s.Image!) };
+        var expected = new List<PromptSegment> { new PromptSegment.Image(s.Image!) };
         string text = "\n" + s.Question;
         for (int i = 0; i < s.Choices.Count; i++)
         {
-            expected.Add(PromptSegment.OfText(text + "\n" + (char)('A' + i) + ". "));
-            expected.Add(PromptSegment.OfImage(s.ChoiceImages![i]));
+            expected.Add(new PromptSegment.Text(text + "\n" + (char)('A' + i) + ". "));
+            expected.Add(new PromptSegment.Image(s.ChoiceImages![i]));
             text = "";
         }
-        expected.Add(PromptSegment.OfText("\nAnswer with the option's letter from the given choices directly."));
+        expected.Add(new PromptSegment.Text("\nAnswer with the option's letter from the given choices directly."));
         Assert.That(p.Segments, Is.EqualTo(expected));
         Assert.That(p.Target, Is.EqualTo(((char)('A' + s.AnswerIndex)).ToString()));
     }

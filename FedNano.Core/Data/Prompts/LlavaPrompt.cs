@@ -2,29 +2,13 @@ using System.Text;
 
 namespace FedNano.Data.Prompts;
 
-/// <summary>What a <see cref="PromptSegment"/> holds.</summary>
-public enum PromptSegmentKind
+/// <summary>A piece of a prompt: text, or an image whose visual tokens stand at that place.</summary>
+public abstract record PromptSegment
 {
-    /// <summary>A piece of text, to be tokenized.</summary>
-    Text,
-    /// <summary>An image, to be encoded into visual tokens at this position.</summary>
-    Image,
-}
-
-/// <summary>A piece of a prompt: text or an image, in sequence order.</summary>
-public sealed record PromptSegment
-{
-    /// <summary>Text or image.</summary>
-    public required PromptSegmentKind Kind { get; init; }
-    /// <summary>The text of a <see cref="PromptSegmentKind.Text"/> segment; empty for an image.</summary>
-    public string Text { get; init; } = "";
-    /// <summary>The image of a <see cref="PromptSegmentKind.Image"/> segment; null for text.</summary>
-    public SampleImage? Image { get; init; }
-
-    /// <summary>A text segment.</summary>
-    public static PromptSegment OfText(string text) => new() { Kind = PromptSegmentKind.Text, Text = text };
-    /// <summary>An image segment.</summary>
-    public static PromptSegment OfImage(SampleImage image) => new() { Kind = PromptSegmentKind.Image, Image = image };
+    /// <summary>Text, to be tokenized.</summary>
+    public sealed record Text(string Value) : PromptSegment;
+    /// <summary>An image, to be encoded into visual tokens at this place.</summary>
+    public sealed record Image(SampleImage Value) : PromptSegment;
 }
 
 /// <summary>
@@ -34,20 +18,22 @@ public sealed record PromptSegment
 /// </summary>
 /// <param name="Segments">Text and image segments, in order.</param>
 /// <param name="Target">The expected answer text: the option letter (<c>A</c>, <c>B</c>, ...) or the free answer.</param>
-/// <param name="Options">The option letters of a multiple-choice prompt (<c>A</c>..), empty for a free answer.</param>
-public sealed record Prompt(IReadOnlyList<PromptSegment> Segments, string Target, IReadOnlyList<string> Options)
+public sealed record Prompt(IReadOnlyList<PromptSegment> Segments, string Target)
 {
+    /// <summary>The option letters of a multiple-choice prompt (<c>A</c>, <c>B</c>, ...), empty for a free answer.</summary>
+    public IReadOnlyList<string> Options { get; init; } = [];
+
     /// <summary>True when the answer is one of <see cref="Options"/>.</summary>
     public bool IsMultipleChoice => Options.Count > 0;
 
     /// <summary>Number of image segments.</summary>
-    public int ImageCount => Segments.Count(s => s.Kind == PromptSegmentKind.Image);
+    public int ImageCount => Segments.Count(s => s is PromptSegment.Image);
 
     /// <summary>The prompt as one string with <paramref name="imageToken"/> where each image goes (as LLaVA writes it).</summary>
     public string ToText(string imageToken = "<image>")
     {
         var sb = new StringBuilder();
-        foreach (var s in Segments) sb.Append(s.Kind == PromptSegmentKind.Image ? imageToken : s.Text);
+        foreach (var s in Segments) sb.Append(s is PromptSegment.Text t ? t.Value : imageToken);
         return sb.ToString();
     }
 }
@@ -76,16 +62,16 @@ public static class LlavaPrompt
     {
         var segs = new List<PromptSegment>();
         var text = new StringBuilder();
-        void Flush() { if (text.Length > 0) { segs.Add(PromptSegment.OfText(text.ToString())); text.Clear(); } }
+        void Flush() { if (text.Length > 0) { segs.Add(new PromptSegment.Text(text.ToString())); text.Clear(); } }
 
-        if (sample.Image is not null) { segs.Add(PromptSegment.OfImage(sample.Image)); text.Append('\n'); }
+        if (sample.Image is not null) { segs.Add(new PromptSegment.Image(sample.Image)); text.Append('\n'); }
         if (!string.IsNullOrEmpty(sample.Context)) text.Append("Context: ").Append(sample.Context).Append('\n');
         text.Append(sample.Question);
         if (!sample.IsMultipleChoice)
         {
             text.Append('\n').Append(ShortAnswerInstruction);
             Flush();
-            return new Prompt(segs, sample.AnswerText ?? throw new ConfigException($"sample {sample.Id} has neither choices nor an answer text"), []);
+            return new Prompt(segs, sample.AnswerText ?? throw new ConfigException($"sample {sample.Id} has neither choices nor an answer text"));
         }
         if (sample.ChoiceImages is { } imgs && imgs.Count != sample.Choices.Count)
             throw new ConfigException($"sample {sample.Id}: {imgs.Count} choice images for {sample.Choices.Count} choices");
@@ -96,11 +82,11 @@ public static class LlavaPrompt
         {
             letters.Add(Letter(i));
             text.Append('\n').Append(Letter(i)).Append(". ");
-            if (sample.ChoiceImages is { } ci) { Flush(); segs.Add(PromptSegment.OfImage(ci[i])); }
+            if (sample.ChoiceImages is { } ci) { Flush(); segs.Add(new PromptSegment.Image(ci[i])); }
             else text.Append(sample.Choices[i]);
         }
         text.Append('\n').Append(MultipleChoiceInstruction);
         Flush();
-        return new Prompt(segs, letters[sample.AnswerIndex], letters);
+        return new Prompt(segs, letters[sample.AnswerIndex]) { Options = letters };
     }
 }
