@@ -1,0 +1,109 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace FedNano.Evaluation;
+
+/// <summary>Per-category accuracy as the ScienceQA and IconQA papers report it, and the prediction files.</summary>
+public static class Breakdowns
+{
+    static readonly string[] Grades1To6 = Enumerable.Range(1, 6).Select(i => $"grade{i}").ToArray();
+    static readonly string[] Grades7To12 = Enumerable.Range(7, 6).Select(i => $"grade{i}").ToArray();
+
+    /// <summary>
+    /// ScienceQA's official breakdown (<c>get_scores</c> of its evaluation script): NAT, SOC, LAN by subject;
+    /// TXT = non-empty hint; IMG = has an image field; NO = neither; G1-6 and G7-12 by grade; Avg over all.
+    /// TXT and IMG overlap; the rows are in the paper's order. Reads the samples' <c>subject</c>, <c>grade</c>,
+    /// <c>has_context</c> and <c>has_image</c> metadata.
+    /// </summary>
+    public static IReadOnlyList<CategoryAccuracy> ScienceQa(IReadOnlyCollection<PredictionRecord> records)
+    {
+        CategoryAccuracy Row(string group, string name, Func<PredictionRecord, bool> member)
+        {
+            var sel = records.Where(member).ToList();
+            return new(group, name, sel.Count, sel.Count(r => r.Correct));
+        }
+        static string M(PredictionRecord r, string key) => r.Sample.MetaValue(key);
+        static bool Txt(PredictionRecord r) => M(r, "has_context") == "true";
+        static bool Img(PredictionRecord r) => M(r, "has_image") == "true";
+        return
+        [
+            Row("subject", "NAT", r => M(r, "subject") == "natural science"),
+            Row("subject", "SOC", r => M(r, "subject") == "social science"),
+            Row("subject", "LAN", r => M(r, "subject") == "language science"),
+            Row("context", "TXT", Txt),
+            Row("context", "IMG", Img),
+            Row("context", "NO", r => !Txt(r) && !Img(r)),
+            Row("grade", "G1-6", r => Grades1To6.Contains(M(r, "grade"))),
+            Row("grade", "G7-12", r => Grades7To12.Contains(M(r, "grade"))),
+            Row("all", "Avg", _ => true),
+        ];
+    }
+
+    /// <summary>IconQA's breakdown: accuracy per task (<c>choose_img</c>, <c>choose_txt</c>, <c>fill_in_blank</c>), per skill (label), and over all.</summary>
+    public static IReadOnlyList<CategoryAccuracy> IconQa(IReadOnlyCollection<PredictionRecord> records)
+    {
+        var rows = new List<CategoryAccuracy>();
+        rows.AddRange(ByField(records, "task", Data.IconQa.IconQaLoader.Tasks));
+        rows.AddRange(ByField(records, "skill"));
+        rows.Add(new("all", "Avg", records.Count, records.Count(r => r.Correct)));
+        return rows;
+    }
+
+    /// <summary>Accuracy per value of metadata field <paramref name="key"/> (values in <paramref name="order"/> first, then the rest sorted).</summary>
+    public static IEnumerable<CategoryAccuracy> ByField(IReadOnlyCollection<PredictionRecord> records, string key, IReadOnlyList<string>? order = null)
+    {
+        var groups = records.GroupBy(r => r.Sample.MetaValue(key)).ToDictionary(g => g.Key, g => g.ToList());
+        var names = (order ?? []).Concat(groups.Keys.Where(k => order is null || !order.Contains(k)).Order(StringComparer.Ordinal));
+        foreach (var name in names)
+        {
+            var g = groups.GetValueOrDefault(name) ?? [];
+            yield return new(key, name, g.Count, g.Count(r => r.Correct));
+        }
+    }
+
+    /// <summary>The breakdown of <paramref name="dataset"/> (<c>scienceqa</c> or <c>iconqa</c>).</summary>
+    public static IReadOnlyList<CategoryAccuracy> For(string dataset, IReadOnlyCollection<PredictionRecord> records) => dataset switch
+    {
+        "scienceqa" => ScienceQa(records),
+        "iconqa" => IconQa(records),
+        _ => throw new ConfigException($"no per-category breakdown for data set '{dataset}' (scienceqa, iconqa)"),
+    };
+
+    /// <summary>Writes the breakdown as CSV (<c>group,category,count,correct,accuracy</c>; accuracy in percent, two decimals, empty when undefined), atomically.</summary>
+    public static void WriteCsv(string path, IEnumerable<CategoryAccuracy> rows)
+    {
+        var sb = new StringBuilder("group,category,count,correct,accuracy\n");
+        foreach (var r in rows)
+            sb.Append(Csv(r.Group)).Append(',').Append(Csv(r.Category)).Append(',')
+              .Append(r.Count.ToString(CultureInfo.InvariantCulture)).Append(',')
+              .Append(r.Correct.ToString(CultureInfo.InvariantCulture)).Append(',')
+              .Append(double.IsNaN(r.Accuracy) ? "" : r.Accuracy.ToString("F2", CultureInfo.InvariantCulture)).Append('\n');
+        WriteAtomically(path, sb.ToString());
+    }
+
+    static string Csv(string s) => s.IndexOfAny([',', '"', '\n', '\r']) < 0 ? s : "\"" + s.Replace("\"", "\"\"") + "\"";
+
+    /// <summary>
+    /// Writes predictions in ScienceQA's result format <c>{"results": {pid: index}}</c> (the predicted option index,
+    /// -1 when unparsable; free answers are written as their text), atomically.
+    /// </summary>
+    public static void WriteResultsJson(string path, IEnumerable<PredictionRecord> records)
+    {
+        var results = new JsonObject();
+        foreach (var r in records)
+            results[r.Sample.Id] = r.Sample.IsMultipleChoice ? JsonValue.Create(r.PredictedIndex) : JsonValue.Create(r.PredictedText ?? "");
+        var doc = new JsonObject { ["results"] = results };
+        WriteAtomically(path, doc.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+    }
+
+    static void WriteAtomically(string path, string content)
+    {
+        string full = Path.GetFullPath(path);
+        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+        string tmp = full + ".fednano-tmp";
+        File.WriteAllText(tmp, content);
+        File.Move(tmp, full, overwrite: true);
+    }
+}
