@@ -1,0 +1,78 @@
+using System.Text.Json.Serialization;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace FedNano.Adapters;
+
+/// <summary>Shape of the NanoAdapters: rank r and residual scale s of <c>x + s * up(down(x))</c>.</summary>
+public sealed record AdapterConfig
+{
+    /// <summary>Rank of the low-rank residual (the paper uses 64).</summary>
+    [JsonPropertyName("rank")] public int Rank { get; init; } = 64;
+    /// <summary>Scale s of the residual.</summary>
+    [JsonPropertyName("scale")] public double Scale { get; init; } = 1.0;
+
+    /// <summary>Throws <see cref="ConfigException"/> for a rank or scale out of range.</summary>
+    public void Validate()
+    {
+        ConfigException.Positive(Rank, "adapter.rank");
+        ConfigException.Positive(Scale, "adapter.scale");
+    }
+}
+
+/// <summary>
+/// A NanoAdapter (FedNano, Sec. 3): a LoRA-style low-rank residual <c>x + s * up(down(x))</c> with
+/// <c>down: d -> r</c> and <c>up: r -> d</c>, both without bias. <c>up</c> starts at zero, so a fresh adapter
+/// is exactly the identity. It computes in float32 whatever the dtype of its input (frozen parts may run in
+/// half precision on CUDA) and returns the input's dtype.
+/// </summary>
+public sealed class NanoAdapter : nn.Module<Tensor, Tensor>
+{
+    private readonly Linear down, up;
+
+    /// <summary>An adapter on features of width <paramref name="dim"/>.</summary>
+    public NanoAdapter(int dim, AdapterConfig config, string name) : base(name)
+    {
+        config.Validate();
+        down = nn.Linear(dim, config.Rank, hasBias: false);
+        up = nn.Linear(config.Rank, dim, hasBias: false);
+        using (no_grad()) up.weight!.zero_();
+        Scale = config.Scale;
+        RegisterComponents();
+    }
+
+    /// <summary>The residual scale s.</summary>
+    public double Scale { get; }
+
+    /// <inheritdoc/>
+    public override Tensor forward(Tensor x)
+    {
+        var h = up.forward(down.forward(x.to_type(down.weight!.dtype)));
+        return x + (Scale * h).to_type(x.dtype);
+    }
+
+    /// <summary>
+    /// Per-sample gradients of this adapter's parameters, squared and summed over the batch, given its inputs
+    /// <paramref name="x"/> [B, T, d], the gradient <paramref name="gradOut"/> [B, T, d] of a sum of per-sample
+    /// losses with respect to its outputs, and a [B, T] mask of the positions it was applied to. Exact: the
+    /// adapter is linear in each weight, so sample b's gradient is a sum over its own positions only.
+    /// Returns one tensor per parameter, keyed as <see cref="nn.Module.named_parameters"/> names them.
+    /// </summary>
+    public Dictionary<string, Tensor> SquaredPerSampleGradients(Tensor x, Tensor gradOut, Tensor mask)
+    {
+        using var scope = NewDisposeScope();
+        var m = mask.unsqueeze(-1).to_type(ScalarType.Float32);
+        var xs = x.to_type(ScalarType.Float32) * m;
+        var g = gradOut.to_type(ScalarType.Float32) * m * Scale;
+        var h = down.forward(xs);                                   // [B, T, r]
+        var gUp = einsum("btd,btr->bdr", g, h);                     // d loss_b / d up.weight   [B, d, r]
+        var gDown = einsum("btr,btd->brd", g.matmul(up.weight!), xs); // d loss_b / d down.weight [B, r, d]
+        var result = new Dictionary<string, Tensor>
+        {
+            ["down.weight"] = gDown.pow(2).sum(0).MoveToOuterDisposeScope(),
+            ["up.weight"] = gUp.pow(2).sum(0).MoveToOuterDisposeScope(),
+        };
+        return result;
+    }
+}

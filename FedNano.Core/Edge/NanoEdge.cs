@@ -1,0 +1,141 @@
+using System.Runtime.CompilerServices;
+using FedNano.Adapters;
+using FedNano.Data;
+using FedNano.Models;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace FedNano.Edge;
+
+/// <summary>
+/// The client side of the FedNano split (the "NanoEdge"): the frozen vision tower, the frozen connector,
+/// a frozen copy of the LLM's token embedding, and the two trainable NanoAdapters — NanoAdapter-I on the
+/// visual tokens (connector output) and NanoAdapter-T on the text-token embeddings. Its output is the
+/// input-embedding sequence handed to the server's LLM. The frozen parts are shared by reference with the
+/// backbone they come from (one copy in memory for every simulated client); the adapters are per client,
+/// swapped in and out as parameter dictionaries (<see cref="AdapterState"/>).
+/// </summary>
+public sealed class NanoEdge : nn.Module<Tensor, Tensor>
+{
+    private readonly ClipVisionModel vision_tower;
+    private readonly LlavaMultiModalProjector multi_modal_projector;
+    private readonly Embedding embed_tokens;
+    private readonly NanoAdapter adapter_i, adapter_t;
+    private readonly LlavaConfig config;
+    private readonly Func<SampleImage, Tensor> pixels;
+    private readonly ConditionalWeakTable<SampleImage, Tensor> visualCache = new();
+
+    /// <summary>
+    /// The NanoEdge of <paramref name="backbone"/> with fresh (identity) adapters. <paramref name="pixels"/> turns
+    /// an image into the normalised [C, S, S] tensor the vision tower takes. When <paramref name="cacheVisualTokens"/>,
+    /// the frozen encoder and connector run once per image and their output is kept (it cannot change).
+    /// </summary>
+    public NanoEdge(LlavaModel backbone, AdapterConfig adapters, Func<SampleImage, Tensor> pixels, bool cacheVisualTokens = true) : base("nano_edge")
+    {
+        config = backbone.Config;
+        vision_tower = backbone.VisionTower;
+        multi_modal_projector = backbone.Projector;
+        embed_tokens = backbone.LanguageModel.Model.EmbedTokens;
+        int d = config.TextConfig.HiddenSize;
+        adapter_i = new NanoAdapter(d, adapters, "adapter_i");
+        adapter_t = new NanoAdapter(d, adapters, "adapter_t");
+        this.pixels = pixels;
+        CacheVisualTokens = cacheVisualTokens;
+        RegisterComponents();
+        var device = embed_tokens.weight!.device;
+        adapter_i.to(device); adapter_t.to(device);
+        foreach (var (_, p) in FrozenParameters()) p.requires_grad = false;
+    }
+
+    /// <summary>Whether visual tokens of an image are computed once and kept.</summary>
+    public bool CacheVisualTokens { get; }
+    /// <summary>NanoAdapter-I, on the visual tokens.</summary>
+    public NanoAdapter AdapterI => adapter_i;
+    /// <summary>NanoAdapter-T, on the text-token embeddings.</summary>
+    public NanoAdapter AdapterT => adapter_t;
+    /// <summary>The device the edge runs on.</summary>
+    public Device Device => embed_tokens.weight!.device;
+
+    /// <summary>The trainable parameters: the two adapters', named <c>adapter_i.down.weight</c> etc.</summary>
+    public IEnumerable<(string name, Parameter parameter)> AdapterParameters() =>
+        named_parameters().Where(p => p.name.StartsWith("adapter_"));
+
+    /// <summary>The frozen parameters resident on the client (vision tower, connector, token embedding).</summary>
+    public IEnumerable<(string name, Parameter parameter)> FrozenParameters() =>
+        named_parameters().Where(p => !p.name.StartsWith("adapter_"));
+
+    /// <summary>A detached copy of the adapters' parameters.</summary>
+    public AdapterState AdapterState() => new(AdapterParameters().ToDictionary(p => p.name, p => p.parameter.detach().clone()));
+
+    /// <summary>Copies <paramref name="state"/> into the adapters.</summary>
+    public void LoadAdapterState(AdapterState state)
+    {
+        using var _ = no_grad();
+        foreach (var (name, p) in AdapterParameters()) p.copy_(state[name]);
+    }
+
+    /// <summary>Visual tokens [P, d] of one image (frozen encoder and connector; no gradient).</summary>
+    internal Tensor VisualTokens(SampleImage image)
+    {
+        if (CacheVisualTokens && visualCache.TryGetValue(image, out var cached)) return cached;
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var px = pixels(image).to(Device).unsqueeze(0);
+        var feats = vision_tower.Features(px, config.VisionFeatureLayer, config.VisionFeatureSelectStrategy == "default");
+        var tokens = multi_modal_projector.forward(feats)[0].to_type(embed_tokens.weight!.dtype).MoveToOuterDisposeScope();
+        if (CacheVisualTokens) visualCache.AddOrUpdate(image, tokens);
+        return tokens;
+    }
+
+    /// <summary>
+    /// The frozen input sequence [B, T, d] of a batch before the adapters: token embeddings with the visual
+    /// tokens of each image in its place.
+    /// </summary>
+    internal Tensor RawSequence(EncodedBatch batch)
+    {
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var x = embed_tokens.forward(batch.Ids);
+        if (batch.Images.Length > 0)
+        {
+            var visual = cat(batch.Images.Select(VisualTokens).ToArray(), 0);
+            x = x.masked_scatter(batch.IsImage.unsqueeze(-1), visual.to_type(x.dtype));
+        }
+        return x.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The adapters applied to a raw sequence: NanoAdapter-I at image places, NanoAdapter-T elsewhere.</summary>
+    internal Tensor Adapt(Tensor raw, Tensor isImage) =>
+        where(isImage.unsqueeze(-1), adapter_i.forward(raw), adapter_t.forward(raw));
+
+    /// <summary>The client's output for a batch: the adapted input-embedding sequence for the server.</summary>
+    internal Tensor Forward(EncodedBatch batch)
+    {
+        using var raw = RawSequence(batch);
+        return Adapt(raw, batch.IsImage);
+    }
+
+    /// <summary>Not used: the edge takes encoded batches (see the simulation).</summary>
+    public override Tensor forward(Tensor ids) => adapter_t.forward(embed_tokens.forward(ids));
+}
+
+/// <summary>A detached set of adapter parameters (or of values shaped like them, such as Fisher information), by name.</summary>
+public sealed class AdapterState(Dictionary<string, Tensor> tensors) : IDisposable
+{
+    /// <summary>The tensors, by parameter name.</summary>
+    public IReadOnlyDictionary<string, Tensor> Tensors => tensors;
+    /// <summary>The tensor of parameter <paramref name="name"/>.</summary>
+    public Tensor this[string name] => tensors[name];
+    /// <summary>Number of scalar values.</summary>
+    public long Count => tensors.Values.Sum(t => t.numel());
+
+    /// <summary>A deep copy.</summary>
+    public AdapterState Clone() => new(tensors.ToDictionary(p => p.Key, p => p.Value.clone()));
+
+    /// <summary>A state of the same shapes with <paramref name="map"/> applied to each tensor.</summary>
+    public AdapterState Map(Func<Tensor, Tensor> map) => new(tensors.ToDictionary(p => p.Key, p => map(p.Value)));
+
+    /// <inheritdoc/>
+    public void Dispose() { foreach (var t in tensors.Values) t.Dispose(); }
+}
