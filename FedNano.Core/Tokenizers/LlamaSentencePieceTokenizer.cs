@@ -3,44 +3,43 @@ using Microsoft.ML.Tokenizers;
 namespace FedNano.Tokenizers;
 
 /// <summary>
-/// LLaMA's SentencePiece tokenizer read from its <c>tokenizer.model</c> (the file shipped with LLaMA, Vicuna and
-/// LLaVA checkpoints), through Microsoft.ML.Tokenizers' <see cref="LlamaTokenizer"/>. <see cref="Encode"/> adds no
-/// BOS/EOS; LLaMA has no padding token, so <see cref="PadId"/> is the unknown token's id, as LLaVA-1.5 sets it.
+/// LLaMA's SentencePiece BPE tokenizer read from a checkpoint's <c>tokenizer.model</c> (Microsoft.ML.Tokenizers'
+/// <see cref="LlamaTokenizer"/>): a dummy-prefix space, byte fallback, BOS id 1, EOS id 2. There is no padding
+/// token; as LLaVA does, padding uses the unknown token (id 0).
 /// </summary>
 public sealed class LlamaSentencePieceTokenizer : ITextTokenizer
 {
-    readonly LlamaTokenizer _inner;
+    private readonly LlamaTokenizer inner;
 
-    LlamaSentencePieceTokenizer(LlamaTokenizer inner) => _inner = inner;
+    private LlamaSentencePieceTokenizer(LlamaTokenizer inner) => this.inner = inner;
 
-    /// <summary>Reads <paramref name="path"/>; a missing or unreadable file throws <see cref="ConfigException"/> naming it.</summary>
+    /// <summary>Reads <paramref name="path"/> (a SentencePiece <c>tokenizer.model</c>).</summary>
     public static LlamaSentencePieceTokenizer Load(string path)
     {
-        if (!File.Exists(path))
-            throw new ConfigException($"{path}: SentencePiece tokenizer.model not found (it ships beside a LLaMA/LLaVA checkpoint)");
+        if (!File.Exists(path)) throw new ConfigException($"{path}: tokenizer.model not found");
         try
         {
             using var stream = File.OpenRead(path);
-            return new(LlamaTokenizer.Create(stream, addBeginOfSentence: false, addEndOfSentence: false));
+            return new LlamaSentencePieceTokenizer(LlamaTokenizer.Create(stream, addBeginOfSentence: false, addEndOfSentence: false));
         }
         catch (Exception e) when (e is not ConfigException)
         {
-            throw new ConfigException($"{path}: not a readable SentencePiece BPE tokenizer.model ({e.GetType().Name}: {e.Message})", e);
+            throw new ConfigException($"{path}: not a readable SentencePiece model ({e.Message})", e);
         }
     }
 
-    /// <summary>The wrapped Microsoft.ML.Tokenizers tokenizer.</summary>
-    public LlamaTokenizer Inner => _inner;
     /// <inheritdoc/>
-    public int VocabSize => _inner.Vocabulary.Count;
+    public int VocabSize => inner.Vocabulary.Count;
     /// <inheritdoc/>
-    public int BosId => _inner.BeginningOfSentenceId;
+    public int BosId => inner.BeginningOfSentenceId;
     /// <inheritdoc/>
-    public int EosId => _inner.EndOfSentenceId;
+    public int EosId => inner.EndOfSentenceId;
     /// <inheritdoc/>
-    public int PadId => _inner.UnknownId;
+    public int PadId => inner.UnknownId;
+
     /// <inheritdoc/>
-    public IReadOnlyList<int> Encode(string text) => _inner.EncodeToIds(text, addBeginningOfSentence: false, addEndOfSentence: false);
+    public IReadOnlyList<int> Encode(string text) => inner.EncodeToIds(text, addBeginningOfSentence: false, addEndOfSentence: false);
+
     /// <inheritdoc/>
-    public string Decode(IEnumerable<int> ids) => _inner.Decode(ids, considerSpecialTokens: false);
+    public string Decode(IEnumerable<int> ids) => inner.Decode(ids.Where(i => i != BosId && i != EosId && i != PadId)) ?? "";
 }
