@@ -6,6 +6,8 @@ var root = new RootCommand("fednano: simulate federated tuning of multimodal LLM
 root.Subcommands.Add(RunCommand.Build());
 root.Subcommands.Add(PretrainCommand.Build());
 root.Subcommands.Add(PartitionCommand.Build());
+root.Subcommands.Add(ParamsCommand.Build());
+root.Subcommands.Add(DataCommands.Build());
 
 // `fednano` alone runs the default job, as `fednano run` does.
 if (args.Length == 0) args = ["run"];
