@@ -81,12 +81,16 @@ public sealed class FederatedSimulation
     /// <summary>Reports after every round.</summary>
     public event Action<SimulationProgress>? Progress;
 
-    /// <summary>Runs a method by name (see <see cref="MethodCatalog"/>).</summary>
-    public MethodResult Run(string method) => method switch
+    /// <summary>
+    /// Runs a method by name (see <see cref="MethodCatalog"/>), from the start or from <paramref name="start"/>
+    /// (a state reported earlier by <paramref name="afterRound"/> for the same method), calling
+    /// <paramref name="afterRound"/> after every round with the state reached (its tensors are only valid during the call).
+    /// </summary>
+    public MethodResult Run(string method, SimulationState? start = null, Action<SimulationState>? afterRound = null) => method switch
     {
         "zero-shot" => ZeroShot(),
-        "centralized" => Centralized(),
-        _ => RunStrategy(MethodCatalog.Strategy(method, config)!),
+        "centralized" => Centralized(start, afterRound),
+        _ => RunStrategy(MethodCatalog.Strategy(method, config)!, start, afterRound),
     };
 
     /// <summary>Identity adapters on every client: the frozen backbone as it is.</summary>
@@ -96,13 +100,14 @@ public sealed class FederatedSimulation
         return new MethodResult("zero-shot", RoundRows("zero-shot", 0, final, new double[train.Length], new long[train.Length]).ToArray(), final);
     }
 
-    /// <summary>Runs a federated strategy for the configured rounds.</summary>
-    public MethodResult RunStrategy(IStrategy strategy)
+    /// <summary>Runs a federated strategy for the configured rounds (see <see cref="Run"/> for <paramref name="start"/> and <paramref name="afterRound"/>).</summary>
+    public MethodResult RunStrategy(IStrategy strategy, SimulationState? start = null, Action<SimulationState>? afterRound = null)
     {
-        var rows = new List<RoundResult>();
-        var global = initial.Clone();
-        IReadOnlyList<IReadOnlyList<Prediction>> final = [];
-        for (int round = 1; round <= config.Rounds; round++)
+        CheckStart(start, strategy.Name);
+        var rows = new List<RoundResult>(start?.Rows ?? []);
+        var global = (start?.Global ?? initial).Clone();
+        IReadOnlyList<IReadOnlyList<Prediction>> final = start?.Final ?? [];
+        for (int round = (start?.Round ?? 0) + 1; round <= config.Rounds; round++)
         {
             var sampled = SampleClients(round);
             var updates = new List<ClientUpdate>();
@@ -124,6 +129,7 @@ public sealed class FederatedSimulation
             foreach (var u in updates) { u.Parameters.Dispose(); u.Fisher?.Dispose(); }
             final = EvaluateAll(global);
             rows.AddRange(RoundRows(strategy.Name, round, final, trainLoss, uploaded));
+            afterRound?.Invoke(new SimulationState(strategy.Name, round, global, NoClientState, rows, final));
             Progress?.Invoke(new SimulationProgress(strategy.Name, round, config.Rounds, rows.TakeLast(train.Length).Average(r => r.Accuracy)));
         }
         global.Dispose();
@@ -134,21 +140,32 @@ public sealed class FederatedSimulation
     /// The centralized upper bound: one learner on all clients' training data pooled, with the same budget
     /// (each round, the configured local epochs over the pooled data), evaluated on every client's test part.
     /// </summary>
-    public MethodResult Centralized()
+    public MethodResult Centralized(SimulationState? start = null, Action<SimulationState>? afterRound = null)
     {
+        CheckStart(start, "centralized");
         var pooled = train.SelectMany(t => t).ToArray();
-        var rows = new List<RoundResult>();
-        edge.LoadAdapterState(initial);
-        IReadOnlyList<IReadOnlyList<Prediction>> final = [];
-        for (int round = 1; round <= config.Rounds; round++)
+        var rows = new List<RoundResult>(start?.Rows ?? []);
+        edge.LoadAdapterState(start?.Global ?? initial);
+        IReadOnlyList<IReadOnlyList<Prediction>> final = start?.Final ?? [];
+        for (int round = (start?.Round ?? 0) + 1; round <= config.Rounds; round++)
         {
             var (loss, _) = trainer.Train(pooled, new FitInstructions(), null, DataOrder(round, -1));
             using var state = edge.AdapterState();
             final = EvaluateAll(state);
             rows.AddRange(RoundRows("centralized", round, final, Enumerable.Repeat(loss, train.Length).ToArray(), new long[train.Length]));
+            afterRound?.Invoke(new SimulationState("centralized", round, state, NoClientState, rows, final));
             Progress?.Invoke(new SimulationProgress("centralized", round, config.Rounds, rows.TakeLast(train.Length).Average(r => r.Accuracy)));
         }
         return new MethodResult("centralized", rows, final);
+    }
+
+    private static readonly IReadOnlyDictionary<int, AdapterState> NoClientState = new Dictionary<int, AdapterState>();
+
+    private void CheckStart(SimulationState? start, string method)
+    {
+        if (start is null) return;
+        if (start.Method != method) throw new ArgumentException($"the start state is of method '{start.Method}', not '{method}'", nameof(start));
+        if (start.Round < 0 || start.Round > config.Rounds) throw new ArgumentException($"the start state's round {start.Round} is outside 0..{config.Rounds}", nameof(start));
     }
 
     private int[] SampleClients(int round)

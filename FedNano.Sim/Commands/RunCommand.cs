@@ -1,6 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Text.Json;
+using FedNano.Experiments;
 using FedNano.Simulation;
 using Spectre.Console;
 
@@ -12,77 +12,81 @@ internal static class RunCommand
     {
         var options = new RunOptions();
         var outOpt = new Option<string?>("--out") { Description = "Output folder (default: runs/<config>-<time>)." };
-        var cmd = new Command("run", "Run a federated simulation and write rounds.csv and summary.csv.");
+        var resumeOpt = new Option<string?>("--resume") { Description = "Continue the run in this folder from its last complete round (its config.json is used)." };
+        var cmd = new Command("run", "Run a federated simulation into a folder: config.json, run.json, checkpoints/ after every round, rounds.csv and summary.csv.");
         foreach (var o in options.All) cmd.Options.Add(o);
         cmd.Options.Add(outOpt);
-        cmd.SetAction(r => CliErrors.Guard(() => Run(options.Resolve(r), r.GetValue(outOpt), r.GetValue(options.Config))));
+        cmd.Options.Add(resumeOpt);
+        cmd.SetAction(r => CliErrors.Guard(() =>
+        {
+            if (r.GetValue(resumeOpt) is { } dir)
+            {
+                if (options.All.Any(o => r.GetResult(o) is not null) || r.GetValue(outOpt) is not null)
+                    throw new FedNano.ConfigException("--resume continues a run with the config in its folder; drop the other options");
+                if (!Directory.Exists(dir)) throw new FedNano.ConfigException($"--resume {dir}: folder not found");
+                return Run(RunFolder.LoadConfig(dir), dir);
+            }
+            var config = options.Resolve(r);
+            string name = Path.GetFileNameWithoutExtension(r.GetValue(options.Config) ?? "quickstart");
+            string outDir = r.GetValue(outOpt) ?? Path.Combine("runs", $"{name}-{DateTime.Now:yyyyMMdd-HHmmss}");
+            if (File.Exists(outDir) || (Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any()))
+                throw new FedNano.ConfigException($"output folder {outDir} exists and is not empty; choose another --out, or continue it with --resume {outDir}");
+            return Run(config, outDir);
+        }));
         return cmd;
     }
 
-    private static int Run(SimulationConfig config, string? outDir, string? configPath)
+    private static int Run(SimulationConfig config, string outDir)
     {
-        string name = Path.GetFileNameWithoutExtension(configPath ?? "quickstart");
-        outDir ??= Path.Combine("runs", $"{name}-{DateTime.Now:yyyyMMdd-HHmmss}");
-        if (File.Exists(outDir) || (Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any()))
-            throw new FedNano.ConfigException($"output folder {outDir} exists and is not empty; choose another --out");
-        var methods = MethodCatalog.Expand(config.Methods);
-        var sim = Experiment.Create(config);
-        AnsiConsole.MarkupLine($"[bold]FedNano.Sim[/] {config.Dataset}: {config.Clients} clients, alpha {config.Alpha.ToString(CultureInfo.InvariantCulture)}, "
-            + $"{config.Rounds} rounds, rank {config.Adapter.Rank}, seed {config.Seed}; methods {string.Join(", ", methods)}");
-        AnsiConsole.MarkupLine($"clients' train/test samples: {string.Join("  ", sim.Data.Clients.Select(c => $"{c.Index}:{c.Train.Count}/{c.Test.Count}"))}");
-
-        var results = new List<MethodResult>();
+        if (RunFolder.IsFinished(outDir))
+        {
+            AnsiConsole.MarkupLine($"{Markup.Escape(outDir)} holds a finished run; nothing to do");
+            return 0;
+        }
+        RunOutcome? outcome = null;
         AnsiConsole.Progress().AutoClear(false).Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
             .Start(ctx =>
             {
-                var zs = ctx.AddTask("zero-shot", maxValue: 1);
-                results.Add(sim.ZeroShot());
-                zs.Increment(1);
-                zs.Description = $"zero-shot      mean acc {results[0].MeanAccuracy:P1}";
-                foreach (var m in methods)
+                var tasks = new Dictionary<string, ProgressTask>();
+                outcome = RunFolder.Run(config, outDir, new RunHooks
                 {
-                    var task = ctx.AddTask($"{m,-14}", maxValue: config.Rounds);
-                    void OnProgress(SimulationProgress p)
+                    Log = m => AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(m)}[/]"),
+                    Started = (sim, methods, from) =>
                     {
+                        AnsiConsole.MarkupLine($"[bold]FedNano.Sim[/] {config.Dataset}: {config.Clients} clients, alpha {config.Alpha.ToString(CultureInfo.InvariantCulture)}, "
+                            + $"{config.Rounds} rounds, rank {config.Adapter.Rank}, seed {config.Seed}; methods {string.Join(", ", methods.Skip(1))}");
+                        AnsiConsole.MarkupLine($"clients' train/test samples: {string.Join("  ", sim.Data.Clients.Select(c => $"{c.Index}:{c.Train.Count}/{c.Test.Count}"))}");
+                        if (from is not null)
+                            AnsiConsole.MarkupLine($"continuing from checkpoint {from.Step}: {from.Completed.Count} method(s) done" + (from.Current is { } c ? $", {c.Method} at round {c.Round}" : ""));
+                        foreach (var m in methods)
+                        {
+                            var task = ctx.AddTask($"{m,-14}", maxValue: m == "zero-shot" ? 1 : config.Rounds);
+                            if (from?.Completed.Any(x => x.Method == m) == true) task.Value = task.MaxValue;
+                            else if (from?.Current is { } cur && cur.Method == m) task.Value = cur.Round;
+                            tasks[m] = task;
+                        }
+                    },
+                    Progress = p =>
+                    {
+                        if (!tasks.TryGetValue(p.Method, out var task)) return;
                         task.Value = p.Round;
-                        task.Description = $"{m,-14} round {p.Round}/{p.Rounds} mean acc {p.MeanAccuracy:P1}";
-                    }
-                    sim.Progress += OnProgress;
-                    results.Add(sim.Run(m));
-                    sim.Progress -= OnProgress;
-                }
+                        task.Description = $"{p.Method,-14} round {p.Round}/{p.Rounds} mean acc {p.MeanAccuracy:P1}";
+                    },
+                });
+                foreach (var t in tasks.Values) t.Value = t.MaxValue;
             });
 
+        var results = outcome!.Results;
         var table = new Table().Title("Final test accuracy per client").AddColumn("method");
         for (int k = 0; k < config.Clients; k++) table.AddColumn(new TableColumn($"client {k}").RightAligned());
         table.AddColumn(new TableColumn("[bold]mean[/]").RightAligned()).AddColumn(new TableColumn("uploaded/round").RightAligned());
         foreach (var res in results)
         {
-            long up = res.Rounds.Any(x => x.UploadedParameters > 0) ? sim.AdapterParameterCount : 0;
+            long up = res.Rounds.Any(x => x.UploadedParameters > 0) ? outcome.AdapterParameterCount : 0;
             table.AddRow([res.Method, .. res.ClientAccuracy.Select(a => a.ToString("P1", CultureInfo.InvariantCulture)), $"[bold]{res.MeanAccuracy.ToString("P1", CultureInfo.InvariantCulture)}[/]", up.ToString("N0", CultureInfo.InvariantCulture)]);
         }
         AnsiConsole.Write(table);
-
-        string tmp = outDir.TrimEnd('/', '\\') + ".partial";
-        if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
-        Directory.CreateDirectory(tmp);
-        File.WriteAllText(Path.Combine(tmp, "config.json"), config.ToJson());
-        ResultFiles.Write(Path.Combine(tmp, "rounds.csv"), ResultFiles.Rounds(results));
-        ResultFiles.Write(Path.Combine(tmp, "summary.csv"), ResultFiles.Summary(results, sim.AdapterParameterCount));
-        File.WriteAllText(Path.Combine(tmp, "run.json"), JsonSerializer.Serialize(new
-        {
-            version = typeof(FederatedSimulation).Assembly.GetName().Version?.ToString(),
-            seed = config.Seed,
-            machine = Environment.MachineName,
-            os = System.Runtime.InteropServices.RuntimeInformation.OSDescription,
-            threads = TorchSharp.torch.get_num_threads(),
-            device = sim.Edge.Device.ToString(),
-            finished = DateTime.UtcNow.ToString("o"),
-        }, new JsonSerializerOptions { WriteIndented = true }));
-        if (Directory.Exists(outDir)) Directory.Delete(outDir);
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(outDir))!);
-        Directory.Move(tmp, outDir);
-        AnsiConsole.MarkupLine($"wrote [bold]{outDir}[/]: summary.csv, rounds.csv, config.json, run.json");
+        AnsiConsole.MarkupLine($"wrote [bold]{Markup.Escape(outDir)}[/]: summary.csv, rounds.csv, config.json, run.json, checkpoints/");
         return 0;
     }
 }

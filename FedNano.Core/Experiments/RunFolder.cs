@@ -1,0 +1,153 @@
+using System.Reflection;
+using System.Text.Json;
+using FedNano.Simulation;
+
+namespace FedNano.Experiments;
+
+/// <summary>What the caller of <see cref="RunFolder.Run"/> wants to hear of and can stop.</summary>
+public sealed class RunHooks
+{
+    /// <summary>Notes and warnings (e.g. a corrupt checkpoint passed over).</summary>
+    public Action<string>? Log { get; init; }
+    /// <summary>Called once the simulation is built, with the methods in run order and the checkpoint it continues from (null: from the start).</summary>
+    public Action<FederatedSimulation, IReadOnlyList<string>, RunProgress?>? Started { get; init; }
+    /// <summary>Called after every round.</summary>
+    public Action<SimulationProgress>? Progress { get; init; }
+    /// <summary>Checked after every round's checkpoint is written: the run stops there with <see cref="OperationCanceledException"/>.</summary>
+    public CancellationToken Cancel { get; init; }
+}
+
+/// <summary>What a run folder ended with.</summary>
+/// <param name="Directory">The run folder.</param>
+/// <param name="AlreadyFinished">The folder held a finished run of the same config: nothing was run and <paramref name="Results"/> is empty.</param>
+/// <param name="Results">Every method's result, zero-shot first.</param>
+/// <param name="AdapterParameterCount">Adapter parameters one client uploads per round.</param>
+/// <param name="ResumedFromStep">The checkpoint the run continued from (0: it started from the beginning).</param>
+public sealed record RunOutcome(string Directory, bool AlreadyFinished, IReadOnlyList<MethodResult> Results, long AdapterParameterCount, int ResumedFromStep);
+
+/// <summary>What <c>run.json</c> records about how a run was made.</summary>
+/// <param name="Status"><c>running</c> or <c>finished</c>.</param>
+/// <param name="Version">FedNano.Core's version.</param>
+/// <param name="Seed">The run's seed (every random draw derives from it).</param>
+/// <param name="Machine">Host name.</param>
+/// <param name="Os">Operating system.</param>
+/// <param name="Runtime">.NET runtime.</param>
+/// <param name="Threads">Torch intra-op threads.</param>
+/// <param name="Device">Device the adapters ran on.</param>
+/// <param name="Started">When the run was first started (UTC, ISO 8601).</param>
+/// <param name="Finished">When it finished (null while running).</param>
+/// <param name="Resumes">Each time it was continued from a checkpoint: when, and from which checkpoint step.</param>
+public sealed record RunInfo(string Status, string Version, int Seed, string Machine, string Os, string Runtime, int Threads, string Device,
+    string Started, string? Finished, IReadOnlyList<string> Resumes);
+
+/// <summary>
+/// Runs a config into a folder, resumably. The folder holds <c>config.json</c> (written first), <c>run.json</c>
+/// (version, seed, machine, threads, device; status), <c>checkpoints/</c> (after every round, see
+/// <see cref="RunCheckpoints"/>) and, once finished, <c>rounds.csv</c> and <c>summary.csv</c>. Every file is written
+/// to a temporary name and renamed. Running into a folder that holds an unfinished run of the same config continues
+/// it from its last complete round; a folder of another config is refused with the fields that differ.
+/// </summary>
+public static class RunFolder
+{
+    /// <summary>File names inside a run folder.</summary>
+    public const string ConfigFile = "config.json", InfoFile = "run.json", RoundsFile = "rounds.csv", SummaryFile = "summary.csv";
+
+    private static readonly JsonSerializerOptions InfoJson = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    /// <summary>Whether <paramref name="dir"/> holds a finished run (run.json says so and both CSV files are there).</summary>
+    public static bool IsFinished(string dir) =>
+        ReadInfo(dir)?.Status == "finished" && File.Exists(Path.Combine(dir, RoundsFile)) && File.Exists(Path.Combine(dir, SummaryFile));
+
+    /// <summary>The <c>run.json</c> of a folder, or null if it has none or it cannot be read.</summary>
+    public static RunInfo? ReadInfo(string dir)
+    {
+        string path = Path.Combine(dir, InfoFile);
+        try { return File.Exists(path) ? JsonSerializer.Deserialize<RunInfo>(File.ReadAllText(path), InfoJson) : null; }
+        catch (JsonException) { return null; }
+    }
+
+    /// <summary>The config a run folder was made with.</summary>
+    public static SimulationConfig LoadConfig(string dir)
+    {
+        string path = Path.Combine(dir, ConfigFile);
+        if (!File.Exists(path)) throw new ConfigException($"{dir} is not a run folder: it has no {ConfigFile}");
+        return SimulationConfig.Load(path);
+    }
+
+    /// <summary>Runs (or continues) <paramref name="config"/> in <paramref name="dir"/>; see the class summary.</summary>
+    public static RunOutcome Run(SimulationConfig config, string dir, RunHooks? hooks = null)
+    {
+        hooks ??= new RunHooks();
+        config.Validate();
+        Directory.CreateDirectory(dir);
+        string configPath = Path.Combine(dir, ConfigFile);
+        if (File.Exists(configPath))
+        {
+            var diffs = ConfigDiff.Describe(LoadConfig(dir), config);
+            if (diffs.Count > 0)
+                throw new ConfigException($"{dir} holds a run of a different config ({string.Join("; ", diffs)}); continue it with its own config (fednano run --resume {dir}) or choose another folder");
+        }
+        else
+        {
+            if (Directory.EnumerateFileSystemEntries(dir).Any())
+                throw new ConfigException($"{dir} is not empty and has no {ConfigFile}, so it is not a run folder; choose an empty or new folder");
+            WriteAtomic(configPath, config.ToJson());
+        }
+        if (IsFinished(dir)) return new RunOutcome(dir, true, [], 0, 0);
+
+        string[] methods = ["zero-shot", .. MethodCatalog.Expand(config.Methods)];
+        var sim = Experiment.Create(config);
+        var log = hooks.Log ?? (_ => { });
+        var progress = RunCheckpoints.LoadLatest(dir, methods, sim.Data, sim.Edge.Device, log);
+        var before = ReadInfo(dir);
+        string now = DateTime.UtcNow.ToString("o");
+        var resumes = (before?.Resumes ?? []).Concat(progress is null ? [] : [$"{now} from step {progress.Step}"]).ToArray();
+        WriteInfo(dir, Info(config, sim, "running", before?.Started ?? now, null, resumes));
+        hooks.Started?.Invoke(sim, methods, progress);
+
+        var results = new List<MethodResult>(progress?.Completed ?? []);
+        int step = progress?.Step ?? 0;
+        void Checkpoint(SimulationState s)
+        {
+            RunCheckpoints.Save(dir, ++step, results, s);
+            hooks.Cancel.ThrowIfCancellationRequested();
+        }
+        void OnProgress(SimulationProgress p) => hooks.Progress?.Invoke(p);
+        sim.Progress += OnProgress;
+        try
+        {
+            for (int i = results.Count; i < methods.Length; i++)
+            {
+                var start = progress?.Current is { } c && c.Method == methods[i] ? c : null;
+                try { results.Add(sim.Run(methods[i], start, Checkpoint)); }
+                finally
+                {
+                    start?.Global.Dispose();
+                    foreach (var s in start?.Clients.Values ?? []) s.Dispose();
+                }
+            }
+        }
+        finally { sim.Progress -= OnProgress; }
+
+        ResultFiles.Write(Path.Combine(dir, RoundsFile), ResultFiles.Rounds(results));
+        ResultFiles.Write(Path.Combine(dir, SummaryFile), ResultFiles.Summary(results, sim.AdapterParameterCount));
+        WriteInfo(dir, Info(config, sim, "finished", before?.Started ?? now, DateTime.UtcNow.ToString("o"), resumes));
+        return new RunOutcome(dir, false, results, sim.AdapterParameterCount, progress?.Step ?? 0);
+    }
+
+    private static RunInfo Info(SimulationConfig config, FederatedSimulation sim, string status, string started, string? finished, string[] resumes) => new(
+        status,
+        typeof(RunFolder).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown",
+        config.Seed, Environment.MachineName, System.Runtime.InteropServices.RuntimeInformation.OSDescription,
+        System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription, TorchSharp.torch.get_num_threads(),
+        sim.Edge.Device.ToString(), started, finished, resumes);
+
+    private static void WriteInfo(string dir, RunInfo info) => WriteAtomic(Path.Combine(dir, InfoFile), JsonSerializer.Serialize(info, InfoJson));
+
+    internal static void WriteAtomic(string path, string text)
+    {
+        string tmp = path + ".tmp";
+        File.WriteAllText(tmp, text);
+        File.Move(tmp, path, overwrite: true);
+    }
+}
