@@ -4,6 +4,8 @@ using FedNano.Cli.Commands;
 
 var root = new RootCommand("fednano: simulate federated tuning of multimodal LLMs with FedNano (NanoEdge + NanoAdapters, Fisher merging) and its baselines.");
 root.Subcommands.Add(RunCommand.Build());
+root.Subcommands.Add(SweepCommand.Build());
+root.Subcommands.Add(ReportCommand.Build());
 root.Subcommands.Add(PretrainCommand.Build());
 root.Subcommands.Add(PartitionCommand.Build());
 root.Subcommands.Add(ParamsCommand.Build());

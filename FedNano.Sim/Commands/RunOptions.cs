@@ -32,7 +32,7 @@ internal sealed class RunOptions
         return c;
     }
 
-    private static string DefaultConfig()
+    public static string DefaultConfig()
     {
         var root = Experiment.FindRepositoryRoot() ?? throw new FedNano.ConfigException("no --config given and configs/quickstart.json not found: run from the repository or pass --config");
         return Path.Combine(root, "configs", "quickstart.json");

@@ -1,0 +1,180 @@
+using System.Globalization;
+using System.Text;
+using FedNano.Experiments;
+using MathNet.Numerics.Statistics;
+
+namespace FedNano.Reports;
+
+/// <summary>Mean and sample standard deviation over seeds (std null for a single seed).</summary>
+/// <param name="Mean">Mean.</param>
+/// <param name="Std">Sample standard deviation, or null for one value.</param>
+/// <param name="N">Number of values.</param>
+public readonly record struct OverSeeds(double Mean, double? Std, int N)
+{
+    /// <summary>Mean and std of <paramref name="values"/>.</summary>
+    public static OverSeeds Of(IReadOnlyList<double> values) => new(values.Mean(), values.Count < 2 ? null : values.StandardDeviation(), values.Count);
+}
+
+/// <summary>
+/// The tables and plots of finished runs (a sweep folder's cells, or one run folder): Markdown tables shaped like the
+/// paper's (methods x clients with the average, per client count and alpha; methods x alpha; methods x client count)
+/// and PNG plots (mean accuracy against round, final accuracy against alpha, per-client accuracy, uploaded bytes on a
+/// log scale). Accuracies are in percent, mean ± sample std over seeds.
+/// </summary>
+public sealed class SweepReport
+{
+    /// <summary>Bytes of one uploaded parameter (the adapters are float32).</summary>
+    public const int BytesPerParameter = 4;
+
+    private readonly IReadOnlyList<RunResults> runs;
+    private readonly AggregateRow[] aggregate;
+
+    /// <summary>A report of <paramref name="runs"/>.</summary>
+    public SweepReport(IReadOnlyList<RunResults> runs)
+    {
+        if (runs.Count == 0) throw new ConfigException("no finished runs to report on");
+        this.runs = runs;
+        aggregate = Aggregation.Rows(runs).ToArray();
+        Methods = Aggregation.Order(aggregate.Select(a => a.Method)).ToArray();
+        ClientCounts = aggregate.Select(a => a.Clients).Distinct().Order().ToArray();
+        Alphas = aggregate.Select(a => a.Alpha).Distinct().Order().ToArray();
+    }
+
+    /// <summary>Methods, in report order.</summary>
+    public IReadOnlyList<string> Methods { get; }
+    /// <summary>Client counts present.</summary>
+    public IReadOnlyList<int> ClientCounts { get; }
+    /// <summary>Alphas present.</summary>
+    public IReadOnlyList<double> Alphas { get; }
+
+    /// <summary>The finished runs of a sweep folder (<c>sweep-config.json</c>) or a run folder; unfinished cells are counted in <paramref name="unfinished"/>.</summary>
+    public static SweepReport Load(string dir, out int unfinished)
+    {
+        unfinished = 0;
+        if (File.Exists(Path.Combine(dir, Sweep.ConfigFile)))
+        {
+            string cells = Path.Combine(dir, Sweep.CellsFolder);
+            unfinished = Directory.Exists(cells) ? Directory.GetDirectories(cells).Count(d => !RunFolder.IsFinished(d)) : 0;
+            var finished = Sweep.LoadFinished(dir);
+            if (finished.Count == 0) throw new ConfigException($"{dir}: the sweep has no finished cell yet; run 'fednano sweep' first");
+            return new SweepReport(finished);
+        }
+        if (File.Exists(Path.Combine(dir, RunFolder.ConfigFile))) return new SweepReport([RunResults.Load(dir)]);
+        throw new ConfigException($"{dir} is neither a sweep folder ({Sweep.ConfigFile}) nor a run folder ({RunFolder.ConfigFile})");
+    }
+
+    /// <summary>Final accuracy (%) of a method on a client (<c>mean</c>: the clients' mean) over seeds, or null if not run.</summary>
+    public OverSeeds? Final(int clients, double alpha, string method, string client) =>
+        aggregate.FirstOrDefault(a => a.Clients == clients && a.Alpha == alpha && a.Method == method && a.Client == client) is { } a
+            ? new OverSeeds(a.AccuracyMean * 100, a.AccuracyStd * 100, a.Seeds) : null;
+
+    /// <summary>Mean client accuracy (%) after each round (round 0: zero-shot) of a method, over seeds.</summary>
+    public IReadOnlyList<(int Round, OverSeeds Accuracy)> Curve(int clients, double alpha, string method) =>
+        Runs(clients, alpha, method)
+            .SelectMany(r => r.Rounds.Where(x => x.Method == method).GroupBy(x => x.Round).Select(g => (Round: g.Key, Mean: g.Average(x => x.Accuracy) * 100)))
+            .GroupBy(x => x.Round).OrderBy(g => g.Key).Select(g => (g.Key, OverSeeds.Of(g.Select(x => x.Mean).ToArray()))).ToArray();
+
+    /// <summary>Bytes all clients of a run uploaded in all its rounds (float32 adapters), over the runs of a method with <paramref name="clients"/> clients.</summary>
+    public OverSeeds? UploadedBytes(int clients, string method)
+    {
+        var totals = ClientRuns(clients, method).Select(r => (double)r.Rounds.Where(x => x.Method == method).Sum(x => x.UploadedParams) * BytesPerParameter).ToArray();
+        return totals.Length == 0 ? null : OverSeeds.Of(totals);
+    }
+
+    private IEnumerable<RunResults> ClientRuns(int clients, string method) =>
+        runs.Where(r => r.Config.Clients == clients && r.Summary.Any(s => s.Method == method))
+            .GroupBy(r => (r.Config.Alpha, r.Config.Seed)).Select(g => g.First());
+
+    private IEnumerable<RunResults> Runs(int clients, double alpha, string method) =>
+        ClientRuns(clients, method).Where(r => r.Config.Alpha == alpha);
+
+    /// <summary>Writes <c>report.md</c> and <c>plots/*.png</c> into <paramref name="outDir"/>; returns the files written.</summary>
+    public IReadOnlyList<string> Write(string outDir, string source, int unfinished = 0)
+    {
+        Directory.CreateDirectory(outDir);
+        var plots = new ReportPlots(this, Path.Combine(outDir, "plots"));
+        var files = new List<string>();
+        var md = new StringBuilder();
+        var first = runs[0].Config;
+        md.AppendLine($"# FedNano.Sim report: {source}").AppendLine();
+        md.AppendLine($"Dataset `{first.Dataset}`, backbone `{first.Backbone}`, {first.Rounds} rounds, {first.LocalEpochs} local epoch(s), "
+            + $"NanoAdapter rank {first.Adapter.Rank}, client fraction {F(first.ClientFraction)}. {runs.Count} finished run(s)"
+            + (unfinished > 0 ? $"; {unfinished} unfinished cell(s) left out." : ".")).AppendLine();
+        md.AppendLine("Accuracy: final test accuracy (%) of each client's model on its own test part, mean ± sample standard deviation over seeds (n = seeds).").AppendLine();
+
+        foreach (int k in ClientCounts)
+            foreach (double a in Alphas)
+            {
+                if (!Methods.Any(m => Final(k, a, m, "mean") is not null)) continue;
+                md.AppendLine($"## {k} clients, α = {F(a)}: accuracy per client").AppendLine();
+                md.AppendLine("| Method | " + string.Join(" | ", Enumerable.Range(1, k).Select(c => $"Client {c}")) + " | **Avg** | n |");
+                md.AppendLine("|---" + string.Concat(Enumerable.Repeat("|---:", k + 2)) + "|");
+                foreach (var m in Methods.Where(m => Final(k, a, m, "mean") is not null))
+                    md.AppendLine($"| {m} | " + string.Join(" | ", Enumerable.Range(0, k).Select(c => Cell(Final(k, a, m, c.ToString(CultureInfo.InvariantCulture)))))
+                        + $" | **{Cell(Final(k, a, m, "mean"))}** | {Final(k, a, m, "mean")!.Value.N} |");
+                md.AppendLine();
+                files.Add(plots.AccuracyVsRound(k, a, out string curve));
+                files.Add(plots.ClientBars(k, a, out string bars));
+                md.AppendLine($"![mean accuracy against round]({curve}) ![accuracy per client]({bars})").AppendLine();
+            }
+
+        foreach (int k in ClientCounts)
+        {
+            md.AppendLine($"## {k} clients: mean accuracy against α").AppendLine();
+            md.AppendLine("| Method | " + string.Join(" | ", Alphas.Select(a => $"α = {F(a)}")) + " |");
+            md.AppendLine("|---" + string.Concat(Enumerable.Repeat("|---:", Alphas.Count)) + "|");
+            foreach (var m in Methods) md.AppendLine($"| {m} | " + string.Join(" | ", Alphas.Select(a => Cell(Final(k, a, m, "mean")))) + " |");
+            md.AppendLine();
+            if (Alphas.Count > 1)
+            {
+                files.Add(plots.AccuracyVsAlpha(k, out string path));
+                md.AppendLine($"![final accuracy against alpha]({path})").AppendLine();
+            }
+        }
+
+        if (ClientCounts.Count > 1)
+            foreach (double a in Alphas)
+            {
+                md.AppendLine($"## α = {F(a)}: mean accuracy against the number of clients").AppendLine();
+                md.AppendLine("| Method | " + string.Join(" | ", ClientCounts.Select(k => $"{k} clients")) + " |");
+                md.AppendLine("|---" + string.Concat(Enumerable.Repeat("|---:", ClientCounts.Count)) + "|");
+                foreach (var m in Methods) md.AppendLine($"| {m} | " + string.Join(" | ", ClientCounts.Select(k => Cell(Final(k, a, m, "mean")))) + " |");
+                md.AppendLine();
+            }
+
+        md.AppendLine("## Communication").AppendLine();
+        md.AppendLine($"Uploaded: adapter parameters a client sends per round, and bytes all clients send over a whole run ({BytesPerParameter} bytes per parameter). Methods that upload nothing (zero-shot, centralized) are left out of the plot.").AppendLine();
+        md.AppendLine("| Method | Clients | Params per client per round | Bytes per run (all clients) |");
+        md.AppendLine("|---|---:|---:|---:|");
+        foreach (var m in Methods)
+            foreach (int k in ClientCounts)
+                if (UploadedBytes(k, m) is { } b)
+                    md.AppendLine($"| {m} | {k} | {aggregate.Where(x => x.Method == m && x.Clients == k).Max(x => x.UploadedPerRound):N0} | {Bytes(b.Mean)} |");
+        md.AppendLine();
+        if (plots.UploadedBytes(out string upPath) is { } up)
+        {
+            files.Add(up);
+            md.AppendLine($"![uploaded bytes per method]({upPath})").AppendLine();
+        }
+
+        string report = Path.Combine(outDir, "report.md");
+        RunFolder.WriteAtomic(report, md.ToString());
+        files.Insert(0, report);
+        return files;
+    }
+
+    internal static string F(double x) => x.ToString("G", CultureInfo.InvariantCulture);
+
+    private static string Cell(OverSeeds? s) => s is not { } v ? "–"
+        : v.Std is { } sd ? $"{v.Mean.ToString("F1", CultureInfo.InvariantCulture)} ± {sd.ToString("F1", CultureInfo.InvariantCulture)}"
+        : v.Mean.ToString("F1", CultureInfo.InvariantCulture);
+
+    /// <summary>Bytes with a binary unit (B, KiB, MiB, GiB).</summary>
+    public static string Bytes(double b)
+    {
+        string[] units = ["B", "KiB", "MiB", "GiB", "TiB"];
+        int u = 0;
+        while (b >= 1024 && u < units.Length - 1) { b /= 1024; u++; }
+        return u == 0 ? $"{b:F0} B" : $"{b.ToString(b < 10 ? "F2" : b < 100 ? "F1" : "F0", CultureInfo.InvariantCulture)} {units[u]}";
+    }
+}
