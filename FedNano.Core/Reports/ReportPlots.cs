@@ -15,6 +15,7 @@ internal sealed class ReportPlots(SweepReport report, string dir)
     private static Plot NewPlot(string title, string x, string y)
     {
         var plot = new Plot();
+        plot.Font.Set("DejaVu Sans");
         plot.Title(title, 18);
         plot.XLabel(x, 15);
         plot.YLabel(y, 15);
@@ -107,7 +108,7 @@ internal sealed class ReportPlots(SweepReport report, string dir)
         {
             for (int k = 0; k < clients; k++)
                 if (report.Final(clients, alpha, methods[i], k.ToString(CultureInfo.InvariantCulture)) is { } v)
-                    bars.Add(new Bar { Position = k + 1 - 0.4 + width * (i + 0.5), Value = v.Mean, Error = v.Std ?? 0, Size = width * 0.9, FillColor = ColorOf(methods[i]), LineWidth = 0 });
+                    bars.Add(new Bar { Position = k + 1 - 0.4 + width * (i + 0.5), Value = v.Mean, Error = v.Std ?? 0, ErrorSize = 0.3, Size = width * 0.9, FillColor = ColorOf(methods[i]), LineWidth = 1.2f, LineColor = Colors.Black.WithAlpha(0.7) });
             plot.Legend.ManualItems.Add(new LegendItem { LabelText = methods[i], FillColor = ColorOf(methods[i]) });
         }
         plot.Add.Bars(bars);

@@ -149,7 +149,7 @@ public sealed class SweepReport
         foreach (var m in Methods)
             foreach (int k in ClientCounts)
                 if (UploadedBytes(k, m) is { } b)
-                    md.AppendLine($"| {m} | {k} | {aggregate.Where(x => x.Method == m && x.Clients == k).Max(x => x.UploadedPerRound):N0} | {Bytes(b.Mean)} |");
+                    md.AppendLine($"| {m} | {k} | {aggregate.Where(x => x.Method == m && x.Clients == k).Max(x => x.UploadedPerRound).ToString("N0", CultureInfo.InvariantCulture)} | {Bytes(b.Mean)} |");
         md.AppendLine();
         if (plots.UploadedBytes(out string upPath) is { } up)
         {
@@ -169,12 +169,12 @@ public sealed class SweepReport
         : v.Std is { } sd ? $"{v.Mean.ToString("F1", CultureInfo.InvariantCulture)} ± {sd.ToString("F1", CultureInfo.InvariantCulture)}"
         : v.Mean.ToString("F1", CultureInfo.InvariantCulture);
 
-    /// <summary>Bytes with a binary unit (B, KiB, MiB, GiB).</summary>
+    /// <summary>Bytes with a decimal unit (B, kB, MB, GB, TB).</summary>
     public static string Bytes(double b)
     {
-        string[] units = ["B", "KiB", "MiB", "GiB", "TiB"];
+        string[] units = ["B", "kB", "MB", "GB", "TB"];
         int u = 0;
-        while (b >= 1024 && u < units.Length - 1) { b /= 1024; u++; }
-        return u == 0 ? $"{b:F0} B" : $"{b.ToString(b < 10 ? "F2" : b < 100 ? "F1" : "F0", CultureInfo.InvariantCulture)} {units[u]}";
+        while (b >= 999.5 && u < units.Length - 1) { b /= 1000; u++; }
+        return $"{b.ToString(u == 0 ? "F0" : "G3", CultureInfo.InvariantCulture)} {units[u]}";
     }
 }
