@@ -79,24 +79,22 @@ public static class RunFolder
     {
         hooks ??= new RunHooks();
         config.Validate();
-        Directory.CreateDirectory(dir);
         string configPath = Path.Combine(dir, ConfigFile);
-        if (File.Exists(configPath))
+        bool existing = File.Exists(configPath);
+        if (existing)
         {
             var diffs = ConfigDiff.Describe(LoadConfig(dir), config);
             if (diffs.Count > 0)
                 throw new ConfigException($"{dir} holds a run of a different config ({string.Join("; ", diffs)}); continue it with its own config (fednano run --resume {dir}) or choose another folder");
+            if (IsFinished(dir)) return new RunOutcome(dir, true, [], 0, 0);
         }
-        else
-        {
-            if (Directory.EnumerateFileSystemEntries(dir).Any())
-                throw new ConfigException($"{dir} is not empty and has no {ConfigFile}, so it is not a run folder; choose an empty or new folder");
-            WriteAtomic(configPath, config.ToJson());
-        }
-        if (IsFinished(dir)) return new RunOutcome(dir, true, [], 0, 0);
+        else if (File.Exists(dir) || (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any()))
+            throw new ConfigException($"{dir} is not empty and has no {ConfigFile}, so it is not a run folder; choose an empty or new folder");
 
         string[] methods = ["zero-shot", .. MethodCatalog.Expand(config.Methods)];
-        var sim = Experiment.Create(config);
+        var sim = Experiment.Create(config);          // bad data or backbone fails here, before anything is written
+        Directory.CreateDirectory(dir);
+        if (!existing) WriteAtomic(configPath, config.ToJson());
         var log = hooks.Log ?? (_ => { });
         var progress = RunCheckpoints.LoadLatest(dir, methods, sim.Data, sim.Edge.Device, log);
         var before = ReadInfo(dir);

@@ -1,28 +1,12 @@
-using FedNano.Data.Synthetic;
-using FedNano.Models;
 using FedNano.Simulation;
-using FedNano.Tokenizers;
-using TorchSharp;
-using TorchSharp.PyBridge;
 
 namespace FedNano.Tests.Experiments;
 
-/// <summary>A small random tiny backbone in a temporary folder, and configs small enough for a run of seconds.</summary>
+/// <summary>A small random backbone in a temporary folder, and configs small enough for a run of a second or two.</summary>
 internal static class TinyRuns
 {
     private static readonly Lazy<string> Dir = new(() =>
-    {
-        string dir = Path.Combine(Path.GetTempPath(), $"fednano-test-backbone-{Environment.ProcessId}");
-        if (File.Exists(Path.Combine(dir, "model.safetensors"))) return dir;
-        Directory.CreateDirectory(dir);
-        var tokenizer = TinyTokenizer.Build(SyntheticBenchmark.Vocabulary(), 400, Path.Combine(dir, TinyTokenizer.FileName));
-        var config = TinyBackbone.Config(tokenizer.VocabSize);
-        torch.manual_seed(11);
-        using var model = new LlavaModel(config);
-        config.Save(Path.Combine(dir, "config.json"));
-        model.save_safetensors(Path.Combine(dir, "model.safetensors"));
-        return dir;
-    });
+        TestBackbones.SaveRandom(Path.Combine(Path.GetTempPath(), $"fednano-test-backbone-{Environment.ProcessId}")));
 
     /// <summary>The folder of the random backbone.</summary>
     public static string BackboneDir => Dir.Value;
@@ -31,7 +15,7 @@ internal static class TinyRuns
     public static SimulationConfig Config(params string[] methods) => new()
     {
         Dataset = "synthetic", SyntheticSamples = 48, Clients = 2, Alpha = 1.0, MinPartitionSize = 6, Rounds = 3,
-        BatchSize = 8, LearningRate = 5e-3, Adapter = new Adapters.AdapterConfig { Rank = 4 },
+        BatchSize = 8, LearningRate = 5e-3, Adapter = new FedNano.Adapters.AdapterConfig { Rank = 4 },
         Methods = methods.Length == 0 ? ["fednano", "fedavg"] : methods, Seed = 3, ModelDir = BackboneDir,
     };
 
