@@ -10,6 +10,11 @@ internal sealed class ReportPlots(SweepReport report, string dir)
     private const int Width = 960, Height = 540;
     private static readonly IPalette Palette = new ScottPlot.Palettes.Category10();
 
+    private static readonly MarkerShape[] Shapes = [MarkerShape.FilledCircle, MarkerShape.FilledSquare, MarkerShape.FilledTriangleUp, MarkerShape.FilledDiamond, MarkerShape.FilledTriangleDown, MarkerShape.OpenCircle, MarkerShape.OpenSquare];
+
+    /// <summary>A marker shape per method, so methods whose lines coincide stay told apart.</summary>
+    private MarkerShape ShapeOf(string method) => Shapes[Math.Max(0, report.Methods.ToList().IndexOf(method)) % Shapes.Length];
+
     private Color ColorOf(string method) => method == "zero-shot" ? Colors.Gray : Palette.GetColor(report.Methods.ToList().IndexOf(method));
 
     private static Plot NewPlot(string title, string x, string y)
@@ -61,7 +66,8 @@ internal sealed class ReportPlots(SweepReport report, string dir)
             }
             var s = plot.Add.Scatter(xs, ys, ColorOf(m));
             s.LineWidth = 2;
-            s.MarkerSize = 6;
+            s.MarkerSize = 9;
+            s.MarkerShape = ShapeOf(m);
             s.LegendText = $"{m} (n = {curve[0].Accuracy.N})";
         }
         plot.Axes.Bottom.TickGenerator = new NumericAutomatic { IntegerTicksOnly = true };
@@ -81,7 +87,8 @@ internal sealed class ReportPlots(SweepReport report, string dir)
             double[] xs = points.Select(p => Math.Log10(p.a)).ToArray(), ys = points.Select(p => p.v!.Value.Mean).ToArray();
             var s = plot.Add.Scatter(xs, ys, ColorOf(m));
             s.LineWidth = 2;
-            s.MarkerSize = 7;
+            s.MarkerSize = 9;
+            s.MarkerShape = ShapeOf(m);
             if (m == "zero-shot") s.LinePattern = LinePattern.Dashed;
             s.LegendText = m;
             if (points.All(p => p.v!.Value.Std is not null))
@@ -108,7 +115,7 @@ internal sealed class ReportPlots(SweepReport report, string dir)
         {
             for (int k = 0; k < clients; k++)
                 if (report.Final(clients, alpha, methods[i], k.ToString(CultureInfo.InvariantCulture)) is { } v)
-                    bars.Add(new Bar { Position = k + 1 - 0.4 + width * (i + 0.5), Value = v.Mean, Error = v.Std ?? 0, ErrorSize = 0.3, Size = width * 0.9, FillColor = ColorOf(methods[i]), LineWidth = 1.2f, LineColor = Colors.Black.WithAlpha(0.7) });
+                    bars.Add(new Bar { Position = k + 1 - 0.4 + width * (i + 0.5), Value = v.Mean, Error = v.Std ?? 0, ErrorSize = width * 0.4, Size = width * 0.9, FillColor = ColorOf(methods[i]), LineWidth = 1.2f, LineColor = Colors.Black.WithAlpha(0.7) });
             plot.Legend.ManualItems.Add(new LegendItem { LabelText = methods[i], FillColor = ColorOf(methods[i]) });
         }
         plot.Add.Bars(bars);
