@@ -18,9 +18,9 @@ public sealed record PretrainOptions
     /// <summary>Seed of the data, the initialisation and the data order.</summary>
     public int Seed { get; init; } = 7;
     /// <summary>General-split training samples.</summary>
-    public int Samples { get; init; } = 8000;
+    public int Samples { get; init; } = 6000;
     /// <summary>Passes over them.</summary>
-    public int Epochs { get; init; } = 10;
+    public int Epochs { get; init; } = 8;
     /// <summary>Batch size.</summary>
     public int BatchSize { get; init; } = 32;
     /// <summary>Peak learning rate of Adam (no weight decay: unused embeddings keep their initial values).</summary>
@@ -31,7 +31,7 @@ public sealed record PretrainOptions
 
 /// <summary>
 /// The shipped tiny backbone: a LLaVA-shaped MLLM small enough to train and federate on a 2-core CPU
-/// (CLIP-style ViT 64 wide, 3 blocks, 32 px images in 8 px patches; LLaMA 128 wide, 4 blocks, 4 heads with
+/// (CLIP-style ViT 64 wide, 3 blocks, 32 px images in 8 px patches; LLaMA 96 wide, 3 blocks, 4 heads with
 /// 2 key/value heads). It is pretrained end to end on the synthetic benchmark's general (English) split,
 /// then frozen; the clients' task is the French dialect it never saw. Stored as a Hugging Face-style model
 /// folder: <c>config.json</c>, <c>model.safetensors</c> (transformers' LLaVA key names) and <c>vocab.txt</c>.
@@ -51,7 +51,7 @@ public static class TinyBackbone
         },
         TextConfig = new LlamaConfig
         {
-            HiddenSize = 128, IntermediateSize = 256, NumHiddenLayers = 4, NumAttentionHeads = 4, NumKeyValueHeads = 2,
+            HiddenSize = 96, IntermediateSize = 192, NumHiddenLayers = 3, NumAttentionHeads = 4, NumKeyValueHeads = 2,
             VocabSize = vocabSize, MaxPositionEmbeddings = 256, BosTokenId = 2, EosTokenId = 3, PadTokenId = 0,
         },
         ImageMean = [0.5f, 0.5f, 0.5f],
