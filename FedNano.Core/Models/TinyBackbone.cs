@@ -58,9 +58,15 @@ public static class TinyBackbone
         ImageStd = [0.25f, 0.25f, 0.25f],
     };
 
-    /// <summary>The image function of a config: in-memory pixels at the encoder's size, normalised.</summary>
-    public static Func<SampleImage, Tensor> PixelsFor(LlavaConfig c) =>
-        image => PixelTensors.Normalised(image, c.VisionConfig.ImageSize, c.ImageMean, c.ImageStd);
+    /// <summary>
+    /// The image function of a config: <see cref="ImageProcessor.Process"/> (image files decoded, padded to a square and
+    /// resized as LLaVA-1.5 does; in-memory pixels at the encoder's size only normalised).
+    /// </summary>
+    public static Func<SampleImage, Tensor> PixelsFor(LlavaConfig c)
+    {
+        var processor = ImageProcessor.For(c);
+        return image => processor.Process(image);
+    }
 
     /// <summary>Loads a tiny backbone folder onto <paramref name="device"/>.</summary>
     public static Backbone Load(string dir, Device? device = null)

@@ -13,8 +13,12 @@ internal sealed class RunOptions
     public readonly Option<int?> Rounds = new("--rounds") { Description = "Communication rounds." };
     public readonly Option<int?> Rank = new("--rank") { Description = "NanoAdapter rank." };
     public readonly Option<int?> Seed = new("--seed") { Description = "Seed of every random draw." };
+    public readonly Option<string?> Dataset = new("--dataset") { Description = "synthetic, scienceqa or iconqa (real ones need --data-root)." };
+    public readonly Option<string?> DataRoot = new("--data-root") { Description = "Folder of the ScienceQA or IconQA release (official layout)." };
+    public readonly Option<string?> MissingImages = new("--missing-images") { Description = "Missing image files: error (default), caption (ScienceQA captions) or skip." };
+    public readonly Option<string?> PartitionBy = new("--partition-by") { Description = "Metadata field of the Dirichlet label partition (default: the config's; with --dataset, category, or skill for IconQA)." };
 
-    public IEnumerable<Option> All => [Config, Method, Clients, Alpha, Rounds, Rank, Seed];
+    public IEnumerable<Option> All => [Config, Method, Clients, Alpha, Rounds, Rank, Seed, Dataset, DataRoot, MissingImages, PartitionBy];
 
     /// <summary>The config file (or the default) with the command line's overrides, validated.</summary>
     public SimulationConfig Resolve(ParseResult r)
@@ -27,6 +31,10 @@ internal sealed class RunOptions
         if (r.GetValue(Rounds) is { } n) c = c with { Rounds = n };
         if (r.GetValue(Rank) is { } rank) c = c with { Adapter = c.Adapter with { Rank = rank } };
         if (r.GetValue(Seed) is { } s) c = c with { Seed = s };
+        if (r.GetValue(Dataset) is { } d && d != c.Dataset) c = c with { Dataset = d, PartitionBy = SimulationConfig.DefaultPartitionLabel(d) };
+        if (r.GetValue(DataRoot) is { } root) c = c with { DataRoot = root };
+        if (r.GetValue(MissingImages) is { } mi) c = c with { MissingImages = mi };
+        if (r.GetValue(PartitionBy) is { } pb) c = c with { PartitionBy = pb };
         try { c.Validate(); }
         catch (FedNano.ConfigException e) { throw new FedNano.ConfigException($"{e.Message} (from {path} and the command line)"); }
         return c;
