@@ -71,6 +71,8 @@ public sealed class FederatedSimulation
         evaluator = new Evaluator(edge, server, backbone.Tokenizer);
     }
 
+    /// <summary>The backbone being split.</summary>
+    public Backbone Backbone => backbone;
     /// <summary>The clients' data.</summary>
     public FederatedData Data { get; }
     /// <summary>The client side (shared frozen parts and the adapters being trained).</summary>
