@@ -68,6 +68,6 @@ public class RoundBenchmarks
 
     private sealed class ShortInProcess : ManualConfig
     {
-        public ShortInProcess() => AddJob(Job.ShortRun.WithToolchain(InProcessEmitToolchain.Instance));
+        public ShortInProcess() => AddJob(Job.ShortRun.WithToolchain(new InProcessEmitToolchain(TimeSpan.FromHours(1), logOutput: true)));
     }
 }

@@ -33,6 +33,14 @@ public class PrecisionTests
         using (var batch = EncodedBatch.Create(samples, true, tokenizer.PadId, edge.Device))
         using (var sent = edge.Forward(batch))
             Assert.That(sent.dtype, Is.EqualTo(ScalarType.BFloat16), "the LLM receives its own dtype");
+        using (var batch = EncodedBatch.Create(samples, true, tokenizer.PadId, edge.Device))
+        {
+            // a float32 sequence is cast on the server; its gradient comes back in float32
+            var received = rand(batch.Labels.shape[0], batch.Labels.shape[1], model.Config.TextConfig.HiddenSize).requires_grad_(true);
+            server.TargetNll(received, batch.Labels).sum().backward();
+            Assert.That(received.grad!.dtype, Is.EqualTo(ScalarType.Float32));
+            Assert.That(received.grad!.abs().sum().item<float>(), Is.GreaterThan(0f));
+        }
 
         var frozen = model.named_parameters().ToDictionary(p => p.name, p => p.parameter.bytes.ToArray());
         using var before = edge.AdapterState();
