@@ -68,8 +68,8 @@ public static class TinyBackbone
         return image => processor.Process(image);
     }
 
-    /// <summary>Loads a tiny backbone folder onto <paramref name="device"/>.</summary>
-    public static Backbone Load(string dir, Device? device = null)
+    /// <summary>Loads a tiny backbone folder onto <paramref name="device"/> (default CPU) in <paramref name="dtype"/>.</summary>
+    public static Backbone Load(string dir, Device? device = null, ScalarType dtype = ScalarType.Float32)
     {
         string weights = Path.Combine(dir, "model.safetensors");
         foreach (var f in new[] { Path.Combine(dir, "config.json"), weights, Path.Combine(dir, TinyTokenizer.FileName) })
@@ -78,6 +78,7 @@ public static class TinyBackbone
         var tokenizer = TinyTokenizer.Load(Path.Combine(dir, TinyTokenizer.FileName));
         var model = new LlavaModel(config);
         model.load_safetensors(weights);
+        model.to(dtype);
         if (device is not null) model.to(device);
         model.eval();
         return new Backbone("tiny", model, tokenizer, PixelsFor(config));

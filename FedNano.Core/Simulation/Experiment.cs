@@ -1,3 +1,4 @@
+using FedNano.Checkpoints;
 using FedNano.Data;
 using FedNano.Data.Synthetic;
 using FedNano.Models;
@@ -67,12 +68,16 @@ public static class Experiment
         return Cut(lo);
     }
 
-    /// <summary>Loads the config's backbone.</summary>
+    /// <summary>
+    /// Loads the config's backbone (<see cref="Backbones.Load"/>) on its device and precision; the tiny backbone's
+    /// folder defaults to the shipped one, a random backbone's initialisation is seeded from the config's seed.
+    /// </summary>
     public static Backbone LoadBackbone(SimulationConfig config)
     {
-        if (config.Backbone != "tiny") throw new ConfigException($"backbone '{config.Backbone}' is not known (known: tiny)");
-        string dir = config.ModelDir ?? Path.Combine(FindRepositoryRoot() ?? ".", TinyBackbone.DefaultDirectory);
-        return TinyBackbone.Load(dir);
+        var where = DeviceChoice.Resolve(config.Device, config.Precision);
+        string? dir = config.ModelDir ?? (config.Backbone == "tiny" ? Path.Combine(FindRepositoryRoot() ?? ".", TinyBackbone.DefaultDirectory) : null);
+        TorchSharp.torch.manual_seed(Seeds.Derive(config.Seed, Seeds.Purpose("backbone init")));
+        return Backbones.Load(config.Backbone, where, dir, config.VisionTowerDir);
     }
 
     /// <summary>Backbone, partitioned data and simulation for a config (<paramref name="log"/>: see <see cref="LoadSamples"/>).</summary>

@@ -59,10 +59,16 @@ public sealed record SimulationConfig
     [JsonPropertyName("fisher_floor")] public double FisherFloor { get; init; } = 1e-20;
     /// <summary>Seed of every random draw (partition, client sampling, data order, initialisation).</summary>
     [JsonPropertyName("seed")] public int Seed { get; init; }
-    /// <summary>Backbone: <c>tiny</c> (the shipped one) or a preset name with <see cref="ModelDir"/>.</summary>
+    /// <summary>Backbone: <c>tiny</c> (the shipped one), <c>mid</c> (random, for speed) or <c>llava-1.5-7b</c> (with <see cref="ModelDir"/>); see <see cref="Checkpoints.Backbones"/>.</summary>
     [JsonPropertyName("backbone")] public string Backbone { get; init; } = "tiny";
-    /// <summary>Folder of the backbone's checkpoint (defaults to the shipped tiny backbone).</summary>
+    /// <summary>Folder of the backbone's checkpoint: required for <c>llava-1.5-7b</c>; for <c>tiny</c> defaults to the shipped one.</summary>
     [JsonPropertyName("model_dir")] public string? ModelDir { get; init; }
+    /// <summary>The CLIP tower's folder of a checkpoint in LLaVA's own layout (default: its <c>mm_vision_tower</c> when that is a folder).</summary>
+    [JsonPropertyName("vision_tower_dir")] public string? VisionTowerDir { get; init; }
+    /// <summary>Where the backbone runs: <c>auto</c> (CUDA if available), <c>cpu</c>, <c>cuda</c> or <c>cuda:N</c>.</summary>
+    [JsonPropertyName("device")] public string Device { get; init; } = "auto";
+    /// <summary>Precision of the frozen backbone: <c>auto</c> (float32 on the CPU, bfloat16 on CUDA), <c>float32</c>, <c>bfloat16</c> or <c>float16</c>; the NanoAdapters are always float32.</summary>
+    [JsonPropertyName("precision")] public string Precision { get; init; } = "auto";
 
     /// <summary>Data sets a config may name.</summary>
     public static IReadOnlyList<string> Datasets { get; } = ["synthetic", .. Data.RealDatasets.Names];
@@ -96,6 +102,8 @@ public sealed record SimulationConfig
         if (Methods.Length == 0) throw new ConfigException("methods must name at least one method");
         foreach (var m in Methods) MethodCatalog.Check(m);
         Adapter.Validate();
+        if (!Checkpoints.Backbones.Names.Contains(Backbone)) throw new ConfigException($"backbone '{Backbone}' is not one of {string.Join(", ", Checkpoints.Backbones.Names)}");
+        Checkpoints.DeviceChoice.Resolve(Device, Precision);
     }
 
     private static readonly JsonSerializerOptions Json = new()

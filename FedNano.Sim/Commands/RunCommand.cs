@@ -29,6 +29,7 @@ internal static class RunCommand
         var sim = Experiment.Create(config, AnsiConsole.WriteLine);
         AnsiConsole.MarkupLine($"[bold]FedNano.Sim[/] {config.Dataset}: {config.Clients} clients, alpha {config.Alpha.ToString(CultureInfo.InvariantCulture)}, "
             + $"{config.Rounds} rounds, rank {config.Adapter.Rank}, seed {config.Seed}; methods {string.Join(", ", methods)}");
+        AnsiConsole.MarkupLine($"backbone {config.Backbone} on {sim.Edge.Device} ({sim.Edge.FrozenParameters().First().parameter.dtype}, adapters float32)");
         AnsiConsole.MarkupLine($"clients' train/test samples: {string.Join("  ", sim.Data.Clients.Select(c => $"{c.Index}:{c.Train.Count}/{c.Test.Count}"))}");
 
         var results = new List<MethodResult>();
@@ -92,7 +93,9 @@ internal static class RunCommand
             machine = Environment.MachineName,
             os = System.Runtime.InteropServices.RuntimeInformation.OSDescription,
             threads = TorchSharp.torch.get_num_threads(),
+            backbone = config.Backbone,
             device = sim.Edge.Device.ToString(),
+            precision = sim.Edge.FrozenParameters().First().parameter.dtype.ToString(),
             finished = DateTime.UtcNow.ToString("o"),
         }, new JsonSerializerOptions { WriteIndented = true }));
         if (Directory.Exists(outDir)) Directory.Delete(outDir);
