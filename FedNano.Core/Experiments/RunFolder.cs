@@ -33,11 +33,13 @@ public sealed record RunOutcome(string Directory, bool AlreadyFinished, IReadOnl
 /// <param name="Os">Operating system.</param>
 /// <param name="Runtime">.NET runtime.</param>
 /// <param name="Threads">Torch intra-op threads.</param>
+/// <param name="Backbone">Backbone preset.</param>
 /// <param name="Device">Device the adapters ran on.</param>
+/// <param name="Precision">Element type of the frozen backbone.</param>
 /// <param name="Started">When the run was first started (UTC, ISO 8601).</param>
 /// <param name="Finished">When it finished (null while running).</param>
 /// <param name="Resumes">Each time it was continued from a checkpoint: when, and from which checkpoint step.</param>
-public sealed record RunInfo(string Status, string Version, int Seed, string Machine, string Os, string Runtime, int Threads, string Device,
+public sealed record RunInfo(string Status, string Version, int Seed, string Machine, string Os, string Runtime, int Threads, string Backbone, string Device, string Precision,
     string Started, string? Finished, IReadOnlyList<string> Resumes);
 
 /// <summary>
@@ -50,7 +52,11 @@ public sealed record RunInfo(string Status, string Version, int Seed, string Mac
 public static class RunFolder
 {
     /// <summary>File names inside a run folder.</summary>
-    public const string ConfigFile = "config.json", InfoFile = "run.json", RoundsFile = "rounds.csv", SummaryFile = "summary.csv";
+    public const string ConfigFile = "config.json", InfoFile = "run.json", RoundsFile = "rounds.csv", SummaryFile = "summary.csv", BreakdownFile = "breakdown.csv";
+
+    /// <summary>Accuracy per category of a real data set (ScienceQA's or IconQA's breakdown) for each method; empty for the synthetic benchmark.</summary>
+    public static IReadOnlyList<(string Method, IReadOnlyList<Evaluation.CategoryAccuracy> Rows)> Breakdowns(SimulationConfig config, IEnumerable<MethodResult> results) =>
+        config.IsRealDataset ? results.Select(r => (r.Method, Evaluation.Breakdowns.For(config.Dataset, r.FinalRecords))).ToArray() : [];
 
     private static readonly JsonSerializerOptions InfoJson = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
@@ -92,10 +98,10 @@ public static class RunFolder
             throw new ConfigException($"{dir} is not empty and has no {ConfigFile}, so it is not a run folder; choose an empty or new folder");
 
         string[] methods = ["zero-shot", .. MethodCatalog.Expand(config.Methods)];
-        var sim = Experiment.Create(config);          // bad data or backbone fails here, before anything is written
+        var log = hooks.Log ?? (_ => { });
+        var sim = Experiment.Create(config, log);     // bad data or backbone fails here, before anything is written
         Directory.CreateDirectory(dir);
         if (!existing) WriteAtomic(configPath, config.ToJson());
-        var log = hooks.Log ?? (_ => { });
         var progress = RunCheckpoints.LoadLatest(dir, methods, sim.Data, sim.Edge.Device, log);
         var before = ReadInfo(dir);
         string now = DateTime.UtcNow.ToString("o");
@@ -129,6 +135,11 @@ public static class RunFolder
 
         ResultFiles.Write(Path.Combine(dir, RoundsFile), ResultFiles.Rounds(results));
         ResultFiles.Write(Path.Combine(dir, SummaryFile), ResultFiles.Summary(results, sim.AdapterParameterCount));
+        if (config.IsRealDataset)
+        {
+            Evaluation.Breakdowns.WriteCsv(Path.Combine(dir, BreakdownFile), Breakdowns(config, results));
+            foreach (var res in results) Evaluation.Breakdowns.WriteResultsJson(Path.Combine(dir, $"predictions-{res.Method}.json"), res.FinalRecords);
+        }
         WriteInfo(dir, Info(config, sim, "finished", before?.Started ?? now, DateTime.UtcNow.ToString("o"), resumes));
         return new RunOutcome(dir, false, results, sim.AdapterParameterCount, progress?.Step ?? 0);
     }
@@ -138,7 +149,7 @@ public static class RunFolder
         typeof(RunFolder).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown",
         config.Seed, Environment.MachineName, System.Runtime.InteropServices.RuntimeInformation.OSDescription,
         System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription, TorchSharp.torch.get_num_threads(),
-        sim.Edge.Device.ToString(), started, finished, resumes);
+        config.Backbone, sim.Edge.Device.ToString(), sim.Edge.FrozenParameters().First().parameter.dtype.ToString(), started, finished, resumes);
 
     private static void WriteInfo(string dir, RunInfo info) => WriteAtomic(Path.Combine(dir, InfoFile), JsonSerializer.Serialize(info, InfoJson));
 

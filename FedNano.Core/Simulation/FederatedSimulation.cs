@@ -27,6 +27,9 @@ public sealed record MethodResult(string Method, IReadOnlyList<RoundResult> Roun
     public double[] ClientAccuracy => Final.Select(p => p.Count == 0 ? double.NaN : p.Count(x => x.Correct) / (double)p.Count).ToArray();
     /// <summary>Mean over clients of the final test accuracy.</summary>
     public double MeanAccuracy => ClientAccuracy.Average();
+    /// <summary>Every client's final test predictions, client by client, as scored records (for breakdowns and result files).</summary>
+    public IReadOnlyList<Evaluation.PredictionRecord> FinalRecords =>
+        Final.SelectMany(p => p).Select(p => new Evaluation.PredictionRecord(p.Sample, p.Predicted, p.PredictedText, p.Correct)).ToArray();
 }
 
 /// <summary>Progress of a simulation.</summary>

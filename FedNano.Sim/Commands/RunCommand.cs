@@ -50,11 +50,12 @@ internal static class RunCommand
                 var tasks = new Dictionary<string, ProgressTask>();
                 outcome = RunFolder.Run(config, outDir, new RunHooks
                 {
-                    Log = m => AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(m)}[/]"),
+                    Log = m => AnsiConsole.MarkupLine(Markup.Escape(m)),
                     Started = (sim, methods, from) =>
                     {
                         AnsiConsole.MarkupLine($"[bold]FedNano.Sim[/] {config.Dataset}: {config.Clients} clients, alpha {config.Alpha.ToString(CultureInfo.InvariantCulture)}, "
                             + $"{config.Rounds} rounds, rank {config.Adapter.Rank}, seed {config.Seed}; methods {string.Join(", ", methods.Skip(1))}");
+                        AnsiConsole.MarkupLine($"backbone {config.Backbone} on {sim.Edge.Device} ({sim.Edge.FrozenParameters().First().parameter.dtype}, adapters float32)");
                         AnsiConsole.MarkupLine($"clients' train/test samples: {string.Join("  ", sim.Data.Clients.Select(c => $"{c.Index}:{c.Train.Count}/{c.Test.Count}"))}");
                         if (from is not null)
                             AnsiConsole.MarkupLine($"continuing from checkpoint {from.Step}: {from.Completed.Count} method(s) done" + (from.Current is { } c ? $", {c.Method} at round {c.Round}" : ""));
@@ -86,7 +87,22 @@ internal static class RunCommand
             table.AddRow([res.Method, .. res.ClientAccuracy.Select(a => a.ToString("P1", CultureInfo.InvariantCulture)), $"[bold]{res.MeanAccuracy.ToString("P1", CultureInfo.InvariantCulture)}[/]", up.ToString("N0", CultureInfo.InvariantCulture)]);
         }
         AnsiConsole.Write(table);
-        AnsiConsole.MarkupLine($"wrote [bold]{Markup.Escape(outDir)}[/]: summary.csv, rounds.csv, config.json, run.json, checkpoints/");
+        var breakdowns = RunFolder.Breakdowns(config, results);
+        if (breakdowns.Count > 0) AnsiConsole.Write(BreakdownTable(breakdowns));
+        AnsiConsole.MarkupLine($"wrote [bold]{Markup.Escape(outDir)}[/]: summary.csv, rounds.csv, config.json, run.json, checkpoints/"
+            + (breakdowns.Count > 0 ? $", {RunFolder.BreakdownFile}, predictions-<method>.json" : ""));
         return 0;
+    }
+
+    /// <summary>Accuracy (%) per category (rows) and method (columns) over all clients' final test predictions.</summary>
+    private static Table BreakdownTable(IReadOnlyList<(string Method, IReadOnlyList<Evaluation.CategoryAccuracy> Rows)> breakdowns)
+    {
+        var table = new Table().Title("Final test accuracy (%) per category, all clients' test parts").AddColumn("group").AddColumn("category").AddColumn(new TableColumn("n").RightAligned());
+        foreach (var (method, _) in breakdowns) table.AddColumn(new TableColumn(Markup.Escape(method)).RightAligned());
+        var first = breakdowns[0].Rows;
+        for (int i = 0; i < first.Count; i++)
+            table.AddRow([Markup.Escape(first[i].Group), Markup.Escape(first[i].Category), first[i].Count.ToString(CultureInfo.InvariantCulture),
+                .. breakdowns.Select(b => double.IsNaN(b.Rows[i].Accuracy) ? "-" : b.Rows[i].Accuracy.ToString("F1", CultureInfo.InvariantCulture))]);
+        return table;
     }
 }
