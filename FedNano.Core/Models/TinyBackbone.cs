@@ -20,7 +20,7 @@ public sealed record PretrainOptions
     /// <summary>General-split training samples.</summary>
     public int Samples { get; init; } = 6000;
     /// <summary>Passes over them.</summary>
-    public int Epochs { get; init; } = 8;
+    public int Epochs { get; init; } = 20;
     /// <summary>Batch size.</summary>
     public int BatchSize { get; init; } = 32;
     /// <summary>Peak learning rate of Adam (no weight decay: unused embeddings keep their initial values).</summary>
@@ -97,11 +97,20 @@ public static class TinyBackbone
         var config = Config(tokenizer.VocabSize);
         torch.manual_seed(o.Seed);
         var model = new LlavaModel(config);
+        InitializeLikeTransformers(model);
         var pixels = PixelsFor(config);
-        // Half the general split is asked open-ended (the answer word as target): a direct signal for perception
-        // that makes the multiple-choice half (letter as target, as LLaVA trains) converge much faster.
+        // The general split in three formats: multiple choice (the letter as target, as LLaVA trains), the same
+        // question asked open-ended (the answer word as target: a direct signal for perception) and a text-only
+        // drill naming the answer word ("Which option is red?": teaches reading the options and copying the
+        // letter). Without the two helpers a model this small stays at chance on multiple choice for thousands
+        // of steps.
         var train = SyntheticBenchmark.Generate(o.Samples, o.Seed, SyntheticDialect.General)
-            .Select((s, i) => i % 2 == 0 ? s : s with { Choices = [], AnswerIndex = -1, AnswerText = s.Choices[s.AnswerIndex] })
+            .Select((s, i) => (i % 3) switch
+            {
+                0 => s,
+                1 => s with { Choices = [], AnswerIndex = -1, AnswerText = s.Choices[s.AnswerIndex] },
+                _ => s with { Image = null, Question = $"Which option is {s.Choices[s.AnswerIndex]}?" },
+            })
             .Select(s => EncodedSample.Encode(s, LlavaPrompt.Build(s), tokenizer, config.ImageTokens)).ToArray();
         var generalTest = SyntheticBenchmark.Generate(o.EvalSamples, o.Seed + 1, SyntheticDialect.General);
         var clientTest = SyntheticBenchmark.Generate(o.EvalSamples, o.Seed + 1, SyntheticDialect.Client);
@@ -139,6 +148,22 @@ public static class TinyBackbone
             });
         }
         return accuracy;
+    }
+
+    /// <summary>
+    /// transformers' initialisation (<c>initializer_range</c> 0.02): every weight matrix and embedding N(0, 0.02^2),
+    /// biases zero, norms one. TorchSharp's defaults (N(0, 1) embeddings) leave the token embeddings so large that
+    /// the blocks' outputs barely register in the residual stream, and training stalls at chance.
+    /// </summary>
+    private static void InitializeLikeTransformers(LlavaModel model)
+    {
+        using var _ = no_grad();
+        foreach (var (name, p) in model.named_parameters())
+        {
+            if (name.Contains("norm") || name.Contains("layrnorm")) { if (name.EndsWith("weight")) p.fill_(1.0); else p.zero_(); }
+            else if (name.EndsWith("bias")) p.zero_();
+            else p.normal_(0, 0.02);
+        }
     }
 
     private static void Save(string dir, LlavaModel model, string vocab, object record)

@@ -10,14 +10,15 @@ internal static class PretrainCommand
         var outOpt = new Option<string>("--out") { Description = "Folder to write the backbone to.", DefaultValueFactory = _ => TinyBackbone.DefaultDirectory };
         var seed = new Option<int>("--seed") { Description = "Seed of data, initialisation and order.", DefaultValueFactory = _ => new PretrainOptions().Seed };
         var samples = new Option<int>("--samples") { Description = "General-split training samples.", DefaultValueFactory = _ => new PretrainOptions().Samples };
+        var lr = new Option<double>("--learning-rate") { Description = "Peak learning rate of Adam.", DefaultValueFactory = _ => new PretrainOptions().LearningRate };
         var epochs = new Option<int>("--epochs") { Description = "Passes over the samples.", DefaultValueFactory = _ => new PretrainOptions().Epochs };
         var cmd = new Command("pretrain", "Pretrain the tiny backbone (vision tower, connector, LLM) on the synthetic general split and save it as safetensors + config.json.")
         {
-            outOpt, seed, samples, epochs,
+            outOpt, seed, samples, epochs, lr,
         };
         cmd.SetAction(r => CliErrors.Guard(() =>
         {
-            var o = new PretrainOptions { Seed = r.GetValue(seed), Samples = r.GetValue(samples), Epochs = r.GetValue(epochs) };
+            var o = new PretrainOptions { Seed = r.GetValue(seed), Samples = r.GetValue(samples), Epochs = r.GetValue(epochs), LearningRate = r.GetValue(lr) };
             if (o.Samples <= 0 || o.Epochs <= 0) throw new ConfigException("--samples and --epochs must be > 0");
             var (general, client) = TinyBackbone.Pretrain(r.GetValue(outOpt)!, o, Console.WriteLine);
             Console.WriteLine($"wrote {r.GetValue(outOpt)} (general {general:P1}, client dialect zero-shot {client:P1})");

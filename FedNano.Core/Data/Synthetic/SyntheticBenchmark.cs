@@ -34,9 +34,16 @@ public static class SyntheticBenchmark
     private static readonly (string en, string fr)[] Positions = [("left", "gauche"), ("right", "droite"), ("top", "haut"), ("bottom", "bas")];
     private static readonly (string en, string fr)[] Numbers = [("one", "un"), ("two", "deux"), ("three", "trois"), ("four", "quatre")];
 
-    /// <summary>Every text the generator can produce, in both dialects (to build a tokenizer vocabulary).</summary>
+    /// <summary>
+    /// Every text the generator can produce, in both dialects, with the prompt template around it (to build a
+    /// tokenizer vocabulary: the template's words must be whole tokens, or the option letters drown in spelled-out
+    /// instruction text).
+    /// </summary>
     public static IEnumerable<string> Vocabulary()
     {
+        yield return Prompts.LlavaPrompt.MultipleChoiceInstruction;
+        yield return Prompts.LlavaPrompt.ShortAnswerInstruction;
+        yield return "Context: Which option is";
         foreach (var d in new[] { SyntheticDialect.General, SyntheticDialect.Client })
         {
             foreach (var s in Generate(400, 12345, d, 8)) { yield return s.Question; foreach (var c in s.Choices) yield return c; }
