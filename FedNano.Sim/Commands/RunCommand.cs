@@ -19,6 +19,28 @@ internal static class RunCommand
         return cmd;
     }
 
+    /// <summary>
+    /// One row per method: final accuracy per client and mean, model parameters (+ Fisher values) one client uploads per
+    /// round, and the parameters resident on a client with their share of the whole MLLM (<paramref name="modelTotal"/>).
+    /// </summary>
+    internal static Table ResultTable(IReadOnlyList<MethodResult> results, int clients, long modelTotal)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var table = new Table().Title("Final test accuracy per client, and costs").AddColumn("method");
+        for (int k = 0; k < clients; k++) table.AddColumn(new TableColumn($"client {k}").RightAligned());
+        table.AddColumn(new TableColumn("[bold]mean[/]").RightAligned())
+            .AddColumn(new TableColumn("uploaded/round").RightAligned())
+            .AddColumn(new TableColumn("client storage").RightAligned());
+        foreach (var res in results)
+        {
+            string up = res.UploadedPerRound.ToString("N0", inv) + (res.FisherPerRound > 0 ? $" + {res.FisherPerRound.ToString("N0", inv)} Fisher" : "");
+            string storage = res.ClientResident is { } c ? $"{c.ToString("N0", inv)} ({((double)c / modelTotal).ToString("P1", inv)})" : "-";
+            table.AddRow([Markup.Escape(res.Method), .. res.ClientAccuracy.Select(a => a.ToString("P1", inv)), $"[bold]{res.MeanAccuracy.ToString("P1", inv)}[/]", up, storage]);
+        }
+        table.Caption($"client storage: parameters held by one client (share of the whole MLLM, {modelTotal.ToString("N0", inv)}); costs per client per round in rounds.csv");
+        return table;
+    }
+
     private static int Run(SimulationConfig config, string? outDir, string? configPath)
     {
         string name = Path.GetFileNameWithoutExtension(configPath ?? "quickstart");
@@ -53,22 +75,14 @@ internal static class RunCommand
                 }
             });
 
-        var table = new Table().Title("Final test accuracy per client").AddColumn("method");
-        for (int k = 0; k < config.Clients; k++) table.AddColumn(new TableColumn($"client {k}").RightAligned());
-        table.AddColumn(new TableColumn("[bold]mean[/]").RightAligned()).AddColumn(new TableColumn("uploaded/round").RightAligned());
-        foreach (var res in results)
-        {
-            long up = res.Rounds.Any(x => x.UploadedParameters > 0) ? sim.AdapterParameterCount : 0;
-            table.AddRow([res.Method, .. res.ClientAccuracy.Select(a => a.ToString("P1", CultureInfo.InvariantCulture)), $"[bold]{res.MeanAccuracy.ToString("P1", CultureInfo.InvariantCulture)}[/]", up.ToString("N0", CultureInfo.InvariantCulture)]);
-        }
-        AnsiConsole.Write(table);
+        AnsiConsole.Write(ResultTable(results, config.Clients, sim.Architecture.Total));
 
         string tmp = outDir.TrimEnd('/', '\\') + ".partial";
         if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
         Directory.CreateDirectory(tmp);
         File.WriteAllText(Path.Combine(tmp, "config.json"), config.ToJson());
         ResultFiles.Write(Path.Combine(tmp, "rounds.csv"), ResultFiles.Rounds(results));
-        ResultFiles.Write(Path.Combine(tmp, "summary.csv"), ResultFiles.Summary(results, sim.AdapterParameterCount));
+        ResultFiles.Write(Path.Combine(tmp, "summary.csv"), ResultFiles.Summary(results, sim.Architecture.Total));
         File.WriteAllText(Path.Combine(tmp, "run.json"), JsonSerializer.Serialize(new
         {
             version = typeof(FederatedSimulation).Assembly.GetName().Version?.ToString(),
