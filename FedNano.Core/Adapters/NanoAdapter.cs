@@ -70,8 +70,8 @@ public sealed class NanoAdapter : nn.Module<Tensor, Tensor>
         var gDown = einsum("btr,btd->brd", g.matmul(up.weight!), xs); // d loss_b / d down.weight [B, r, d]
         var result = new Dictionary<string, Tensor>
         {
-            ["down.weight"] = gDown.pow(2).sum(0).MoveToOuterDisposeScope(),
-            ["up.weight"] = gUp.pow(2).sum(0).MoveToOuterDisposeScope(),
+            ["down.weight"] = gDown.pow(2).sum(dim: 0).MoveToOuterDisposeScope(),
+            ["up.weight"] = gUp.pow(2).sum(dim: 0).MoveToOuterDisposeScope(),
         };
         return result;
     }

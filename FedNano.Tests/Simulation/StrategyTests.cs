@@ -38,14 +38,18 @@ public class StrategyTests
         var ef = new Recorder(new FedNanoEf());
         TinySetup.Simulation(config).RunStrategy(exact);
         TinySetup.Simulation(config).RunStrategy(ef);
+        var batched = new Recorder(new FedNanoFisher());   // the exact per-sample Fisher does not depend on how samples are batched
+        TinySetup.Simulation(config with { BatchSize = 5 }).RunStrategy(batched);
         Assert.That(ef.Uploads.Select(u => u.Client), Is.EqualTo(exact.Uploads.Select(u => u.Client)));
         for (int i = 0; i < exact.Uploads.Count; i++)
             foreach (var (name, f) in exact.Uploads[i].Fisher!.Tensors)
             {
                 var g = ef.Uploads[i].Fisher![name];
                 double scale = f.abs().max().item<float>();
+                Assert.That(f.shape, Is.EqualTo(g.shape).And.EqualTo(exact.Uploads[i].Parameters[name].shape), name);
                 if (name.EndsWith("up.weight")) Assert.That(scale, Is.GreaterThan(0), $"{name}: the check needs a nonzero Fisher");
                 Assert.That((f - g).abs().max().item<float>(), Is.LessThanOrEqualTo(1e-4 * scale + 1e-12), $"client {exact.Uploads[i].Client}, {name}");
+                Assert.That((f - batched.Uploads[i].Fisher![name]).abs().max().item<float>(), Is.LessThanOrEqualTo(1e-4 * scale + 1e-12), $"batched, {name}");
             }
     }
 
