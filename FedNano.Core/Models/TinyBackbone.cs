@@ -20,11 +20,11 @@ public sealed record PretrainOptions
     /// <summary>General-split training samples.</summary>
     public int Samples { get; init; } = 8000;
     /// <summary>Passes over them.</summary>
-    public int Epochs { get; init; } = 12;
+    public int Epochs { get; init; } = 10;
     /// <summary>Batch size.</summary>
     public int BatchSize { get; init; } = 32;
     /// <summary>Peak learning rate of Adam (no weight decay: unused embeddings keep their initial values).</summary>
-    public double LearningRate { get; init; } = 2e-3;
+    public double LearningRate { get; init; } = 1e-3;
     /// <summary>Held-out samples to measure accuracy on.</summary>
     public int EvalSamples { get; init; } = 600;
 }
@@ -110,7 +110,8 @@ public static class TinyBackbone
             for (int i = 0; i < order.Length; i += o.BatchSize)
             {
                 using var scope = NewDisposeScope();
-                foreach (var g in optimizer.ParamGroups) g.LearningRate = o.LearningRate * Math.Min(1.0, 2.0 * (steps - step) / steps);
+                // linear warm-up over the first 5% of the steps, then linear decay to zero
+                foreach (var g in optimizer.ParamGroups) g.LearningRate = o.LearningRate * Math.Min((step + 1) / (0.05 * steps), (double)(steps - step) / (0.95 * steps));
                 var batch = EncodedBatch.Create(order[i..Math.Min(i + o.BatchSize, order.Length)], true, tokenizer.PadId, CPU);
                 var loss = Loss(model, batch, pixels).mean();
                 optimizer.zero_grad();
@@ -119,7 +120,10 @@ public static class TinyBackbone
                 total += loss.item<float>() * batch.Count;
                 step++;
             }
-            log($"epoch {epoch + 1}/{o.Epochs}: loss {total / order.Length:F4} ({clock.Elapsed.TotalSeconds:F0}s)");
+            model.eval();
+            double heldOut = Accuracy(model, tokenizer, pixels, SyntheticBenchmark.Generate(192, o.Seed + 1, SyntheticDialect.General));
+            model.train();
+            log($"epoch {epoch + 1}/{o.Epochs}: loss {total / order.Length:F4}, held-out general accuracy {heldOut:P1} ({clock.Elapsed.TotalSeconds:F0}s)");
         }
         model.eval();
         double general = Accuracy(model, tokenizer, pixels, SyntheticBenchmark.Generate(o.EvalSamples, o.Seed + 1, SyntheticDialect.General));
