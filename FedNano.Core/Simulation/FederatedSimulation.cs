@@ -104,8 +104,6 @@ public sealed class FederatedSimulation
         Architecture = Ledgers.ArchitectureParameters.Llava(backbone.Model.Config, backbone.Name);
     }
 
-    /// <summary>The backbone being split.</summary>
-    public Backbone Backbone => backbone;
     /// <summary>The clients' data.</summary>
     public FederatedData Data { get; }
     /// <summary>The client side (shared frozen parts and the adapters being trained).</summary>

@@ -48,6 +48,7 @@ internal static class RunCommand
         if (File.Exists(outDir) || (Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any()))
             throw new FedNano.ConfigException($"output folder {outDir} exists and is not empty; choose another --out");
         var methods = MethodCatalog.Expand(config.Methods);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         var sim = Experiment.Create(config);
         AnsiConsole.MarkupLine($"[bold]FedNano.Sim[/] {config.Dataset}: {config.Clients} clients, alpha {config.Alpha.ToString(CultureInfo.InvariantCulture)}, "
             + $"{config.Rounds} rounds, rank {config.Adapter.Rank}, seed {config.Seed}; methods {string.Join(", ", methods)}");
@@ -92,11 +93,12 @@ internal static class RunCommand
             threads = TorchSharp.torch.get_num_threads(),
             device = sim.Edge.Device.ToString(),
             finished = DateTime.UtcNow.ToString("o"),
+            seconds = Math.Round(clock.Elapsed.TotalSeconds, 1),
         }, new JsonSerializerOptions { WriteIndented = true }));
         if (Directory.Exists(outDir)) Directory.Delete(outDir);
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(outDir))!);
         Directory.Move(tmp, outDir);
-        AnsiConsole.MarkupLine($"wrote [bold]{outDir}[/]: summary.csv, rounds.csv, config.json, run.json");
+        AnsiConsole.MarkupLine($"wrote [bold]{outDir}[/]: summary.csv, rounds.csv, config.json, run.json ({clock.Elapsed.TotalMinutes:F1} min)");
         return 0;
     }
 }

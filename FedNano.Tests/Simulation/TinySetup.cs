@@ -3,35 +3,23 @@ using FedNano.Edge;
 using FedNano.Models;
 using FedNano.Simulation;
 using FedNano.Strategies;
-using FedNano.Tokenizers;
-using static TorchSharp.torch;
 
 namespace FedNano.Tests.Simulation;
 
 /// <summary>
-/// A small random LLaVA of the tiny backbone's shape (built in-test, not the shipped one) and a few synthetic samples
+/// One small random LLaVA shared by these tests (not the shipped backbone) and a few synthetic samples
 /// over two clients: fast, and independent of any pretrained accuracy.
 /// </summary>
 internal static class TinySetup
 {
-    private static readonly Lazy<Backbone> Shared = new(() =>
-    {
-        string dir = Path.Combine(Path.GetTempPath(), $"fednano-tests-{Environment.ProcessId}");
-        Directory.CreateDirectory(dir);
-        var tokenizer = TinyTokenizer.Build(SyntheticBenchmark.Vocabulary(), 400, Path.Combine(dir, TinyTokenizer.FileName));
-        var config = TinyBackbone.Config(tokenizer.VocabSize);
-        manual_seed(11);
-        var model = new LlavaModel(config);
-        model.eval();
-        return new Backbone("tiny", model, tokenizer, TinyBackbone.PixelsFor(config));
-    });
+    private static readonly Lazy<Backbone> Shared = new(() => TestBackbones.Random(11));
 
     public static Backbone Backbone => Shared.Value;
 
     public static SimulationConfig Config(int rounds = 1) => new()
     {
         SyntheticSamples = 32, Clients = 2, MinPartitionSize = 6, Rounds = rounds, BatchSize = 8, LearningRate = 1e-2,
-        Adapter = new Adapters.AdapterConfig { Rank = 4 }, FedDpa = new FedDpaConfig { Instances = 3, LoraRank = 2 },
+        Adapter = new FedNano.Adapters.AdapterConfig { Rank = 4 }, FedDpa = new FedDpaConfig { Instances = 3, LoraRank = 2 },
     };
 
     public static FederatedSimulation Simulation(SimulationConfig config)

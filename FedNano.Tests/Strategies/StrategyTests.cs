@@ -5,7 +5,9 @@ using FedNano.Strategies;
 using NUnit.Framework;
 using static TorchSharp.torch;
 
-namespace FedNano.Tests.Simulation;
+using FedNano.Tests.Simulation;
+
+namespace FedNano.Tests.Strategies;
 
 [NonParallelizable] // shares one backbone and the global torch seed
 public class StrategyTests

@@ -3,7 +3,9 @@ using FedNano.Strategies;
 using NUnit.Framework;
 using static TorchSharp.torch;
 
-namespace FedNano.Tests.Simulation;
+using FedNano.Tests.Simulation;
+
+namespace FedNano.Tests.Strategies;
 
 /// <summary>
 /// A strategy written outside Core: the element-wise (lower) median of the clients' adapters, with an extra L2 term
