@@ -26,18 +26,18 @@ internal static class RunCommand
     internal static Table ResultTable(IReadOnlyList<MethodResult> results, int clients, long modelTotal)
     {
         var inv = CultureInfo.InvariantCulture;
-        var table = new Table().Title("Final test accuracy per client, and costs").AddColumn("method");
-        for (int k = 0; k < clients; k++) table.AddColumn(new TableColumn($"client {k}").RightAligned());
+        var table = new Table().Title("Final test accuracy (%) per client 0, 1, ... and mean, and costs").AddColumn(new TableColumn("method").NoWrap());
+        for (int k = 0; k < clients; k++) table.AddColumn(new TableColumn(k.ToString(inv)).RightAligned());
         table.AddColumn(new TableColumn("[bold]mean[/]").RightAligned())
-            .AddColumn(new TableColumn("uploaded/round").RightAligned())
-            .AddColumn(new TableColumn("client storage").RightAligned());
+            .AddColumn(new TableColumn("up/round").RightAligned())
+            .AddColumn(new TableColumn("client params").RightAligned().NoWrap());
         foreach (var res in results)
         {
-            string up = res.UploadedPerRound.ToString("N0", inv) + (res.FisherPerRound > 0 ? $" + {res.FisherPerRound.ToString("N0", inv)} Fisher" : "");
-            string storage = res.ClientResident is { } c ? $"{c.ToString("N0", inv)} ({((double)c / modelTotal).ToString("P1", inv)})" : "-";
-            table.AddRow([Markup.Escape(res.Method), .. res.ClientAccuracy.Select(a => a.ToString("P1", inv)), $"[bold]{res.MeanAccuracy.ToString("P1", inv)}[/]", up, storage]);
+            string up = res.UploadedPerRound.ToString("N0", inv) + (res.FisherPerRound > 0 ? $" +{res.FisherPerRound.ToString("N0", inv)} F" : "");
+            string storage = res.ClientResident is { } c ? $"{c.ToString("N0", inv)} ({(100.0 * c / modelTotal).ToString("F1", inv)}%)" : "-";
+            table.AddRow([Markup.Escape(res.Method), .. res.ClientAccuracy.Select(a => (100 * a).ToString("F1", inv)), $"[bold]{(100 * res.MeanAccuracy).ToString("F1", inv)}[/]", up, storage]);
         }
-        table.Caption($"client storage: parameters held by one client (share of the whole MLLM, {modelTotal.ToString("N0", inv)}); costs per client per round in rounds.csv");
+        table.Caption($"up/round: parameters one client uploads per round (+F: Fisher values); client params: parameters held by one client (share of the whole MLLM, {modelTotal.ToString("N0", inv)}); per client and round in rounds.csv");
         return table;
     }
 
