@@ -1,4 +1,9 @@
+using FedNano.Data;
+using FedNano.Data.Images;
+using FedNano.Data.Prompts;
+using FedNano.Data.Synthetic;
 using FedNano.Models;
+using FedNano.Tokenizers;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -21,8 +26,8 @@ public sealed record DeviceChoice(Device Device, ScalarType FrozenDType)
             "auto" => cuda.is_available() ? CUDA : CPU,
             "cpu" => CPU,
             var s when s == "cuda" || s.StartsWith("cuda:", StringComparison.Ordinal) =>
-                cuda.is_available() ? new Device(s) : throw new ConfigException($"--device {device}: CUDA is not available on this machine (use auto or cpu)"),
-            _ => throw new ConfigException($"--device '{device}' must be auto, cpu, cuda or cuda:N"),
+                cuda.is_available() ? new Device(s) : throw new ConfigException($"device {device} (--device): CUDA is not available on this machine (use auto or cpu)"),
+            _ => throw new ConfigException($"device '{device}' (--device) must be auto, cpu, cuda or cuda:N"),
         };
         var t = precision.Trim().ToLowerInvariant() switch
         {
@@ -30,29 +35,23 @@ public sealed record DeviceChoice(Device Device, ScalarType FrozenDType)
             "float32" or "fp32" => ScalarType.Float32,
             "bfloat16" or "bf16" => ScalarType.BFloat16,
             "float16" or "fp16" => d.type == DeviceType.CUDA ? ScalarType.Float16
-                : throw new ConfigException("--precision float16 needs CUDA (on the CPU use float32 or bfloat16)"),
-            _ => throw new ConfigException($"--precision '{precision}' must be auto, float32, bfloat16 or float16"),
+                : throw new ConfigException("precision float16 (--precision) needs CUDA (on the CPU use float32 or bfloat16)"),
+            _ => throw new ConfigException($"precision '{precision}' (--precision) must be auto, float32, bfloat16 or float16"),
         };
         return new DeviceChoice(d, t);
     }
 }
 
 /// <summary>
-/// The backbones a simulation can run on: <c>tiny</c> (small, random, the default), <c>mid</c> (random, real
-/// LLaVA-1.5 image geometry with a smaller LLM, for speed measurements) and <c>llava-1.5-7b</c> (a real checkpoint
-/// from <c>--model-dir</c>, either layout).
+/// The backbones a simulation can run on: <c>tiny</c> (the shipped, pretrained <see cref="TinyBackbone"/>, the
+/// default), <c>mid</c> (random, real LLaVA-1.5 image geometry with a smaller LLM, for speed measurements) and
+/// <c>llava-1.5-7b</c> (a real LLaVA-1.5 checkpoint from a folder, either layout, with LLaMA's SentencePiece
+/// tokenizer and the <c>vicuna_v1</c> conversation).
 /// </summary>
 public static class Backbones
 {
     /// <summary>Preset names.</summary>
     public static IReadOnlyList<string> Names { get; } = ["tiny", "mid", "llava-1.5-7b"];
-
-    /// <summary>The shipped tiny backbone: a few blocks, 64-wide LLM, 32x32 images in 8x8 patches.</summary>
-    public static LlavaConfig Tiny { get; } = new()
-    {
-        VisionConfig = new ClipVisionConfig { HiddenSize = 32, IntermediateSize = 64, NumHiddenLayers = 3, NumAttentionHeads = 4, ImageSize = 32, PatchSize = 8 },
-        TextConfig = new LlamaConfig { HiddenSize = 64, IntermediateSize = 128, NumHiddenLayers = 2, NumAttentionHeads = 4, NumKeyValueHeads = 2, VocabSize = 512, MaxPositionEmbeddings = 512 },
-    };
 
     /// <summary>
     /// A mid-size random backbone for speed measurements: LLaVA-1.5's image geometry (336 px, patch 14, 576 visual
@@ -75,22 +74,52 @@ public static class Backbones
     };
 
     /// <summary>
-    /// The backbone <paramref name="name"/> on <paramref name="where"/>: random for <c>tiny</c> and <c>mid</c>
-    /// (seeded by the caller through <c>torch.manual_seed</c>), loaded from <paramref name="modelDir"/> for
-    /// <c>llava-1.5-7b</c>. The frozen parameters get <see cref="DeviceChoice.FrozenDType"/>.
+    /// The backbone <paramref name="name"/> with its frozen parameters on <see cref="DeviceChoice.Device"/> in
+    /// <see cref="DeviceChoice.FrozenDType"/>: <c>tiny</c> loads the tiny backbone folder <paramref name="modelDir"/>;
+    /// <c>mid</c> is random (seed it with <c>torch.manual_seed</c> first) with the synthetic benchmark's tokenizer;
+    /// <c>llava-1.5-7b</c> loads the checkpoint in <paramref name="modelDir"/> (and, for LLaVA's own layout, the CLIP
+    /// tower in <paramref name="visionTowerDir"/>) with the <c>tokenizer.model</c> beside it.
     /// </summary>
-    public static LlavaModel Create(string name, DeviceChoice where, string? modelDir = null, string? visionTowerDir = null)
+    public static Backbone Load(string name, DeviceChoice where, string? modelDir = null, string? visionTowerDir = null)
     {
+        if (visionTowerDir is not null && name != "llava-1.5-7b")
+            throw new ConfigException($"vision_tower_dir (--vision-tower-dir) is only used with backbone llava-1.5-7b, not '{name}'");
         switch (name)
         {
-            case "tiny" or "mid":
-                if (modelDir is not null) throw new ConfigException($"--model-dir is only used with --backbone llava-1.5-7b, not '{name}'");
-                return LlavaCheckpoint.Construct(name == "tiny" ? Tiny : Mid, where.Device, where.FrozenDType);
+            case "tiny":
+                return TinyBackbone.Load(modelDir ?? throw new ConfigException("backbone tiny needs the tiny backbone's folder (model_dir, --model-dir)"), where.Device, where.FrozenDType);
+            case "mid":
+                if (modelDir is not null) throw new ConfigException("model_dir (--model-dir) is not used with backbone mid (random weights); use llava-1.5-7b for a checkpoint");
+                return Random("mid", Mid, TinyTokenizer.Build(SyntheticBenchmark.Vocabulary(), 400), where);
             case "llava-1.5-7b":
-                if (modelDir is null) throw new ConfigException("--backbone llava-1.5-7b needs --model-dir DIR (a LLaVA-1.5 checkpoint in safetensors, either layout)");
-                return LlavaCheckpoint.Open(modelDir, visionTowerDir).CreateModel(where.Device, where.FrozenDType);
+                if (modelDir is null) throw new ConfigException("backbone llava-1.5-7b needs model_dir (--model-dir DIR): a LLaVA-1.5 checkpoint in safetensors, either layout");
+                var checkpoint = LlavaCheckpoint.Open(modelDir, visionTowerDir);
+                var tokenizerPath = checkpoint.TokenizerPath ?? throw new ConfigException($"{checkpoint.ModelDir}: no tokenizer.model (LLaMA's SentencePiece model) beside the weights: copy it from the model's repository");
+                var tokenizer = LlamaSentencePieceTokenizer.Load(tokenizerPath);
+                if (tokenizer.VocabSize > checkpoint.Config.TextConfig.VocabSize)
+                    throw new ConfigException($"{tokenizerPath}: {tokenizer.VocabSize} tokens but the model's vocab_size is {checkpoint.Config.TextConfig.VocabSize}: tokenizer and checkpoint do not belong together");
+                var model = checkpoint.CreateModel(where.Device, where.FrozenDType);
+                model.eval();
+                return new Backbone(name, model, tokenizer, Pixels(checkpoint.Config)) { Template = VicunaV1.Wrap };
             default:
-                throw new ConfigException($"--backbone '{name}' is not one of {string.Join(", ", Names)}");
+                throw new ConfigException($"backbone '{name}' is not one of {string.Join(", ", Names)}");
         }
+    }
+
+    /// <summary>A randomly initialised backbone of <paramref name="config"/> (no conversation template), e.g. for tests and speed measurements.</summary>
+    public static Backbone Random(string name, LlavaConfig config, ITextTokenizer tokenizer, DeviceChoice where)
+    {
+        if (tokenizer.VocabSize > config.TextConfig.VocabSize)
+            throw new ConfigException($"backbone {name}: the tokenizer has {tokenizer.VocabSize} tokens, more than vocab_size {config.TextConfig.VocabSize}");
+        var model = LlavaCheckpoint.Construct(config, where.Device, where.FrozenDType);
+        model.eval();
+        return new Backbone(name, model, tokenizer, Pixels(config));
+    }
+
+    /// <summary>LLaVA-1.5's image preprocessing with the checkpoint's size, mean and std.</summary>
+    private static Func<SampleImage, Tensor> Pixels(LlavaConfig config)
+    {
+        var processor = ImageProcessor.For(config);
+        return image => processor.Process(image);
     }
 }

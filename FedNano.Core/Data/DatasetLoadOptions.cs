@@ -32,7 +32,7 @@ public sealed record DatasetLoadOptions
         "error" => MissingImagePolicy.Error,
         "caption" => MissingImagePolicy.Caption,
         "skip" => MissingImagePolicy.Skip,
-        _ => throw new ConfigException($"--missing-images '{value}' is not one of error, caption, skip"),
+        _ => throw new ConfigException($"missing_images (--missing-images) '{value}' is not one of error, caption, skip"),
     };
 }
 

@@ -75,13 +75,22 @@ public static class Breakdowns
     public static void WriteCsv(string path, IEnumerable<CategoryAccuracy> rows)
     {
         var sb = new StringBuilder("group,category,count,correct,accuracy\n");
-        foreach (var r in rows)
-            sb.Append(Csv(r.Group)).Append(',').Append(Csv(r.Category)).Append(',')
-              .Append(r.Count.ToString(CultureInfo.InvariantCulture)).Append(',')
-              .Append(r.Correct.ToString(CultureInfo.InvariantCulture)).Append(',')
-              .Append(double.IsNaN(r.Accuracy) ? "" : r.Accuracy.ToString("F2", CultureInfo.InvariantCulture)).Append('\n');
+        foreach (var r in rows) sb.Append(Line(r));
         WriteAtomically(path, sb.ToString());
     }
+
+    /// <summary>Writes several methods' breakdowns as one CSV with a leading <c>method</c> column (otherwise as <see cref="WriteCsv(string, IEnumerable{CategoryAccuracy})"/>), atomically.</summary>
+    public static void WriteCsv(string path, IEnumerable<(string Method, IReadOnlyList<CategoryAccuracy> Rows)> byMethod)
+    {
+        var sb = new StringBuilder("method,group,category,count,correct,accuracy\n");
+        foreach (var (method, rows) in byMethod)
+            foreach (var r in rows) sb.Append(Csv(method)).Append(',').Append(Line(r));
+        WriteAtomically(path, sb.ToString());
+    }
+
+    static string Line(CategoryAccuracy r) =>
+        $"{Csv(r.Group)},{Csv(r.Category)},{r.Count.ToString(CultureInfo.InvariantCulture)},{r.Correct.ToString(CultureInfo.InvariantCulture)},"
+        + $"{(double.IsNaN(r.Accuracy) ? "" : r.Accuracy.ToString("F2", CultureInfo.InvariantCulture))}\n";
 
     static string Csv(string s) => s.IndexOfAny([',', '"', '\n', '\r']) < 0 ? s : "\"" + s.Replace("\"", "\"\"") + "\"";
 

@@ -189,11 +189,14 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor>
     /// <summary>The token embedding (the client keeps a frozen copy of it).</summary>
     public Embedding EmbedTokens => embed_tokens;
 
-    /// <summary>Final hidden states [B, T, d] for input embeddings [B, T, d] (causal, positions 0..T-1).</summary>
+    /// <summary>
+    /// Final hidden states [B, T, d] for input embeddings [B, T, d] (causal, positions 0..T-1). The embeddings are
+    /// cast to the model's dtype (a client may send float32 to a half-precision LLM; the gradient returns in the sender's dtype).
+    /// </summary>
     public Tensor Forward(Tensor inputsEmbeds, ILinearDelta? delta)
     {
         var (cos, sin) = Rotary.Tables(inputsEmbeds.shape[1], config.HeadDim, config.RopeTheta, inputsEmbeds.device);
-        var h = inputsEmbeds;
+        var h = inputsEmbeds.to_type(embed_tokens.weight!.dtype);
         foreach (var layer in layers)
         {
             layer.Prepare(cos, sin, delta);

@@ -18,20 +18,20 @@ public sealed record PretrainOptions
     /// <summary>Seed of the data, the initialisation and the data order.</summary>
     public int Seed { get; init; } = 7;
     /// <summary>General-split training samples.</summary>
-    public int Samples { get; init; } = 8000;
+    public int Samples { get; init; } = 6000;
     /// <summary>Passes over them.</summary>
-    public int Epochs { get; init; } = 10;
+    public int Epochs { get; init; } = 8;
     /// <summary>Batch size.</summary>
     public int BatchSize { get; init; } = 32;
     /// <summary>Peak learning rate of Adam (no weight decay: unused embeddings keep their initial values).</summary>
-    public double LearningRate { get; init; } = 1e-3;
+    public double LearningRate { get; init; } = 2e-3;
     /// <summary>Held-out samples to measure accuracy on.</summary>
     public int EvalSamples { get; init; } = 600;
 }
 
 /// <summary>
 /// The shipped tiny backbone: a LLaVA-shaped MLLM small enough to train and federate on a 2-core CPU
-/// (CLIP-style ViT 64 wide, 3 blocks, 32 px images in 8 px patches; LLaMA 128 wide, 4 blocks, 4 heads with
+/// (CLIP-style ViT 64 wide, 3 blocks, 32 px images in 8 px patches; LLaMA 96 wide, 3 blocks, 4 heads with
 /// 2 key/value heads). It is pretrained end to end on the synthetic benchmark's general (English) split,
 /// then frozen; the clients' task is the French dialect it never saw. Stored as a Hugging Face-style model
 /// folder: <c>config.json</c>, <c>model.safetensors</c> (transformers' LLaVA key names) and <c>vocab.txt</c>.
@@ -51,19 +51,25 @@ public static class TinyBackbone
         },
         TextConfig = new LlamaConfig
         {
-            HiddenSize = 128, IntermediateSize = 256, NumHiddenLayers = 4, NumAttentionHeads = 4, NumKeyValueHeads = 2,
+            HiddenSize = 96, IntermediateSize = 192, NumHiddenLayers = 3, NumAttentionHeads = 4, NumKeyValueHeads = 2,
             VocabSize = vocabSize, MaxPositionEmbeddings = 256, BosTokenId = 2, EosTokenId = 3, PadTokenId = 0,
         },
         ImageMean = [0.5f, 0.5f, 0.5f],
         ImageStd = [0.25f, 0.25f, 0.25f],
     };
 
-    /// <summary>The image function of a config: in-memory pixels at the encoder's size, normalised.</summary>
-    public static Func<SampleImage, Tensor> PixelsFor(LlavaConfig c) =>
-        image => PixelTensors.Normalised(image, c.VisionConfig.ImageSize, c.ImageMean, c.ImageStd);
+    /// <summary>
+    /// The image function of a config: <see cref="ImageProcessor.Process"/> (image files decoded, padded to a square and
+    /// resized as LLaVA-1.5 does; in-memory pixels at the encoder's size only normalised).
+    /// </summary>
+    public static Func<SampleImage, Tensor> PixelsFor(LlavaConfig c)
+    {
+        var processor = ImageProcessor.For(c);
+        return image => processor.Process(image);
+    }
 
-    /// <summary>Loads a tiny backbone folder onto <paramref name="device"/>.</summary>
-    public static Backbone Load(string dir, Device? device = null)
+    /// <summary>Loads a tiny backbone folder onto <paramref name="device"/> (default CPU) in <paramref name="dtype"/>.</summary>
+    public static Backbone Load(string dir, Device? device = null, ScalarType dtype = ScalarType.Float32)
     {
         string weights = Path.Combine(dir, "model.safetensors");
         foreach (var f in new[] { Path.Combine(dir, "config.json"), weights, Path.Combine(dir, TinyTokenizer.FileName) })
@@ -72,23 +78,22 @@ public static class TinyBackbone
         var tokenizer = TinyTokenizer.Load(Path.Combine(dir, TinyTokenizer.FileName));
         var model = new LlavaModel(config);
         model.load_safetensors(weights);
+        model.to(dtype);
         if (device is not null) model.to(device);
         model.eval();
         return new Backbone("tiny", model, tokenizer, PixelsFor(config));
     }
 
     /// <summary>
-    /// Pretrains a fresh tiny backbone on the general split, deterministically from the seed, writes it to
-    /// <paramref name="dir"/> (written to a temporary folder and moved into place) and returns the held-out
-    /// accuracies on the general and the client split.
+    /// Pretrains a fresh tiny backbone on the general split, deterministically from the seed, and writes it to
+    /// <paramref name="dir"/> after every epoch (written to a temporary folder and moved into place, so the folder
+    /// always holds a complete backbone). Returns the held-out accuracies on the general and the client split.
     /// </summary>
     public static (double general, double client) Pretrain(string dir, PretrainOptions o, Action<string>? log = null)
     {
         log ??= _ => { };
-        string tmp = dir.TrimEnd('/') + ".tmp";
-        if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
-        Directory.CreateDirectory(tmp);
-        var tokenizer = TinyTokenizer.Build(SyntheticBenchmark.Vocabulary(), 400, Path.Combine(tmp, TinyTokenizer.FileName));
+        string vocab = Path.Combine(Path.GetTempPath(), $"fednano-vocab-{Guid.NewGuid():N}.txt");
+        var tokenizer = TinyTokenizer.Build(SyntheticBenchmark.Vocabulary(), 400, vocab);
         var config = Config(tokenizer.VocabSize);
         torch.manual_seed(o.Seed);
         var model = new LlavaModel(config);
@@ -98,13 +103,16 @@ public static class TinyBackbone
         var train = SyntheticBenchmark.Generate(o.Samples, o.Seed, SyntheticDialect.General)
             .Select((s, i) => i % 2 == 0 ? s : s with { Choices = [], AnswerIndex = -1, AnswerText = s.Choices[s.AnswerIndex] })
             .Select(s => EncodedSample.Encode(s, LlavaPrompt.Build(s), tokenizer, config.ImageTokens)).ToArray();
+        var generalTest = SyntheticBenchmark.Generate(o.EvalSamples, o.Seed + 1, SyntheticDialect.General);
+        var clientTest = SyntheticBenchmark.Generate(o.EvalSamples, o.Seed + 1, SyntheticDialect.Client);
         var optimizer = optim.Adam(model.parameters(), o.LearningRate);
         var rng = new Random(o.Seed);
         int steps = o.Epochs * ((train.Length + o.BatchSize - 1) / o.BatchSize), step = 0;
         var clock = Stopwatch.StartNew();
-        model.train();
+        (double general, double client) accuracy = default;
         for (int epoch = 0; epoch < o.Epochs; epoch++)
         {
+            model.train();
             var order = train.OrderBy(_ => rng.Next()).ToArray();
             double total = 0;
             for (int i = 0; i < order.Length; i += o.BatchSize)
@@ -116,29 +124,34 @@ public static class TinyBackbone
                 var loss = Loss(model, batch, pixels).mean();
                 optimizer.zero_grad();
                 loss.backward();
+                nn.utils.clip_grad_norm_(model.parameters(), 1.0);
                 optimizer.step();
                 total += loss.item<float>() * batch.Count;
                 step++;
             }
             model.eval();
-            double heldOut = Accuracy(model, tokenizer, pixels, SyntheticBenchmark.Generate(192, o.Seed + 1, SyntheticDialect.General));
-            model.train();
-            log($"epoch {epoch + 1}/{o.Epochs}: loss {total / order.Length:F4}, held-out general accuracy {heldOut:P1} ({clock.Elapsed.TotalSeconds:F0}s)");
+            accuracy = (Accuracy(model, tokenizer, pixels, generalTest), Accuracy(model, tokenizer, pixels, clientTest));
+            log($"epoch {epoch + 1}/{o.Epochs}: loss {total / order.Length:F4}, held-out accuracy general {accuracy.general:P1}, client dialect {accuracy.client:P1} ({clock.Elapsed.TotalSeconds:F0}s)");
+            Save(dir, model, vocab, new
+            {
+                o.Seed, o.Samples, o.Epochs, o.BatchSize, o.LearningRate, epochs_done = epoch + 1,
+                general_accuracy = accuracy.general, client_accuracy = accuracy.client, seconds = clock.Elapsed.TotalSeconds,
+            });
         }
-        model.eval();
-        double general = Accuracy(model, tokenizer, pixels, SyntheticBenchmark.Generate(o.EvalSamples, o.Seed + 1, SyntheticDialect.General));
-        double client = Accuracy(model, tokenizer, pixels, SyntheticBenchmark.Generate(o.EvalSamples, o.Seed + 1, SyntheticDialect.Client));
-        log($"held-out accuracy: general {general:P1}, client dialect {client:P1}");
-        config.Save(Path.Combine(tmp, "config.json"));
+        return accuracy;
+    }
+
+    private static void Save(string dir, LlavaModel model, string vocab, object record)
+    {
+        string tmp = dir.TrimEnd('/') + ".tmp";
+        if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
+        Directory.CreateDirectory(tmp);
+        File.Copy(vocab, Path.Combine(tmp, TinyTokenizer.FileName));
+        model.Config.Save(Path.Combine(tmp, "config.json"));
         model.save_safetensors(Path.Combine(tmp, "model.safetensors"));
-        File.WriteAllText(Path.Combine(tmp, "pretraining.json"), JsonSerializer.Serialize(new
-        {
-            o.Seed, o.Samples, o.Epochs, o.BatchSize, o.LearningRate,
-            general_accuracy = general, client_accuracy = client, seconds = clock.Elapsed.TotalSeconds,
-        }, new JsonSerializerOptions { WriteIndented = true }));
+        File.WriteAllText(Path.Combine(tmp, "pretraining.json"), JsonSerializer.Serialize(record, new JsonSerializerOptions { WriteIndented = true }));
         if (Directory.Exists(dir)) Directory.Delete(dir, true);
         Directory.Move(tmp, dir);
-        return (general, client);
     }
 
     private static Tensor Loss(LlavaModel model, EncodedBatch batch, Func<SampleImage, Tensor> pixels)

@@ -14,7 +14,8 @@ public sealed record Prediction(Data.MultimodalSample Sample, int Predicted, str
 /// <summary>
 /// Scores the current adapters on test samples through the split. Multiple choice: the option whose letter
 /// the LLM finds most likely as the next token (likelihood scoring over the offered letters, as LLaVA's
-/// ScienceQA evaluation reads a single letter); free-form: greedy generation up to a few tokens, exact match.
+/// ScienceQA evaluation reads a single letter); free-form: greedy generation up to a few tokens,
+/// exact match after <see cref="Data.Prompts.AnswerParser.NormalizeFreeAnswer"/>.
 /// </summary>
 internal sealed class Evaluator(NanoEdge edge, SplitServer server, Tokenizers.ITextTokenizer tokenizer, int batchSize = 64, int maxNewTokens = 8)
 {
@@ -71,9 +72,7 @@ internal sealed class Evaluator(NanoEdge edge, SplitServer server, Tokenizers.IT
             produced.Add(next);
         }
         string text = tokenizer.Decode(produced).Trim();
-        bool correct = string.Equals(Normalise(text), Normalise(s.Sample.AnswerText ?? ""), StringComparison.Ordinal);
+        bool correct = s.Sample.AnswerText is { } answer && Data.Prompts.AnswerParser.FreeAnswerMatches(text, answer);
         return new Prediction(s.Sample, -1, text, correct, loss);
     }
-
-    private static string Normalise(string t) => string.Join(' ', t.ToLowerInvariant().Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries));
 }

@@ -65,6 +65,9 @@ public sealed record MethodResult(string Method, IReadOnlyList<RoundResult> Roun
     public long FisherPerRound => Rounds.Select(r => r.Traffic.UploadedFisher).DefaultIfEmpty().Max();
     /// <summary>Parameters resident on a client (null without clients).</summary>
     public long? ClientResident => Rounds.Select(r => r.Traffic.ClientResidentParams).Max();
+    /// <summary>Every client's final test predictions, client by client, as scored records (for breakdowns and result files).</summary>
+    public IReadOnlyList<Evaluation.PredictionRecord> FinalRecords =>
+        Final.SelectMany(p => p).Select(p => new Evaluation.PredictionRecord(p.Sample, p.Predicted, p.PredictedText, p.Correct)).ToArray();
 }
 
 /// <summary>Progress of a simulation.</summary>

@@ -29,15 +29,30 @@ public sealed record FedDpaConfig
 /// </summary>
 public sealed record SimulationConfig
 {
-    /// <summary>Data set: <c>synthetic</c> (generated from the seed), <c>scienceqa</c> or <c>iconqa</c>.</summary>
+    /// <summary>Data set: <c>synthetic</c> (generated from the seed), <c>scienceqa</c> or <c>iconqa</c> (read from <see cref="DataRoot"/>).</summary>
     [JsonPropertyName("dataset")] public string Dataset { get; init; } = "synthetic";
+    /// <summary>Folder of a real data set in its official layout (required for <c>scienceqa</c> and <c>iconqa</c>).</summary>
+    [JsonPropertyName("data_root")] public string? DataRoot { get; init; }
+    /// <summary>
+    /// What to do with a real data set's missing image files: <c>error</c> (default), <c>caption</c> (ScienceQA: the
+    /// official caption goes into the context) or <c>skip</c> (drop those questions).
+    /// </summary>
+    [JsonPropertyName("missing_images")] public string MissingImages { get; init; } = "error";
+    /// <summary>
+    /// Most tokens of a real sample's context (ScienceQA hint, with the caption) kept in the prompt; longer contexts
+    /// are cut at a word boundary. Keeps the tiny backbone's sequences near its 256 trained positions.
+    /// </summary>
+    [JsonPropertyName("max_context_tokens")] public int MaxContextTokens { get; init; } = 96;
     /// <summary>Samples of the synthetic benchmark shared out over the clients (train and test parts together).</summary>
     [JsonPropertyName("synthetic_samples")] public int SyntheticSamples { get; init; } = 1000;
     /// <summary>Number of clients K.</summary>
     [JsonPropertyName("clients")] public int Clients { get; init; } = 5;
     /// <summary>Concentration of the Dirichlet label partition (small: strongly heterogeneous).</summary>
     [JsonPropertyName("alpha")] public double Alpha { get; init; } = 0.5;
-    /// <summary>Metadata field the partition is over (e.g. <c>category</c>, <c>skill</c>).</summary>
+    /// <summary>
+    /// Metadata field the partition is over (e.g. <c>category</c>; ScienceQA: <c>subject</c>, <c>category</c>, <c>topic</c>,
+    /// <c>skill</c>, <c>grade</c>; IconQA: <c>skill</c>, <c>task</c>, <c>grade</c>). See <see cref="DefaultPartitionLabel"/>.
+    /// </summary>
     [JsonPropertyName("partition_by")] public string PartitionBy { get; init; } = "category";
     /// <summary>Fewest samples a client may hold (the partition is redrawn until every client has them).</summary>
     [JsonPropertyName("min_partition_size")] public int MinPartitionSize { get; init; } = 10;
@@ -67,14 +82,34 @@ public sealed record SimulationConfig
     [JsonPropertyName("feddpa")] public FedDpaConfig FedDpa { get; init; } = new();
     /// <summary>Seed of every random draw (partition, client sampling, data order, initialisation).</summary>
     [JsonPropertyName("seed")] public int Seed { get; init; }
-    /// <summary>Backbone: <c>tiny</c> (the shipped one) or a preset name with <see cref="ModelDir"/>.</summary>
+    /// <summary>Backbone: <c>tiny</c> (the shipped one), <c>mid</c> (random, for speed) or <c>llava-1.5-7b</c> (with <see cref="ModelDir"/>); see <see cref="Checkpoints.Backbones"/>.</summary>
     [JsonPropertyName("backbone")] public string Backbone { get; init; } = "tiny";
-    /// <summary>Folder of the backbone's checkpoint (defaults to the shipped tiny backbone).</summary>
+    /// <summary>Folder of the backbone's checkpoint: required for <c>llava-1.5-7b</c>; for <c>tiny</c> defaults to the shipped one.</summary>
     [JsonPropertyName("model_dir")] public string? ModelDir { get; init; }
+    /// <summary>The CLIP tower's folder of a checkpoint in LLaVA's own layout (default: its <c>mm_vision_tower</c> when that is a folder).</summary>
+    [JsonPropertyName("vision_tower_dir")] public string? VisionTowerDir { get; init; }
+    /// <summary>Where the backbone runs: <c>auto</c> (CUDA if available), <c>cpu</c>, <c>cuda</c> or <c>cuda:N</c>.</summary>
+    [JsonPropertyName("device")] public string Device { get; init; } = "auto";
+    /// <summary>Precision of the frozen backbone: <c>auto</c> (float32 on the CPU, bfloat16 on CUDA), <c>float32</c>, <c>bfloat16</c> or <c>float16</c>; the NanoAdapters are always float32.</summary>
+    [JsonPropertyName("precision")] public string Precision { get; init; } = "auto";
+
+    /// <summary>Data sets a config may name.</summary>
+    public static IReadOnlyList<string> Datasets { get; } = ["synthetic", .. Data.RealDatasets.Names];
+
+    /// <summary>The partition label used for <paramref name="dataset"/> when none is given: <c>skill</c> for IconQA, else <c>category</c>.</summary>
+    public static string DefaultPartitionLabel(string dataset) => dataset == "iconqa" ? "skill" : "category";
+
+    /// <summary>True for the data sets read from <see cref="DataRoot"/>.</summary>
+    public bool IsRealDataset => Data.RealDatasets.Names.Contains(Dataset);
 
     /// <summary>Throws <see cref="ConfigException"/> naming the first field out of range.</summary>
     public void Validate()
     {
+        if (!Datasets.Contains(Dataset)) throw new ConfigException($"dataset '{Dataset}' is not one of {string.Join(", ", Datasets)}");
+        if (IsRealDataset && string.IsNullOrWhiteSpace(DataRoot))
+            throw new ConfigException($"dataset '{Dataset}' needs data_root (--data-root): the folder holding the official release");
+        Data.DatasetLoadOptions.ParsePolicy(MissingImages);
+        ConfigException.Positive(MaxContextTokens, "max_context_tokens");
         ConfigException.Positive(Clients, "clients");
         ConfigException.Positive(Alpha, "alpha");
         ConfigException.Positive(Rounds, "rounds");
@@ -90,6 +125,8 @@ public sealed record SimulationConfig
         if (Methods.Length == 0) throw new ConfigException("methods must name at least one method");
         foreach (var m in Methods) MethodCatalog.Check(m);
         Adapter.Validate();
+        if (!Checkpoints.Backbones.Names.Contains(Backbone)) throw new ConfigException($"backbone '{Backbone}' is not one of {string.Join(", ", Checkpoints.Backbones.Names)}");
+        Checkpoints.DeviceChoice.Resolve(Device, Precision);
         if (!(FedProxMu >= 0)) throw new ConfigException($"fedprox_mu must be >= 0 (got {FedProxMu})");
         FedDpa.Validate();
     }

@@ -39,6 +39,12 @@ public sealed partial class TinyTokenizer : ITextTokenizer
     public static TinyTokenizer Load(string vocabPath)
     {
         if (!File.Exists(vocabPath)) throw new ConfigException($"tokenizer vocabulary {vocabPath} not found");
+        return FromVocabulary(File.ReadAllLines(vocabPath));
+    }
+
+    /// <summary>A tokenizer of the given vocabulary (one token per id, in id order; the specials first).</summary>
+    private static TinyTokenizer FromVocabulary(IReadOnlyList<string> vocab)
+    {
         var specials = Specials.Select((s, i) => (s, i)).ToDictionary(p => p.s, p => p.i);
         var options = new WordPieceOptions
         {
@@ -47,16 +53,16 @@ public sealed partial class TinyTokenizer : ITextTokenizer
             Normalizer = new LowerCaseNormalizer(),
             PreTokenizer = PreTokenizer.CreateWordOrPunctuation(specials),
         };
-        int count = File.ReadLines(vocabPath).Count();
-        return new TinyTokenizer(WordPieceTokenizer.Create(vocabPath, options), count);
+        using var stream = new MemoryStream(System.Text.Encoding.UTF8.GetBytes(string.Join('\n', vocab) + "\n"));
+        return new TinyTokenizer(WordPieceTokenizer.Create(stream, options), vocab.Count);
     }
 
     /// <summary>
     /// Builds a vocabulary from <paramref name="corpus"/>: the specials, single characters (as word starts and
     /// <c>##</c> continuations), then the <paramref name="maxWords"/> most frequent lower-cased words (ties by
-    /// order), and writes it to <paramref name="vocabPath"/>.
+    /// order), and writes it to <paramref name="vocabPath"/> when one is given.
     /// </summary>
-    public static TinyTokenizer Build(IEnumerable<string> corpus, int maxWords, string vocabPath)
+    public static TinyTokenizer Build(IEnumerable<string> corpus, int maxWords, string? vocabPath = null)
     {
         var counts = new Dictionary<string, int>();
         var order = new List<string>();
@@ -75,9 +81,12 @@ public sealed partial class TinyTokenizer : ITextTokenizer
         var seen = new HashSet<string>(vocab);
         vocab.AddRange(order.Select((w, i) => (w, i)).OrderByDescending(p => counts[p.w]).ThenBy(p => p.i)
             .Select(p => p.w).Where(seen.Add).Take(maxWords));
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(vocabPath))!);
-        File.WriteAllLines(vocabPath, vocab);
-        return Load(vocabPath);
+        if (vocabPath is not null)
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(vocabPath))!);
+            File.WriteAllLines(vocabPath, vocab);
+        }
+        return FromVocabulary(vocab);
     }
 
     [GeneratedRegex(@"[a-z0-9]+")]

@@ -49,9 +49,10 @@ internal static class RunCommand
             throw new FedNano.ConfigException($"output folder {outDir} exists and is not empty; choose another --out");
         var methods = MethodCatalog.Expand(config.Methods);
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var sim = Experiment.Create(config);
+        var sim = Experiment.Create(config, AnsiConsole.WriteLine);
         AnsiConsole.MarkupLine($"[bold]FedNano.Sim[/] {config.Dataset}: {config.Clients} clients, alpha {config.Alpha.ToString(CultureInfo.InvariantCulture)}, "
             + $"{config.Rounds} rounds, rank {config.Adapter.Rank}, seed {config.Seed}; methods {string.Join(", ", methods)}");
+        AnsiConsole.MarkupLine($"backbone {config.Backbone} on {sim.Edge.Device} ({sim.Edge.FrozenParameters().First().parameter.dtype}, adapters float32)");
         AnsiConsole.MarkupLine($"clients' train/test samples: {string.Join("  ", sim.Data.Clients.Select(c => $"{c.Index}:{c.Train.Count}/{c.Test.Count}"))}");
 
         var results = new List<MethodResult>();
@@ -77,6 +78,10 @@ internal static class RunCommand
             });
 
         AnsiConsole.Write(ResultTable(results, config.Clients, sim.Architecture.Total));
+        var breakdowns = config.IsRealDataset
+            ? results.Select(res => (res.Method, Evaluation.Breakdowns.For(config.Dataset, res.FinalRecords))).ToArray()
+            : [];
+        if (breakdowns.Length > 0) AnsiConsole.Write(BreakdownTable(breakdowns));
 
         string tmp = outDir.TrimEnd('/', '\\') + ".partial";
         if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
@@ -84,6 +89,18 @@ internal static class RunCommand
         File.WriteAllText(Path.Combine(tmp, "config.json"), config.ToJson());
         ResultFiles.Write(Path.Combine(tmp, "rounds.csv"), ResultFiles.Rounds(results));
         ResultFiles.Write(Path.Combine(tmp, "summary.csv"), ResultFiles.Summary(results, sim.Architecture.Total));
+        var written = new List<string> { "summary.csv", "rounds.csv", "config.json", "run.json" };
+        if (breakdowns.Length > 0)
+        {
+            Evaluation.Breakdowns.WriteCsv(Path.Combine(tmp, "breakdown.csv"), breakdowns);
+            written.Add("breakdown.csv");
+            foreach (var res in results)
+            {
+                string file = $"predictions-{res.Method}.json";
+                Evaluation.Breakdowns.WriteResultsJson(Path.Combine(tmp, file), res.FinalRecords);
+                written.Add(file);
+            }
+        }
         File.WriteAllText(Path.Combine(tmp, "run.json"), JsonSerializer.Serialize(new
         {
             version = typeof(FederatedSimulation).Assembly.GetName().Version?.ToString(),
@@ -91,14 +108,28 @@ internal static class RunCommand
             machine = Environment.MachineName,
             os = System.Runtime.InteropServices.RuntimeInformation.OSDescription,
             threads = TorchSharp.torch.get_num_threads(),
+            backbone = config.Backbone,
             device = sim.Edge.Device.ToString(),
+            precision = sim.Edge.FrozenParameters().First().parameter.dtype.ToString(),
             finished = DateTime.UtcNow.ToString("o"),
             seconds = Math.Round(clock.Elapsed.TotalSeconds, 1),
         }, new JsonSerializerOptions { WriteIndented = true }));
         if (Directory.Exists(outDir)) Directory.Delete(outDir);
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(outDir))!);
         Directory.Move(tmp, outDir);
-        AnsiConsole.MarkupLine($"wrote [bold]{outDir}[/]: summary.csv, rounds.csv, config.json, run.json ({clock.Elapsed.TotalMinutes:F1} min)");
+        AnsiConsole.MarkupLine($"wrote [bold]{Markup.Escape(outDir)}[/]: {string.Join(", ", written)} ({clock.Elapsed.TotalMinutes:F1} min)");
         return 0;
+    }
+
+    /// <summary>Accuracy (%) per category (rows) and method (columns) over all clients' final test predictions.</summary>
+    private static Table BreakdownTable(IReadOnlyList<(string Method, IReadOnlyList<Evaluation.CategoryAccuracy> Rows)> breakdowns)
+    {
+        var table = new Table().Title("Final test accuracy (%) per category, all clients' test parts").AddColumn("group").AddColumn("category").AddColumn(new TableColumn("n").RightAligned());
+        foreach (var (method, _) in breakdowns) table.AddColumn(new TableColumn(Markup.Escape(method)).RightAligned());
+        var first = breakdowns[0].Rows;
+        for (int i = 0; i < first.Count; i++)
+            table.AddRow([Markup.Escape(first[i].Group), Markup.Escape(first[i].Category), first[i].Count.ToString(CultureInfo.InvariantCulture),
+                .. breakdowns.Select(b => double.IsNaN(b.Rows[i].Accuracy) ? "-" : b.Rows[i].Accuracy.ToString("F1", CultureInfo.InvariantCulture))]);
+        return table;
     }
 }

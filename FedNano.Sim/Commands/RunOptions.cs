@@ -13,8 +13,18 @@ internal sealed class RunOptions
     public readonly Option<int?> Rounds = new("--rounds") { Description = "Communication rounds." };
     public readonly Option<int?> Rank = new("--rank") { Description = "NanoAdapter rank." };
     public readonly Option<int?> Seed = new("--seed") { Description = "Seed of every random draw." };
+    public readonly Option<string?> Dataset = new("--dataset") { Description = "synthetic, scienceqa or iconqa (real ones need --data-root)." };
+    public readonly Option<string?> DataRoot = new("--data-root") { Description = "Folder of the ScienceQA or IconQA release (official layout)." };
+    public readonly Option<string?> MissingImages = new("--missing-images") { Description = "Missing image files: error (default), caption (ScienceQA captions) or skip." };
+    public readonly Option<string?> PartitionBy = new("--partition-by") { Description = "Metadata field of the Dirichlet label partition (default: the config's; with --dataset, category, or skill for IconQA)." };
 
-    public IEnumerable<Option> All => [Config, Method, Clients, Alpha, Rounds, Rank, Seed];
+    public readonly Option<string?> Backbone = new("--backbone") { Description = "tiny (shipped, default), mid (random, for speed) or llava-1.5-7b (needs --model-dir). Replaces the config's model_dir and vision_tower_dir by the command line's." };
+    public readonly Option<string?> ModelDir = new("--model-dir") { Description = "Checkpoint folder: a LLaVA-1.5 checkpoint (safetensors, either layout, with tokenizer.model) or a tiny backbone folder." };
+    public readonly Option<string?> VisionTowerDir = new("--vision-tower-dir") { Description = "CLIP tower folder of a checkpoint in LLaVA's own layout (default: its mm_vision_tower)." };
+    public readonly Option<string?> Device = new("--device") { Description = "auto (CUDA if available), cpu, cuda or cuda:N." };
+    public readonly Option<string?> Precision = new("--precision") { Description = "Frozen backbone precision: auto (float32 on CPU, bfloat16 on CUDA), float32, bfloat16 or float16. Adapters stay float32." };
+
+    public IEnumerable<Option> All => [Config, Method, Clients, Alpha, Rounds, Rank, Seed, Dataset, DataRoot, MissingImages, PartitionBy, Backbone, ModelDir, VisionTowerDir, Device, Precision];
 
     /// <summary>The config file (or the default) with the command line's overrides, validated.</summary>
     public SimulationConfig Resolve(ParseResult r)
@@ -27,6 +37,18 @@ internal sealed class RunOptions
         if (r.GetValue(Rounds) is { } n) c = c with { Rounds = n };
         if (r.GetValue(Rank) is { } rank) c = c with { Adapter = c.Adapter with { Rank = rank } };
         if (r.GetValue(Seed) is { } s) c = c with { Seed = s };
+        if (r.GetValue(Dataset) is { } d && d != c.Dataset) c = c with { Dataset = d, PartitionBy = SimulationConfig.DefaultPartitionLabel(d) };
+        if (r.GetValue(DataRoot) is { } root) c = c with { DataRoot = root };
+        if (r.GetValue(MissingImages) is { } mi) c = c with { MissingImages = mi };
+        if (r.GetValue(PartitionBy) is { } pb) c = c with { PartitionBy = pb };
+        if (r.GetValue(Backbone) is { } b) c = c with { Backbone = b, ModelDir = r.GetValue(ModelDir), VisionTowerDir = r.GetValue(VisionTowerDir) };
+        else
+        {
+            if (r.GetValue(ModelDir) is { } md) c = c with { ModelDir = md };
+            if (r.GetValue(VisionTowerDir) is { } vt) c = c with { VisionTowerDir = vt };
+        }
+        if (r.GetValue(Device) is { } dev) c = c with { Device = dev };
+        if (r.GetValue(Precision) is { } p) c = c with { Precision = p };
         try { c.Validate(); }
         catch (FedNano.ConfigException e) { throw new FedNano.ConfigException($"{e.Message} (from {path} and the command line)"); }
         return c;

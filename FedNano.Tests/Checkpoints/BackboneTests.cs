@@ -1,3 +1,6 @@
+using FedNano.Data;
+using FedNano.Data.Prompts;
+using FedNano.Tokenizers;
 using FedNano.Checkpoints;
 using FedNano.Models;
 using NUnit.Framework;
@@ -33,9 +36,12 @@ public class BackboneTests
     {
         var cpu = DeviceChoice.Resolve("cpu");
         Assert.That(cpu.FrozenDType, Is.EqualTo(ScalarType.Float32));
-        using var tiny = Backbones.Create("tiny", cpu);
+        var tokenizer = TinyTokenizer.Build(FedNano.Data.Synthetic.SyntheticBenchmark.Vocabulary(), 400);
+        var config = TinyBackbone.Config(tokenizer.VocabSize);
+        Assert.That(config.TextConfig.VocabSize, Is.EqualTo(tokenizer.VocabSize));
+        using var tiny = Backbones.Random("tiny", config, tokenizer, cpu).Model;
         Assert.That(tiny.parameters().All(p => p.device_type == TorchSharp.DeviceType.CPU && p.dtype == ScalarType.Float32));
-        using var bf16 = Backbones.Create("tiny", cpu with { FrozenDType = ScalarType.BFloat16 });
+        using var bf16 = Backbones.Random("tiny", config, tokenizer, cpu with { FrozenDType = ScalarType.BFloat16 }).Model;
         Assert.That(bf16.parameters().All(p => p.dtype == ScalarType.BFloat16));
         Assert.That(LlavaCheckpoint.ExpectedParameters(Backbones.Mid).Sum(p => p.Shape.Aggregate(1L, (a, b) => a * b)), Is.InRange(200_000_000L, 300_000_000L));
         Assert.That(Backbones.Mid.ImageTokens, Is.EqualTo(576));
@@ -53,12 +59,33 @@ public class BackboneTests
     }
 
     [Test]
-    public void Llava7BNeedsAModelDirectory()
+    public void PresetsCheckTheirFolders()
     {
-        Assert.That(() => Backbones.Create("llava-1.5-7b", DeviceChoice.Resolve("cpu")),
-            Throws.TypeOf<ConfigException>().With.Message.Contains("--model-dir"));
-        Assert.That(() => Backbones.Create("huge", DeviceChoice.Resolve("cpu")), Throws.TypeOf<ConfigException>());
-        using var loaded = Backbones.Create("llava-1.5-7b", DeviceChoice.Resolve("cpu"), LlavaCheckpointTests.Converted);
-        Assert.That(loaded.Config.TextConfig.HiddenSize, Is.EqualTo(32));
+        var cpu = DeviceChoice.Resolve("cpu");
+        Assert.That(() => Backbones.Load("llava-1.5-7b", cpu), Throws.TypeOf<ConfigException>().With.Message.Contains("--model-dir"));
+        Assert.That(() => Backbones.Load("tiny", cpu), Throws.TypeOf<ConfigException>().With.Message.Contains("model_dir"));
+        Assert.That(() => Backbones.Load("mid", cpu, LlavaCheckpointTests.Converted), Throws.TypeOf<ConfigException>().With.Message.Contains("not used with backbone mid"));
+        Assert.That(() => Backbones.Load("tiny", cpu, "x", LlavaCheckpointTests.Tower), Throws.TypeOf<ConfigException>().With.Message.Contains("--vision-tower-dir"));
+        Assert.That(() => Backbones.Load("huge", cpu), Throws.TypeOf<ConfigException>().With.Message.Contains("tiny, mid, llava-1.5-7b"));
+    }
+
+    [Test]
+    public void ACheckpointLoadsWithItsTokenizerTemplateAndImageStatistics()
+    {
+        var where = DeviceChoice.Resolve("cpu", "bfloat16");
+        var backbone = Backbones.Load("llava-1.5-7b", where, LlavaCheckpointTests.Converted);
+        using var model = backbone.Model;
+        Assert.That(model.Config.TextConfig.HiddenSize, Is.EqualTo(32));
+        Assert.That(model.parameters().All(p => p.dtype == ScalarType.BFloat16), Is.True);
+        Assert.That(backbone.Tokenizer, Is.TypeOf<LlamaSentencePieceTokenizer>());
+        Assert.That(backbone.Template(new Prompt([new PromptSegment.Text("q")], "A")).ToText(), Is.EqualTo(VicunaV1.Text("q", withImage: false)));
+        // pixels: the checkpoint's CLIP mean/std, at its 28 px
+        var pixels = Enumerable.Repeat(0.5f, 3 * 28 * 28).ToArray();
+        using var t = backbone.Pixels(new SampleImage { Pixels = pixels, Height = 28, Width = 28 });
+        var c = model.Config;
+        Assert.That(t.shape, Is.EqualTo(new long[] { 3, 28, 28 }));
+        for (int ch = 0; ch < 3; ch++)
+            Assert.That(t[ch, 0, 0].item<float>(), Is.EqualTo((0.5f - c.ImageMean[ch]) / c.ImageStd[ch]).Within(1e-6));
+        Assert.That(c.ImageMean[0], Is.EqualTo(0.48145466f).Within(1e-7)); // CLIP's, from preprocessor_config.json
     }
 }

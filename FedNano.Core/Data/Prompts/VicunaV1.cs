@@ -20,6 +20,22 @@ public static class VicunaV1
         $"{System} USER: {(withImage ? ImagePlaceholder + "\n" : "")}{user} ASSISTANT:";
 
     /// <summary>
+    /// A data set's prompt (<see cref="LlavaPrompt.Build"/>) in the conversation: <c>{System} USER: </c>, its
+    /// segments, <c> ASSISTANT:</c>, adjacent texts joined so each text between images is tokenized in one piece as
+    /// <see cref="Encode"/> does. For a prompt starting with its image this is exactly <see cref="Text"/> of the user text.
+    /// </summary>
+    public static Prompt Wrap(Prompt prompt)
+    {
+        var segments = new List<PromptSegment>();
+        foreach (var s in prompt.Segments.Prepend(new PromptSegment.Text($"{System} USER: ")).Append(new PromptSegment.Text(" ASSISTANT:")))
+            if (s is PromptSegment.Text t && segments.Count > 0 && segments[^1] is PromptSegment.Text last)
+                segments[^1] = new PromptSegment.Text(last.Value + t.Value);
+            else
+                segments.Add(s);
+        return prompt with { Segments = segments };
+    }
+
+    /// <summary>
     /// Token ids before and after the image: <c>[BOS] + tok(before)</c> and <c>tok(after)</c>, each piece encoded on
     /// its own as LLaVA does (so the text after the image starts with the tokenizer's dummy-prefix space).
     /// </summary>
