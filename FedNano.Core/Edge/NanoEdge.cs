@@ -24,7 +24,7 @@ public sealed class NanoEdge : nn.Module<Tensor, Tensor>
     private readonly NanoAdapter adapter_i, adapter_t;
     private readonly LlavaConfig config;
     private readonly Func<SampleImage, Tensor> pixels;
-    private readonly ConditionalWeakTable<SampleImage, Tensor> visualCache = new();
+    private readonly ConditionalWeakTable<SampleImage, Tensor> visualCache = new(), featureCache = new();
 
     /// <summary>
     /// The NanoEdge of <paramref name="backbone"/> with fresh (identity) adapters. <paramref name="pixels"/> turns
@@ -89,6 +89,19 @@ public sealed class NanoEdge : nn.Module<Tensor, Tensor>
         return tokens;
     }
 
+    /// <summary>The frozen vision tower's selected features [P, d_vision] of one image (kept like the visual tokens).</summary>
+    internal Tensor VisionFeatures(SampleImage image)
+    {
+        if (CacheVisualTokens && featureCache.TryGetValue(image, out var cached)) return cached;
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var px = pixels(image).to(Device).unsqueeze(0);
+        var feats = vision_tower.Features(px, config.VisionFeatureLayer, config.VisionFeatureSelectStrategy == "default")[0];
+        if (!CacheVisualTokens) return feats.MoveToOuterDisposeScope();
+        featureCache.AddOrUpdate(image, feats.DetachFromDisposeScope());
+        return feats;
+    }
+
     /// <summary>
     /// The frozen input sequence [B, T, d] of a batch before the adapters: token embeddings with the visual
     /// tokens of each image in its place.
@@ -99,6 +112,25 @@ public sealed class NanoEdge : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         var visual = batch.Images.Length > 0 ? cat(batch.Images.Select(VisualTokens).ToArray(), 0) : null;
         return Sequences.Assemble(embed_tokens, visual, batch).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The input sequence of a batch with the visual tokens from <paramref name="connector"/> (a client's own,
+    /// trainable connector; gradients flow into it) on the frozen vision features, without the NanoAdapters.
+    /// </summary>
+    internal Tensor RawSequence(EncodedBatch batch, LlavaMultiModalProjector connector)
+    {
+        using var scope = NewDisposeScope();
+        Tensor? visual = null;
+        if (batch.Images.Length > 0)
+        {
+            var feats = cat(batch.Images.Select(VisionFeatures).ToArray(), 0);
+            visual = connector.forward(feats).to_type(embed_tokens.weight!.dtype);
+        }
+        Tensor text;
+        using (no_grad()) text = embed_tokens.forward(batch.Ids);
+        var x = visual is null ? text : text.masked_scatter(batch.IsImage.unsqueeze(-1), visual);
+        return x.MoveToOuterDisposeScope();
     }
 
     /// <summary>The adapters applied to a raw sequence: NanoAdapter-I at image places, NanoAdapter-T elsewhere.</summary>

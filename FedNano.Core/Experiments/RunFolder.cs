@@ -22,8 +22,9 @@ public sealed class RunHooks
 /// <param name="AlreadyFinished">The folder held a finished run of the same config: nothing was run and <paramref name="Results"/> is empty.</param>
 /// <param name="Results">Every method's result, zero-shot first.</param>
 /// <param name="AdapterParameterCount">Adapter parameters one client uploads per round.</param>
+/// <param name="ModelParameters">Parameters of the whole MLLM (0 when nothing was run).</param>
 /// <param name="ResumedFromStep">The checkpoint the run continued from (0: it started from the beginning).</param>
-public sealed record RunOutcome(string Directory, bool AlreadyFinished, IReadOnlyList<MethodResult> Results, long AdapterParameterCount, int ResumedFromStep);
+public sealed record RunOutcome(string Directory, bool AlreadyFinished, IReadOnlyList<MethodResult> Results, long AdapterParameterCount, long ModelParameters, int ResumedFromStep);
 
 /// <summary>What <c>run.json</c> records about how a run was made.</summary>
 /// <param name="Status"><c>running</c> or <c>finished</c>.</param>
@@ -92,7 +93,7 @@ public static class RunFolder
             var diffs = ConfigDiff.Describe(LoadConfig(dir), config);
             if (diffs.Count > 0)
                 throw new ConfigException($"{dir} holds a run of a different config ({string.Join("; ", diffs)}); continue it with its own config (fednano run --resume {dir}) or choose another folder");
-            if (IsFinished(dir)) return new RunOutcome(dir, true, [], 0, 0);
+            if (IsFinished(dir)) return new RunOutcome(dir, true, [], 0, 0, 0);
         }
         else if (File.Exists(dir) || (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any()))
             throw new ConfigException($"{dir} is not empty and has no {ConfigFile}, so it is not a run folder; choose an empty or new folder");
@@ -134,14 +135,14 @@ public static class RunFolder
         finally { sim.Progress -= OnProgress; }
 
         ResultFiles.Write(Path.Combine(dir, RoundsFile), ResultFiles.Rounds(results));
-        ResultFiles.Write(Path.Combine(dir, SummaryFile), ResultFiles.Summary(results, sim.AdapterParameterCount));
+        ResultFiles.Write(Path.Combine(dir, SummaryFile), ResultFiles.Summary(results, sim.Architecture.Total));
         if (config.IsRealDataset)
         {
             Evaluation.Breakdowns.WriteCsv(Path.Combine(dir, BreakdownFile), Breakdowns(config, results));
             foreach (var res in results) Evaluation.Breakdowns.WriteResultsJson(Path.Combine(dir, $"predictions-{res.Method}.json"), res.FinalRecords);
         }
         WriteInfo(dir, Info(config, sim, "finished", before?.Started ?? now, DateTime.UtcNow.ToString("o"), resumes));
-        return new RunOutcome(dir, false, results, sim.AdapterParameterCount, progress?.Step ?? 0);
+        return new RunOutcome(dir, false, results, sim.AdapterParameterCount, sim.Architecture.Total, progress?.Step ?? 0);
     }
 
     private static RunInfo Info(SimulationConfig config, FederatedSimulation sim, string status, string started, string? finished, string[] resumes) => new(

@@ -20,15 +20,33 @@ public sealed record RunResults(string Directory, SimulationConfig Config, IRead
             {
                 Method = c.GetString("method"), Client = c.GetString("client"), Accuracy = c.Parse<double>("accuracy"),
                 TestSamples = c.Parse<int>("test_samples"), UploadedPerRound = c.Parse<long>("uploaded_params_per_round"),
+                FisherPerRound = Optional(c, "uploaded_fisher_per_round") ?? 0, ClientResident = Optional(c, "client_resident_params"),
+                ModelParams = Optional(c, "model_params") ?? 0,
             }),
-            Read(Path.Combine(dir, RunFolder.RoundsFile), c => new RoundRow
+            Read(Path.Combine(dir, RunFolder.RoundsFile), c =>
             {
-                Method = c.GetString("method"), Round = c.Parse<int>("round"), Client = c.Parse<int>("client"),
-                Accuracy = c.Parse<double>("accuracy"), Loss = c.Parse<double>("loss"),
-                TrainLoss = c.GetStringOrNull("train_loss") is { Length: > 0 } t ? double.Parse(t, CultureInfo.InvariantCulture) : null,
-                UploadedParams = c.Parse<long>("uploaded_params"),
+                long up = c.Parse<long>("uploaded_params");
+                return new RoundRow
+                {
+                    Method = c.GetString("method"), Round = c.Parse<int>("round"), Client = c.Parse<int>("client"),
+                    Accuracy = c.Parse<double>("accuracy"), Loss = c.Parse<double>("loss"),
+                    TrainLoss = c.GetStringOrNull("train_loss") is { Length: > 0 } t ? double.Parse(t, CultureInfo.InvariantCulture) : null,
+                    UploadedParams = up, UploadedFisher = Optional(c, "uploaded_fisher") ?? 0,
+                    // runs written before the traffic ledger have no uploaded_bytes: float32 adapters, 4 bytes a parameter
+                    UploadedBytes = Optional(c, "uploaded_bytes") ?? up * LegacyBytesPerParameter,
+                    DownloadedParams = Optional(c, "downloaded_params") ?? 0, DownloadedBytes = Optional(c, "downloaded_bytes") ?? 0,
+                    SplitBytesTrain = Optional(c, "split_bytes_train") ?? 0, SplitBytesEval = Optional(c, "split_bytes_eval") ?? 0,
+                    ClientResidentParams = Optional(c, "client_resident_params"),
+                };
             }));
     }
+
+    /// <summary>Bytes of one uploaded parameter in runs made before <c>rounds.csv</c> had <c>uploaded_bytes</c> (float32 adapters).</summary>
+    public const int LegacyBytesPerParameter = 4;
+
+    /// <summary>A whole-number column that older files may lack or leave empty.</summary>
+    private static long? Optional(CsvReader c, string column) =>
+        c.TryGetFieldIndex(column, out int i) && c.GetStringOrNull(i) is { Length: > 0 } t ? long.Parse(t, CultureInfo.InvariantCulture) : null;
 
     private static List<T> Read<T>(string path, Func<CsvReader, T> row)
     {

@@ -23,9 +23,6 @@ public readonly record struct OverSeeds(double Mean, double? Std, int N)
 /// </summary>
 public sealed class SweepReport
 {
-    /// <summary>Bytes of one uploaded parameter (the adapters are float32).</summary>
-    public const int BytesPerParameter = 4;
-
     private readonly IReadOnlyList<RunResults> runs;
     private readonly AggregateRow[] aggregate;
 
@@ -74,10 +71,13 @@ public sealed class SweepReport
             .SelectMany(r => r.Rounds.Where(x => x.Method == method).GroupBy(x => x.Round).Select(g => (Round: g.Key, Mean: g.Average(x => x.Accuracy) * 100)))
             .GroupBy(x => x.Round).OrderBy(g => g.Key).Select(g => (g.Key, OverSeeds.Of(g.Select(x => x.Mean).ToArray()))).ToArray();
 
-    /// <summary>Bytes all clients of a run uploaded in all its rounds (float32 adapters), over the runs of a method with <paramref name="clients"/> clients.</summary>
+    /// <summary>
+    /// Bytes all clients of a run uploaded in all its rounds (parameters and Fisher values, <c>uploaded_bytes</c> of
+    /// <c>rounds.csv</c>), over the runs of a method with <paramref name="clients"/> clients.
+    /// </summary>
     public OverSeeds? UploadedBytes(int clients, string method)
     {
-        var totals = ClientRuns(clients, method).Select(r => (double)r.Rounds.Where(x => x.Method == method).Sum(x => x.UploadedParams) * BytesPerParameter).ToArray();
+        var totals = ClientRuns(clients, method).Select(r => (double)r.Rounds.Where(x => x.Method == method).Sum(x => x.UploadedBytes)).ToArray();
         return totals.Length == 0 ? null : OverSeeds.Of(totals);
     }
 
@@ -143,7 +143,7 @@ public sealed class SweepReport
             }
 
         md.AppendLine("## Communication").AppendLine();
-        md.AppendLine($"Uploaded: adapter parameters a client sends per round, and bytes all clients send over a whole run ({BytesPerParameter} bytes per parameter). Methods that upload nothing (zero-shot, centralized) are left out of the plot.").AppendLine();
+        md.AppendLine($"Uploaded: model parameters a client sends per round, and bytes all clients send over a whole run (parameters and Fisher values, as counted in rounds.csv's uploaded_bytes; runs without that column count {RunResults.LegacyBytesPerParameter} bytes per parameter). Methods that upload nothing (zero-shot, centralized) are left out of the plot.").AppendLine();
         md.AppendLine("| Method | Clients | Params per client per round | Bytes per run (all clients) |");
         md.AppendLine("|---|---:|---:|---:|");
         foreach (var m in Methods)

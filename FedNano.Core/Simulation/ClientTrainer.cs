@@ -1,6 +1,7 @@
 using FedNano.Edge;
 using FedNano.Strategies;
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace FedNano.Simulation;
@@ -17,50 +18,71 @@ internal sealed class ClientTrainer(NanoEdge edge, SplitServer server, Simulatio
 
     /// <summary>
     /// Trains the edge's adapters (already loaded with the starting state) on <paramref name="train"/> for the
-    /// configured epochs; returns the mean training loss and, when asked, the squared-gradient Fisher estimate.
+    /// configured epochs (or exactly <paramref name="steps"/> mini-batches, reshuffling after each pass); returns
+    /// the mean training loss and, when asked, the squared-gradient Fisher estimate.
     /// </summary>
-    public (double loss, AdapterState? squaredGrads) Train(IReadOnlyList<EncodedSample> train, FitInstructions fit, AdapterState? global, Random rng)
+    public (double loss, AdapterState? squaredGrads) Train(IReadOnlyList<EncodedSample> train, FitInstructions fit, AdapterState? global, Random rng, int? steps = null)
     {
-        var parameters = edge.AdapterParameters().ToArray();
-        using var optimizer = optim.AdamW(parameters.Select(p => p.parameter), config.LearningRate, weight_decay: config.WeightDecay);
-        var squared = fit.AccumulateSquaredGradients ? parameters.ToDictionary(p => p.name, p => zeros_like(p.parameter)) : null;
-        int steps = 0;
-        double lossSum = 0;
-        long seen = 0;
         edge.train();
-        for (int epoch = 0; epoch < config.LocalEpochs; epoch++)
+        try
         {
-            var order = train.OrderBy(_ => rng.Next()).ToArray();
-            for (int i = 0; i < order.Length; i += config.BatchSize)
+            return Optimise(edge.AdapterParameters().ToArray(), train, fit, global, rng, config, config.LocalEpochs, steps, edge.Device, batch =>
             {
-                using var scope = NewDisposeScope();
-                using var batch = EncodedBatch.Create(order[i..Math.Min(i + config.BatchSize, order.Length)], true, 0, edge.Device);
-                optimizer.zero_grad();
-                var sent = edge.Forward(batch);                          // client: NanoEdge
-                var received = sent.detach().requires_grad_(true);       // ---- split: activations up ----
+                var sent = edge.Forward(batch);                             // client: NanoEdge
+                var received = sent.detach().requires_grad_(true);          // ---- split: activations up ----
                 var loss = server.TargetNll(received, batch.Labels).mean(); // server: frozen LLM + loss
                 loss.backward();
-                var gradBack = received.grad!;                           // ---- split: gradient down ----
-                sent.backward([gradBack]);                                 // client: into the adapters
+                sent.backward([received.grad!]);                            // ---- split: gradient down, into the adapters ----
                 SplitBytes += 2 * sent.numel() * sent.ElementSize;
+                return loss;
+            });
+        }
+        finally { edge.eval(); }
+    }
+
+    /// <summary>
+    /// The local optimisation loop shared by every client-training path: AdamW over <paramref name="parameters"/>,
+    /// mini-batches of <paramref name="data"/> in the order drawn from <paramref name="rng"/>; <paramref name="step"/>
+    /// runs the forward and backward of the task loss on a batch and returns the loss. Adds the strategy's proximal and
+    /// extra loss terms and accumulates squared mini-batch gradients (of the task loss) when asked.
+    /// </summary>
+    internal static (double loss, AdapterState? squaredGrads) Optimise(
+        IReadOnlyList<(string name, Parameter parameter)> parameters, IReadOnlyList<EncodedSample> data, FitInstructions fit, AdapterState? global,
+        Random rng, SimulationConfig config, int epochs, int? steps, Device device, Func<EncodedBatch, Tensor> step)
+    {
+        using var optimizer = optim.AdamW(parameters.Select(p => p.parameter), config.LearningRate, weight_decay: config.WeightDecay);
+        var squared = fit.AccumulateSquaredGradients ? parameters.ToDictionary(p => p.name, p => zeros_like(p.parameter)) : null;
+        var live = parameters.ToDictionary(p => p.name, p => (Tensor)p.parameter);
+        int done = 0;
+        double lossSum = 0;
+        long seen = 0;
+        for (int epoch = 0; data.Count > 0 && (steps is { } s ? done < s : epoch < epochs); epoch++)
+        {
+            var order = data.OrderBy(_ => rng.Next()).ToArray();
+            for (int i = 0; i < order.Length && (steps is null || done < steps); i += config.BatchSize)
+            {
+                using var scope = NewDisposeScope();
+                using var batch = EncodedBatch.Create(order[i..Math.Min(i + config.BatchSize, order.Length)], true, 0, device);
+                optimizer.zero_grad();
+                var loss = step(batch);
                 if (squared is not null)
                     using (no_grad())
                         foreach (var (name, p) in parameters) squared[name].add_(p.grad!.pow(2));
                 if (fit.ProximalMu > 0 && global is not null)
-                {
-                    var prox = parameters.Select(p => (p.parameter - global[p.name]).pow(2).sum()).Aggregate((a, b) => a + b) * (fit.ProximalMu / 2);
-                    prox.backward();
-                }
+                    (parameters.Select(p => (p.parameter - global[p.name]).pow(2).sum()).Aggregate((a, b) => a + b) * (fit.ProximalMu / 2)).backward();
+                fit.ExtraLoss?.Invoke(live).backward();
                 optimizer.step();
                 lossSum += loss.item<float>() * batch.Count;
                 seen += batch.Count;
-                steps++;
+                done++;
             }
         }
-        edge.eval();
-        AdapterState? fisher = squared is null ? null : new AdapterState(squared.ToDictionary(p => p.Key, p => p.Value.div_(Math.Max(steps, 1))));
+        AdapterState? fisher = squared is null ? null : new AdapterState(squared.ToDictionary(p => p.Key, p => p.Value.div_(Math.Max(done, 1))));
         return (seen == 0 ? 0 : lossSum / seen, fisher);
     }
+
+    /// <summary>Mini-batches one pass of the configured local epochs over <paramref name="samples"/> takes.</summary>
+    public int StepsFor(int samples) => config.LocalEpochs * ((samples + config.BatchSize - 1) / config.BatchSize);
 
     /// <summary>
     /// The empirical diagonal Fisher of the adapters on <paramref name="data"/>: the mean over samples of the

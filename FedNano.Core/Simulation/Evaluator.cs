@@ -19,8 +19,19 @@ public sealed record Prediction(Data.MultimodalSample Sample, int Predicted, str
 /// </summary>
 internal sealed class Evaluator(NanoEdge edge, SplitServer server, Tokenizers.ITextTokenizer tokenizer, int batchSize = 64, int maxNewTokens = 8)
 {
-    public IReadOnlyList<Prediction> Predict(IReadOnlyList<EncodedSample> samples, Models.ILinearDelta? delta = null)
+    /// <summary>
+    /// Bytes that crossed the split since creation: the input-embedding sequences up, and back the scores of the
+    /// offered letters (multiple choice) or the generated token ids (free-form, 4 bytes each).
+    /// </summary>
+    public long SplitBytes { get; private set; }
+
+    /// <summary>
+    /// Predictions of the edge's current adapters, or of a client's own model: <paramref name="client"/> gives, for a
+    /// batch, the input-embedding sequence and the delta inside the LLM (FedDPA-F's LoRA), instead of the NanoEdge.
+    /// </summary>
+    public IReadOnlyList<Prediction> Predict(IReadOnlyList<EncodedSample> samples, Func<EncodedBatch, (Tensor sequence, Models.ILinearDelta? delta)>? client = null)
     {
+        client ??= b => (edge.Forward(b), null);
         using var _ = no_grad();
         var result = new List<Prediction>(samples.Count);
         var mc = samples.Where(s => s.ChoiceIds.Length > 0).ToArray();
@@ -28,7 +39,9 @@ internal sealed class Evaluator(NanoEdge edge, SplitServer server, Tokenizers.IT
         {
             using var scope = NewDisposeScope();
             using var batch = EncodedBatch.Create(mc[i..Math.Min(i + batchSize, mc.Length)], false, tokenizer.PadId, edge.Device);
-            var logProbs = server.NextTokenLogProbs(edge.Forward(batch), batch.AnswerPositions, delta).cpu();
+            var (sequence, delta) = client(batch);
+            SplitBytes += sequence.numel() * sequence.ElementSize + batch.Samples.Sum(x => x.ChoiceIds.Length) * sizeof(float);
+            var logProbs = server.NextTokenLogProbs(sequence, batch.AnswerPositions, delta).cpu();
             for (int b = 0; b < batch.Count; b++)
             {
                 var s = batch.Samples[b];
@@ -37,11 +50,11 @@ internal sealed class Evaluator(NanoEdge edge, SplitServer server, Tokenizers.IT
                 result.Add(new Prediction(s.Sample, best, null, best == s.Sample.AnswerIndex, -logProbs[b, s.TargetIds[0]].item<float>()));
             }
         }
-        foreach (var s in samples.Where(s => s.ChoiceIds.Length == 0)) result.Add(Generate(s, delta));
+        foreach (var s in samples.Where(s => s.ChoiceIds.Length == 0)) result.Add(Generate(s, client));
         return result;
     }
 
-    private Prediction Generate(EncodedSample s, Models.ILinearDelta? delta)
+    private Prediction Generate(EncodedSample s, Func<EncodedBatch, (Tensor sequence, Models.ILinearDelta? delta)> client)
     {
         var produced = new List<int>();
         double loss = double.NaN;
@@ -50,7 +63,9 @@ internal sealed class Evaluator(NanoEdge edge, SplitServer server, Tokenizers.IT
             using var scope = NewDisposeScope();
             var prompt = s with { PromptIds = s.PromptIds.Concat(produced).ToArray() };
             using var batch = EncodedBatch.Create([prompt], false, tokenizer.PadId, edge.Device);
-            var logProbs = server.NextTokenLogProbs(edge.Forward(batch), batch.AnswerPositions, delta)[0];
+            var (sequence, delta) = client(batch);
+            SplitBytes += sequence.numel() * sequence.ElementSize + sizeof(int);
+            var logProbs = server.NextTokenLogProbs(sequence, batch.AnswerPositions, delta)[0];
             if (step == 0) loss = -logProbs[s.TargetIds[0]].item<float>();
             int next = (int)logProbs.argmax().item<long>();
             if (next == tokenizer.EosId) break;

@@ -7,6 +7,34 @@ using static TorchSharp.torch;
 
 namespace FedNano.Simulation;
 
+/// <summary>
+/// What one client moved and held in one round, counted from the real tensors (number of values, and bytes as
+/// values x element size). Parameters are model values; Fisher values are counted apart.
+/// </summary>
+public sealed record ClientTraffic
+{
+    /// <summary>Model parameters the client downloaded from the server (the global state it starts from).</summary>
+    public long DownloadedParams { get; init; }
+    /// <summary>Bytes of <see cref="DownloadedParams"/>.</summary>
+    public long DownloadedBytes { get; init; }
+    /// <summary>Model parameters the client uploaded (adapters, LoRA, connector).</summary>
+    public long UploadedParams { get; init; }
+    /// <summary>Diagonal-Fisher values the client uploaded besides its parameters.</summary>
+    public long UploadedFisher { get; init; }
+    /// <summary>Bytes of everything uploaded (parameters and Fisher values).</summary>
+    public long UploadedBytes { get; init; }
+    /// <summary>Activation and gradient bytes that crossed the client/server split during local training (and a Fisher pass).</summary>
+    public long SplitBytesTrain { get; init; }
+    /// <summary>Bytes that crossed the split to evaluate the client's test part (sequences up, scores or token ids down).</summary>
+    public long SplitBytesEval { get; init; }
+    /// <summary>Parameters resident on the client (frozen and trainable); null when the method has no clients (centralized).</summary>
+    public long? ClientResidentParams { get; init; }
+
+    /// <summary>Values and bytes of a set of tensors.</summary>
+    public static (long values, long bytes) Measure(AdapterState? state) =>
+        state is null ? (0, 0) : (state.Count, state.Tensors.Values.Sum(t => t.numel() * t.ElementSize));
+}
+
 /// <summary>One row of <c>rounds.csv</c>: a client's state after a round of a method.</summary>
 /// <param name="Method">Method name.</param>
 /// <param name="Round">Round, 1-based (0: before training).</param>
@@ -14,8 +42,12 @@ namespace FedNano.Simulation;
 /// <param name="Accuracy">Test accuracy of the client's current model on its test part.</param>
 /// <param name="Loss">Mean test loss (negative log-likelihood of the answer's first token).</param>
 /// <param name="TrainLoss">Mean local training loss this round (NaN if the client did not train).</param>
-/// <param name="UploadedParameters">Parameters the client uploaded this round.</param>
-public sealed record RoundResult(string Method, int Round, int Client, double Accuracy, double Loss, double TrainLoss, long UploadedParameters);
+/// <param name="Traffic">What the client moved across the network and the split this round, and what it holds.</param>
+public sealed record RoundResult(string Method, int Round, int Client, double Accuracy, double Loss, double TrainLoss, ClientTraffic Traffic)
+{
+    /// <summary>Parameters the client uploaded this round.</summary>
+    public long UploadedParameters => Traffic.UploadedParams;
+}
 
 /// <summary>What a method ended with.</summary>
 /// <param name="Method">Method name.</param>
@@ -27,6 +59,12 @@ public sealed record MethodResult(string Method, IReadOnlyList<RoundResult> Roun
     public double[] ClientAccuracy => Final.Select(p => p.Count == 0 ? double.NaN : p.Count(x => x.Correct) / (double)p.Count).ToArray();
     /// <summary>Mean over clients of the final test accuracy.</summary>
     public double MeanAccuracy => ClientAccuracy.Average();
+    /// <summary>Most model parameters one client uploaded in one round.</summary>
+    public long UploadedPerRound => Rounds.Select(r => r.Traffic.UploadedParams).DefaultIfEmpty().Max();
+    /// <summary>Most Fisher values one client uploaded in one round.</summary>
+    public long FisherPerRound => Rounds.Select(r => r.Traffic.UploadedFisher).DefaultIfEmpty().Max();
+    /// <summary>Parameters resident on a client (null without clients).</summary>
+    public long? ClientResident => Rounds.Select(r => r.Traffic.ClientResidentParams).Max();
     /// <summary>Every client's final test predictions, client by client, as scored records (for breakdowns and result files).</summary>
     public IReadOnlyList<Evaluation.PredictionRecord> FinalRecords =>
         Final.SelectMany(p => p).Select(p => new Evaluation.PredictionRecord(p.Sample, p.Predicted, p.PredictedText, p.Correct)).ToArray();
@@ -42,46 +80,53 @@ public sealed record SimulationProgress(string Method, int Round, int Rounds, do
 /// <summary>
 /// The federated simulation in one process: a frozen backbone split into the server's LLM and the clients'
 /// NanoEdge (one frozen copy shared by all simulated clients, adapters swapped per client), the clients'
-/// data, and the round loop: sample clients, each starts from the global adapters and trains locally,
-/// uploads, the strategy aggregates; every client's test accuracy is measured after each round.
+/// data, and the round loop: sample clients, each starts from the global adapters (or its own, for a
+/// personalising strategy) and trains locally, uploads, the strategy aggregates; every client's test accuracy
+/// is measured after each round, and what every client moves and holds is counted (<see cref="ClientTraffic"/>).
 /// </summary>
 public sealed class FederatedSimulation
 {
-    private readonly SimulationConfig config;
-    private readonly Backbone backbone;
-    private readonly NanoEdge edge;
-    private readonly SplitServer server;
-    private readonly AdapterState initial;
-    private readonly EncodedSample[][] train, test;
-    private readonly ClientTrainer trainer;
-    private readonly Evaluator evaluator;
 
     /// <summary>A simulation of <paramref name="data"/> on <paramref name="backbone"/> with the given settings.</summary>
     public FederatedSimulation(SimulationConfig config, Backbone backbone, FederatedData data)
     {
         config.Validate();
-        this.config = config;
-        this.backbone = backbone;
+        Config = config;
+        Backbone = backbone;
         Data = data;
         manual_seed(Seeds.Derive(config.Seed, Seeds.Purpose("adapter init")));
-        edge = new NanoEdge(backbone.Model, config.Adapter, backbone.Pixels);
-        server = new SplitServer(backbone.Model.LanguageModel);
-        initial = edge.AdapterState();
+        Edge = new NanoEdge(backbone.Model, config.Adapter, backbone.Pixels);
+        Server = new SplitServer(backbone.Model.LanguageModel);
+        Initial = Edge.AdapterState();
         EncodedSample Encode(MultimodalSample s) => EncodedSample.Encode(s, backbone.Template(LlavaPrompt.Build(s)), backbone.Tokenizer, backbone.Model.Config.ImageTokens);
-        train = data.Clients.Select(c => c.Train.Select(Encode).ToArray()).ToArray();
-        test = data.Clients.Select(c => c.Test.Select(Encode).ToArray()).ToArray();
-        trainer = new ClientTrainer(edge, server, config);
-        evaluator = new Evaluator(edge, server, backbone.Tokenizer);
+        Train = data.Clients.Select(c => c.Train.Select(Encode).ToArray()).ToArray();
+        Test = data.Clients.Select(c => c.Test.Select(Encode).ToArray()).ToArray();
+        Trainer = new ClientTrainer(Edge, Server, config);
+        Evaluator = new Evaluator(Edge, Server, backbone.Tokenizer);
+        EdgeFrozenParameters = Edge.FrozenParameters().Sum(p => p.parameter.numel());
+        Architecture = Ledgers.ArchitectureParameters.Llava(backbone.Model.Config, backbone.Name);
     }
 
-    /// <summary>The backbone being split.</summary>
-    public Backbone Backbone => backbone;
     /// <summary>The clients' data.</summary>
     public FederatedData Data { get; }
     /// <summary>The client side (shared frozen parts and the adapters being trained).</summary>
-    public NanoEdge Edge => edge;
+    public NanoEdge Edge { get; }
+    /// <summary>The backbone being split.</summary>
+    public Backbone Backbone { get; }
+    /// <summary>Parameter counts of the backbone's architecture (the whole MLLM is <c>Architecture.Total</c>).</summary>
+    public Ledgers.ArchitectureParameters Architecture { get; }
     /// <summary>Adapter parameters uploaded by one client per round.</summary>
-    public long AdapterParameterCount => initial.Count;
+    public long AdapterParameterCount => Initial.Count;
+    /// <summary>Frozen parameters of a NanoEdge: vision tower, connector, token embedding.</summary>
+    public long EdgeFrozenParameters { get; }
+
+    internal AdapterState Initial { get; }
+    internal SimulationConfig Config { get; }
+    internal SplitServer Server { get; }
+    internal EncodedSample[][] Train { get; }
+    internal EncodedSample[][] Test { get; }
+    internal ClientTrainer Trainer { get; }
+    internal Evaluator Evaluator { get; }
 
     /// <summary>Reports after every round.</summary>
     public event Action<SimulationProgress>? Progress;
@@ -94,103 +139,125 @@ public sealed class FederatedSimulation
     public MethodResult Run(string method, SimulationState? start = null, Action<SimulationState>? afterRound = null) => method switch
     {
         "zero-shot" => ZeroShot(),
-        "centralized" => Centralized(start, afterRound),
-        _ => RunStrategy(MethodCatalog.Strategy(method, config)!, start, afterRound),
+        Strategies.Centralized.Name => Strategies.Centralized.Run(this, start, afterRound),
+        _ => RunStrategy(MethodCatalog.Strategy(method, Config)!, start, afterRound),
     };
 
     /// <summary>Identity adapters on every client: the frozen backbone as it is.</summary>
     public MethodResult ZeroShot()
     {
-        var final = EvaluateAll(initial);
-        return new MethodResult("zero-shot", RoundRows("zero-shot", 0, final, new double[train.Length], new long[train.Length]).ToArray(), final);
+        var rows = new List<RoundResult>();
+        var final = EvaluateAll(Initial, _ => new ClientTraffic { ClientResidentParams = EdgeFrozenParameters + Initial.Count }, "zero-shot", 0, rows);
+        return new MethodResult("zero-shot", rows, final);
     }
 
-    /// <summary>Runs a federated strategy for the configured rounds (see <see cref="Run"/> for <paramref name="start"/> and <paramref name="afterRound"/>).</summary>
+    /// <summary>
+    /// Runs a federated strategy for the configured rounds (<see cref="FedDpaF"/> on its own training path); see
+    /// <see cref="Run"/> for <paramref name="start"/> and <paramref name="afterRound"/>. A personalising strategy's
+    /// per-client state goes into the reported states and comes back from <paramref name="start"/> through
+    /// <see cref="IStrategy.ExportClientStates"/> and <see cref="IStrategy.ImportClientStates"/>.
+    /// </summary>
     public MethodResult RunStrategy(IStrategy strategy, SimulationState? start = null, Action<SimulationState>? afterRound = null)
     {
         CheckStart(start, strategy.Name);
+        if (strategy is FedDpaF dpa) return dpa.Run(this, start, afterRound);
+        strategy.ImportClientStates(start?.Clients ?? NoClientState);
         var rows = new List<RoundResult>(start?.Rows ?? []);
-        var global = (start?.Global ?? initial).Clone();
+        var global = (start?.Global ?? Initial).Clone();
         IReadOnlyList<IReadOnlyList<Prediction>> final = start?.Final ?? [];
-        for (int round = (start?.Round ?? 0) + 1; round <= config.Rounds; round++)
+        for (int round = (start?.Round ?? 0) + 1; round <= Config.Rounds; round++)
         {
-            var sampled = SampleClients(round);
             var updates = new List<ClientUpdate>();
-            var trainLoss = Enumerable.Repeat(double.NaN, train.Length).ToArray();
-            var uploaded = new long[train.Length];
-            foreach (int k in sampled)
+            var trained = new List<AdapterState>();
+            var trainLoss = Enumerable.Repeat(double.NaN, Train.Length).ToArray();
+            var traffic = new ClientTraffic[Train.Length];
+            var resident = new long[Train.Length];
+            foreach (int k in SampleClients(round))
             {
                 var fit = strategy.ConfigureFit(round, k);
-                edge.LoadAdapterState(global);
-                var (loss, squared) = trainer.Train(train[k], fit, fit.ProximalMu > 0 ? global : null, DataOrder(round, k));
-                var fisher = fit.ComputeFisher ? trainer.Fisher(train[k]) : squared;
-                updates.Add(new ClientUpdate(k, train[k].Length, edge.AdapterState(), fisher));
+                var own = strategy.ClientState(k, global);
+                var (down, downBytes) = own is null ? ClientTraffic.Measure(global) : (0, 0);
+                Edge.LoadAdapterState(own ?? global);
+                long split = Trainer.SplitBytes;
+                var (loss, squared) = Trainer.Train(Train[k], fit, fit.ProximalMu > 0 ? global : null, DataOrder(round, k));
+                var fisher = fit.ComputeFisher ? Trainer.Fisher(Train[k]) : squared;
+                var state = Edge.AdapterState();
+                trained.Add(state);
+                strategy.OnClientTrained(round, k, state);
+                var (up, upBytes) = (0L, 0L);
+                var (fisherValues, fisherBytes) = (0L, 0L);
+                if (fit.Upload)
+                {
+                    updates.Add(new ClientUpdate(k, Train[k].Length, state, fisher));
+                    (up, upBytes) = ClientTraffic.Measure(state);
+                    (fisherValues, fisherBytes) = ClientTraffic.Measure(fisher);
+                }
+                else fisher?.Dispose();
                 trainLoss[k] = loss;
-                uploaded[k] = initial.Count;
+                resident[k] = fit.ProximalMu > 0 ? global.Count : 0; // FedProx keeps the global adapters for its proximal term
+                traffic[k] = new ClientTraffic
+                {
+                    DownloadedParams = down, DownloadedBytes = downBytes, UploadedParams = up, UploadedFisher = fisherValues,
+                    UploadedBytes = upBytes + fisherBytes, SplitBytesTrain = Trainer.SplitBytes - split,
+                };
             }
             var next = strategy.Aggregate(round, global, updates);
             global.Dispose();
             global = next;
-            foreach (var u in updates) { u.Parameters.Dispose(); u.Fisher?.Dispose(); }
-            final = EvaluateAll(global);
-            rows.AddRange(RoundRows(strategy.Name, round, final, trainLoss, uploaded));
-            afterRound?.Invoke(new SimulationState(strategy.Name, round, global, NoClientState, rows, final));
-            Progress?.Invoke(new SimulationProgress(strategy.Name, round, config.Rounds, rows.TakeLast(train.Length).Average(r => r.Accuracy)));
+            foreach (var u in updates) u.Fisher?.Dispose();
+            foreach (var t in trained) t.Dispose();
+            var g = global;
+            final = EvaluateAll(null, k => (traffic[k] ?? new ClientTraffic()) with { ClientResidentParams = EdgeFrozenParameters + g.Count + resident[k] },
+                strategy.Name, round, rows, k => strategy.ClientState(k, g) ?? g, trainLoss);
+            afterRound?.Invoke(new SimulationState(strategy.Name, round, global, strategy.ExportClientStates(), rows, final));
+            Report(strategy.Name, round, rows);
         }
         global.Dispose();
         return new MethodResult(strategy.Name, rows, final);
     }
 
-    /// <summary>
-    /// The centralized upper bound: one learner on all clients' training data pooled, with the same budget
-    /// (each round, the configured local epochs over the pooled data), evaluated on every client's test part.
-    /// </summary>
-    public MethodResult Centralized(SimulationState? start = null, Action<SimulationState>? afterRound = null)
-    {
-        CheckStart(start, "centralized");
-        var pooled = train.SelectMany(t => t).ToArray();
-        var rows = new List<RoundResult>(start?.Rows ?? []);
-        edge.LoadAdapterState(start?.Global ?? initial);
-        IReadOnlyList<IReadOnlyList<Prediction>> final = start?.Final ?? [];
-        for (int round = (start?.Round ?? 0) + 1; round <= config.Rounds; round++)
-        {
-            var (loss, _) = trainer.Train(pooled, new FitInstructions(), null, DataOrder(round, -1));
-            using var state = edge.AdapterState();
-            final = EvaluateAll(state);
-            rows.AddRange(RoundRows("centralized", round, final, Enumerable.Repeat(loss, train.Length).ToArray(), new long[train.Length]));
-            afterRound?.Invoke(new SimulationState("centralized", round, state, NoClientState, rows, final));
-            Progress?.Invoke(new SimulationProgress("centralized", round, config.Rounds, rows.TakeLast(train.Length).Average(r => r.Accuracy)));
-        }
-        return new MethodResult("centralized", rows, final);
-    }
+    internal static readonly IReadOnlyDictionary<int, AdapterState> NoClientState = new Dictionary<int, AdapterState>();
 
-    private static readonly IReadOnlyDictionary<int, AdapterState> NoClientState = new Dictionary<int, AdapterState>();
-
-    private void CheckStart(SimulationState? start, string method)
+    /// <summary>Checks that <paramref name="start"/> (if any) is a state of <paramref name="method"/> within the configured rounds.</summary>
+    internal void CheckStart(SimulationState? start, string method)
     {
         if (start is null) return;
         if (start.Method != method) throw new ArgumentException($"the start state is of method '{start.Method}', not '{method}'", nameof(start));
-        if (start.Round < 0 || start.Round > config.Rounds) throw new ArgumentException($"the start state's round {start.Round} is outside 0..{config.Rounds}", nameof(start));
+        if (start.Round < 0 || start.Round > Config.Rounds) throw new ArgumentException($"the start state's round {start.Round} is outside 0..{Config.Rounds}", nameof(start));
     }
 
-    private int[] SampleClients(int round)
+    internal void Report(string method, int round, List<RoundResult> rows) =>
+        Progress?.Invoke(new SimulationProgress(method, round, Config.Rounds, rows.TakeLast(Train.Length).Average(r => r.Accuracy)));
+
+    internal int[] SampleClients(int round)
     {
-        int k = train.Length, m = Math.Max(1, (int)Math.Round(config.ClientFraction * k));
-        var rng = new Random(Seeds.Derive(config.Seed, Seeds.Purpose("client sampling"), round));
+        int k = Train.Length, m = Math.Max(1, (int)Math.Round(Config.ClientFraction * k));
+        var rng = new Random(Seeds.Derive(Config.Seed, Seeds.Purpose("client sampling"), round));
         return Enumerable.Range(0, k).OrderBy(_ => rng.Next()).Take(m).Order().ToArray();
     }
 
     /// <summary>The data order of a client in a round: the same whatever the method, so methods differ only in what they do.</summary>
-    private Random DataOrder(int round, int client) => new(Seeds.Derive(config.Seed, Seeds.Purpose("data order"), round, client));
+    internal Random DataOrder(int round, int client) => new(Seeds.Derive(Config.Seed, Seeds.Purpose("data order"), round, client));
 
-    private IReadOnlyList<IReadOnlyList<Prediction>> EvaluateAll(AdapterState state)
+    /// <summary>
+    /// Evaluates every client on its test part with the NanoEdge's adapters set to <paramref name="state"/> (or to
+    /// <paramref name="stateOf"/>'s per client), adds a row per client to <paramref name="rows"/> with its traffic
+    /// (the evaluation's split bytes filled in) and returns the predictions.
+    /// </summary>
+    internal IReadOnlyList<IReadOnlyList<Prediction>> EvaluateAll(AdapterState? state, Func<int, ClientTraffic> traffic, string method, int round, List<RoundResult> rows,
+        Func<int, AdapterState>? stateOf = null, double[]? trainLoss = null, Func<int, Func<EncodedBatch, (Tensor, ILinearDelta?)>>? client = null, bool countSplit = true)
     {
-        edge.LoadAdapterState(state);
-        return test.Select(t => evaluator.Predict(t)).ToArray();
+        var preds = new IReadOnlyList<Prediction>[Test.Length];
+        for (int k = 0; k < Test.Length; k++)
+        {
+            if (client is null) Edge.LoadAdapterState(stateOf?.Invoke(k) ?? state!);
+            long before = Evaluator.SplitBytes;
+            var p = preds[k] = Evaluator.Predict(Test[k], client?.Invoke(k));
+            var t = traffic(k) with { SplitBytesEval = countSplit ? Evaluator.SplitBytes - before : 0 };
+            rows.Add(new RoundResult(method, round, k,
+                p.Count == 0 ? double.NaN : p.Count(x => x.Correct) / (double)p.Count,
+                p.Count == 0 ? double.NaN : p.Average(x => x.Loss), trainLoss?[k] ?? double.NaN, t));
+        }
+        return preds;
     }
-
-    private static IEnumerable<RoundResult> RoundRows(string method, int round, IReadOnlyList<IReadOnlyList<Prediction>> preds, double[] trainLoss, long[] uploaded) =>
-        preds.Select((p, k) => new RoundResult(method, round, k,
-            p.Count == 0 ? double.NaN : p.Count(x => x.Correct) / (double)p.Count,
-            p.Count == 0 ? double.NaN : p.Average(x => x.Loss), trainLoss[k], uploaded[k]));
 }

@@ -3,7 +3,7 @@ using CsvHelper;
 
 namespace FedNano.Simulation;
 
-/// <summary>A row of <c>summary.csv</c>: final test accuracy of a method on a client, or their mean (client <c>mean</c>).</summary>
+/// <summary>A row of <c>summary.csv</c>: final test accuracy of a method on a client, or their mean (client <c>mean</c>), with its costs.</summary>
 [CsvRecord]
 public sealed partial record SummaryRow
 {
@@ -15,11 +15,17 @@ public sealed partial record SummaryRow
     [CsvColumn("accuracy")] public required double Accuracy { get; init; }
     /// <summary>Test samples behind it.</summary>
     [CsvColumn("test_samples")] public required int TestSamples { get; init; }
-    /// <summary>Adapter parameters one client uploads per round.</summary>
+    /// <summary>Model parameters one client uploads per round.</summary>
     [CsvColumn("uploaded_params_per_round")] public required long UploadedPerRound { get; init; }
+    /// <summary>Fisher values one client uploads per round besides them.</summary>
+    [CsvColumn("uploaded_fisher_per_round")] public required long FisherPerRound { get; init; }
+    /// <summary>Parameters resident on a client (empty without clients).</summary>
+    [CsvColumn("client_resident_params")] public required long? ClientResident { get; init; }
+    /// <summary>Parameters of the whole MLLM.</summary>
+    [CsvColumn("model_params")] public required long ModelParams { get; init; }
 }
 
-/// <summary>A row of <c>rounds.csv</c> (see <see cref="RoundResult"/>).</summary>
+/// <summary>A row of <c>rounds.csv</c> (see <see cref="RoundResult"/> and <see cref="ClientTraffic"/>).</summary>
 [CsvRecord]
 public sealed partial record RoundRow
 {
@@ -35,21 +41,39 @@ public sealed partial record RoundRow
     [CsvColumn("loss")] public required double Loss { get; init; }
     /// <summary>Mean local training loss (empty if the client did not train).</summary>
     [CsvColumn("train_loss")] public required double? TrainLoss { get; init; }
-    /// <summary>Parameters uploaded by the client this round.</summary>
+    /// <summary>Model parameters downloaded by the client this round.</summary>
+    [CsvColumn("downloaded_params")] public required long DownloadedParams { get; init; }
+    /// <summary>Bytes downloaded by the client this round.</summary>
+    [CsvColumn("downloaded_bytes")] public required long DownloadedBytes { get; init; }
+    /// <summary>Model parameters uploaded by the client this round.</summary>
     [CsvColumn("uploaded_params")] public required long UploadedParams { get; init; }
+    /// <summary>Fisher values uploaded by the client this round.</summary>
+    [CsvColumn("uploaded_fisher")] public required long UploadedFisher { get; init; }
+    /// <summary>Bytes uploaded by the client this round (parameters and Fisher values).</summary>
+    [CsvColumn("uploaded_bytes")] public required long UploadedBytes { get; init; }
+    /// <summary>Activation and gradient bytes across the split during the client's local training this round.</summary>
+    [CsvColumn("split_bytes_train")] public required long SplitBytesTrain { get; init; }
+    /// <summary>Bytes across the split to evaluate the client's test part after the round.</summary>
+    [CsvColumn("split_bytes_eval")] public required long SplitBytesEval { get; init; }
+    /// <summary>Parameters resident on the client (empty without clients).</summary>
+    [CsvColumn("client_resident_params")] public required long? ClientResidentParams { get; init; }
 }
 
 /// <summary>Writes a simulation's results as CSV files, each written to a temporary file and renamed into place.</summary>
 public static class ResultFiles
 {
-    /// <summary>The summary rows of some method results: per client and the mean.</summary>
-    public static IEnumerable<SummaryRow> Summary(IEnumerable<MethodResult> results, long uploadedPerRound) =>
+    /// <summary>The summary rows of some method results: per client and the mean; <paramref name="modelParams"/> is the whole MLLM's size.</summary>
+    public static IEnumerable<SummaryRow> Summary(IEnumerable<MethodResult> results, long modelParams) =>
         results.SelectMany(r =>
         {
             var acc = r.ClientAccuracy;
-            long up = r.Rounds.Any(x => x.UploadedParameters > 0) ? uploadedPerRound : 0;
-            return acc.Select((a, k) => new SummaryRow { Method = r.Method, Client = k.ToString(CultureInfo.InvariantCulture), Accuracy = Math.Round(a, 6), TestSamples = r.Final[k].Count, UploadedPerRound = up })
-                .Append(new SummaryRow { Method = r.Method, Client = "mean", Accuracy = Math.Round(acc.Average(), 6), TestSamples = r.Final.Sum(f => f.Count), UploadedPerRound = up });
+            SummaryRow Row(string client, double a, int n) => new()
+            {
+                Method = r.Method, Client = client, Accuracy = Math.Round(a, 6), TestSamples = n, UploadedPerRound = r.UploadedPerRound,
+                FisherPerRound = r.FisherPerRound, ClientResident = r.ClientResident, ModelParams = modelParams,
+            };
+            return acc.Select((a, k) => Row(k.ToString(CultureInfo.InvariantCulture), a, r.Final[k].Count))
+                .Append(Row("mean", acc.Average(), r.Final.Sum(f => f.Count)));
         });
 
     /// <summary>The rounds rows of some method results.</summary>
@@ -57,7 +81,10 @@ public static class ResultFiles
         results.SelectMany(r => r.Rounds).Select(x => new RoundRow
         {
             Method = x.Method, Round = x.Round, Client = x.Client, Accuracy = Math.Round(x.Accuracy, 6), Loss = Math.Round(x.Loss, 6),
-            TrainLoss = double.IsNaN(x.TrainLoss) ? null : Math.Round(x.TrainLoss, 6), UploadedParams = x.UploadedParameters,
+            TrainLoss = double.IsNaN(x.TrainLoss) ? null : Math.Round(x.TrainLoss, 6),
+            DownloadedParams = x.Traffic.DownloadedParams, DownloadedBytes = x.Traffic.DownloadedBytes,
+            UploadedParams = x.Traffic.UploadedParams, UploadedFisher = x.Traffic.UploadedFisher, UploadedBytes = x.Traffic.UploadedBytes,
+            SplitBytesTrain = x.Traffic.SplitBytesTrain, SplitBytesEval = x.Traffic.SplitBytesEval, ClientResidentParams = x.Traffic.ClientResidentParams,
         });
 
     /// <summary>Writes <paramref name="rows"/> to <paramref name="path"/> atomically.</summary>

@@ -4,6 +4,25 @@ using FedNano.Adapters;
 
 namespace FedNano.Simulation;
 
+/// <summary>Settings of the FedDPA-F baseline.</summary>
+public sealed record FedDpaConfig
+{
+    /// <summary>Epochs of the local LoRA's fine-tuning on the client's data after the last round.</summary>
+    [JsonPropertyName("local_epochs")] public int LocalEpochs { get; init; } = 1;
+    /// <summary>Training instances of the client whose last hidden states set the test-time mixing weight.</summary>
+    [JsonPropertyName("instances")] public int Instances { get; init; } = 5;
+    /// <summary>LoRA rank (default: the adapter rank).</summary>
+    [JsonPropertyName("lora_rank")] public int? LoraRank { get; init; }
+
+    /// <summary>Throws <see cref="ConfigException"/> naming the first field out of range.</summary>
+    public void Validate()
+    {
+        ConfigException.Positive(LocalEpochs, "feddpa.local_epochs");
+        ConfigException.Positive(Instances, "feddpa.instances");
+        if (LoraRank is { } r) ConfigException.Positive(r, "feddpa.lora_rank");
+    }
+}
+
 /// <summary>
 /// A simulation's settings, read from a JSON file (field names in snake_case, unknown fields refused) and
 /// overridable from the command line. <see cref="Validate"/> names the first field out of range.
@@ -53,10 +72,14 @@ public sealed record SimulationConfig
     [JsonPropertyName("client_fraction")] public double ClientFraction { get; init; } = 1.0;
     /// <summary>NanoAdapter rank and scale.</summary>
     [JsonPropertyName("adapter")] public AdapterConfig Adapter { get; init; } = new();
-    /// <summary>Methods to run, in order (<c>fednano</c>, <c>fedavg</c>, <c>centralized</c>, ...); <c>all</c> for every one.</summary>
+    /// <summary>Methods to run, in order (see <see cref="MethodCatalog.All"/>); <c>all</c> for every one.</summary>
     [JsonPropertyName("methods")] public string[] Methods { get; init; } = ["fednano", "fedavg"];
     /// <summary>Fisher merging's floor: where the weighted Fisher sum is at most this, the size-weighted mean is used.</summary>
     [JsonPropertyName("fisher_floor")] public double FisherFloor { get; init; } = 1e-20;
+    /// <summary>FedProx's proximal weight mu in <c>mu/2 ||theta - theta_global||^2</c> (0 makes it FedAvg).</summary>
+    [JsonPropertyName("fedprox_mu")] public double FedProxMu { get; init; } = 0.01;
+    /// <summary>FedDPA-F's settings.</summary>
+    [JsonPropertyName("feddpa")] public FedDpaConfig FedDpa { get; init; } = new();
     /// <summary>Seed of every random draw (partition, client sampling, data order, initialisation).</summary>
     [JsonPropertyName("seed")] public int Seed { get; init; }
     /// <summary>Backbone: <c>tiny</c> (the shipped one), <c>mid</c> (random, for speed) or <c>llava-1.5-7b</c> (with <see cref="ModelDir"/>); see <see cref="Checkpoints.Backbones"/>.</summary>
@@ -104,6 +127,8 @@ public sealed record SimulationConfig
         Adapter.Validate();
         if (!Checkpoints.Backbones.Names.Contains(Backbone)) throw new ConfigException($"backbone '{Backbone}' is not one of {string.Join(", ", Checkpoints.Backbones.Names)}");
         Checkpoints.DeviceChoice.Resolve(Device, Precision);
+        if (!(FedProxMu >= 0)) throw new ConfigException($"fedprox_mu must be >= 0 (got {FedProxMu})");
+        FedDpa.Validate();
     }
 
     private static readonly JsonSerializerOptions Json = new()

@@ -1,4 +1,5 @@
 using FedNano.Edge;
+using static TorchSharp.torch;
 
 namespace FedNano.Strategies;
 
@@ -11,6 +12,13 @@ public sealed record FitInstructions
     public bool AccumulateSquaredGradients { get; init; }
     /// <summary>Weight mu of the proximal term <c>mu/2 ||theta - theta_global||^2</c> added to the local loss (0: none).</summary>
     public double ProximalMu { get; init; }
+    /// <summary>
+    /// Any further term of the local loss: given the live trainable parameters by name (e.g. <c>adapter_i.down.weight</c>),
+    /// a scalar tensor whose gradient is added at every step; null for none.
+    /// </summary>
+    public Func<IReadOnlyDictionary<string, Tensor>, Tensor>? ExtraLoss { get; init; }
+    /// <summary>Whether the client uploads its trained adapters (and Fisher) to the server; false for purely local training.</summary>
+    public bool Upload { get; init; } = true;
 }
 
 /// <summary>What a client uploads after local training.</summary>
@@ -21,9 +29,11 @@ public sealed record FitInstructions
 public sealed record ClientUpdate(int Client, int Samples, AdapterState Parameters, AdapterState? Fisher);
 
 /// <summary>
-/// A federated aggregation strategy, shaped like Flower's: it configures each sampled client's round and
-/// aggregates the clients' uploads into the next global adapters. Implement it in your own code to add a
-/// method; pass it to <see cref="FedNano.Simulation.FederatedSimulation.RunStrategy"/>.
+/// A federated strategy, shaped like Flower's: it configures each sampled client's round (<see cref="ConfigureFit"/>:
+/// extra loss terms, what to upload), aggregates the uploads into the next global adapters (<see cref="Aggregate"/>)
+/// and, if it personalises, keeps per-client state (<see cref="ClientState"/>, <see cref="OnClientTrained"/>).
+/// Implement it in your own code to add a method and pass it to
+/// <see cref="FedNano.Simulation.FederatedSimulation.RunStrategy"/>; nothing in Core needs to change.
 /// </summary>
 public interface IStrategy
 {
@@ -35,4 +45,34 @@ public interface IStrategy
 
     /// <summary>The new global adapters from the round's uploads. Must not dispose its inputs.</summary>
     AdapterState Aggregate(int round, AdapterState global, IReadOnlyList<ClientUpdate> updates);
+
+    /// <summary>
+    /// The adapters <paramref name="client"/> starts local training from and is evaluated with, when they are its
+    /// own rather than the global ones (it then downloads nothing); null (the default) for the global adapters.
+    /// The simulation neither changes nor disposes what is returned.
+    /// </summary>
+    AdapterState? ClientState(int client, AdapterState global) => null;
+
+    /// <summary>
+    /// Called with <paramref name="client"/>'s adapters right after its local training. The simulation disposes
+    /// <paramref name="trained"/> after the round: clone it to keep it. Default: nothing.
+    /// </summary>
+    void OnClientTrained(int round, int client, AdapterState trained) { }
+
+    /// <summary>
+    /// The per-client state the strategy keeps between rounds, by client index, for a checkpoint (e.g. personal
+    /// adapters); the caller reads it right away and neither changes nor disposes it. Default: none.
+    /// </summary>
+    IReadOnlyDictionary<int, AdapterState> ExportClientStates() => new Dictionary<int, AdapterState>();
+
+    /// <summary>
+    /// Restores per-client state exported earlier by <see cref="ExportClientStates"/> before a run continues from a
+    /// checkpoint (an empty dictionary when it starts afresh); clone what is kept, the caller disposes its states.
+    /// Default: accepts only an empty dictionary, as a strategy without per-client state exports nothing.
+    /// </summary>
+    void ImportClientStates(IReadOnlyDictionary<int, AdapterState> states)
+    {
+        if (states.Count > 0)
+            throw new ArgumentException($"strategy '{Name}' keeps no per-client state, but the start state holds some for clients {string.Join(", ", states.Keys.Order())}", nameof(states));
+    }
 }

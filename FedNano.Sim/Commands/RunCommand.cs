@@ -36,6 +36,28 @@ internal static class RunCommand
         return cmd;
     }
 
+    /// <summary>
+    /// One row per method: final accuracy per client and mean, model parameters (+ Fisher values) one client uploads per
+    /// round, and the parameters resident on a client with their share of the whole MLLM (<paramref name="modelTotal"/>).
+    /// </summary>
+    internal static Table ResultTable(IReadOnlyList<MethodResult> results, int clients, long modelTotal)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var table = new Table().Title("Final test accuracy (%) per client 0, 1, ... and mean, and costs").AddColumn(new TableColumn("method").NoWrap());
+        for (int k = 0; k < clients; k++) table.AddColumn(new TableColumn(k.ToString(inv)).RightAligned());
+        table.AddColumn(new TableColumn("[bold]mean[/]").RightAligned())
+            .AddColumn(new TableColumn("up/round").RightAligned())
+            .AddColumn(new TableColumn("client params").RightAligned().NoWrap());
+        foreach (var res in results)
+        {
+            string up = res.UploadedPerRound.ToString("N0", inv) + (res.FisherPerRound > 0 ? $" +{res.FisherPerRound.ToString("N0", inv)} F" : "");
+            string storage = res.ClientResident is { } c ? $"{c.ToString("N0", inv)} ({(100.0 * c / modelTotal).ToString("F1", inv)}%)" : "-";
+            table.AddRow([Markup.Escape(res.Method), .. res.ClientAccuracy.Select(a => (100 * a).ToString("F1", inv)), $"[bold]{(100 * res.MeanAccuracy).ToString("F1", inv)}[/]", up, storage]);
+        }
+        table.Caption($"up/round: parameters one client uploads per round (+F: Fisher values); client params: parameters held by one client (share of the whole MLLM, {modelTotal.ToString("N0", inv)}); per client and round in rounds.csv");
+        return table;
+    }
+
     private static int Run(SimulationConfig config, string outDir)
     {
         if (RunFolder.IsFinished(outDir))
@@ -78,15 +100,7 @@ internal static class RunCommand
             });
 
         var results = outcome!.Results;
-        var table = new Table().Title("Final test accuracy per client").AddColumn("method");
-        for (int k = 0; k < config.Clients; k++) table.AddColumn(new TableColumn($"client {k}").RightAligned());
-        table.AddColumn(new TableColumn("[bold]mean[/]").RightAligned()).AddColumn(new TableColumn("uploaded/round").RightAligned());
-        foreach (var res in results)
-        {
-            long up = res.Rounds.Any(x => x.UploadedParameters > 0) ? outcome.AdapterParameterCount : 0;
-            table.AddRow([res.Method, .. res.ClientAccuracy.Select(a => a.ToString("P1", CultureInfo.InvariantCulture)), $"[bold]{res.MeanAccuracy.ToString("P1", CultureInfo.InvariantCulture)}[/]", up.ToString("N0", CultureInfo.InvariantCulture)]);
-        }
-        AnsiConsole.Write(table);
+        AnsiConsole.Write(ResultTable(results, config.Clients, outcome.ModelParameters));
         var breakdowns = RunFolder.Breakdowns(config, results);
         if (breakdowns.Count > 0) AnsiConsole.Write(BreakdownTable(breakdowns));
         AnsiConsole.MarkupLine($"wrote [bold]{Markup.Escape(outDir)}[/]: summary.csv, rounds.csv, config.json, run.json, checkpoints/"

@@ -7,7 +7,7 @@ namespace FedNano.Cli.Commands;
 internal sealed class RunOptions
 {
     public readonly Option<string?> Config = new("--config") { Description = "Simulation config (JSON). Default: configs/quickstart.json." };
-    public readonly Option<string?> Method = new("--method") { Description = "fednano, fedavg, centralized or all (comma-separated for several)." };
+    public readonly Option<string?> Method = new("--method") { Description = $"{string.Join(", ", MethodCatalog.All)} or all (comma-separated for several)." };
     public readonly Option<int?> Clients = new("--clients") { Description = "Number of clients K." };
     public readonly Option<double?> Alpha = new("--alpha") { Description = "Dirichlet concentration of the label partition (> 0; small = heterogeneous)." };
     public readonly Option<int?> Rounds = new("--rounds") { Description = "Communication rounds." };

@@ -53,6 +53,27 @@ public class ResumeTests
         Assert.That(RunFolder.Run(config, full).AlreadyFinished, Is.True);
     }
 
+    /// <summary>
+    /// Every method continues exactly; the personalising ones (local: own adapters; feddpa-f after its last round:
+    /// local LoRA) put their clients' state into the checkpoint.
+    /// </summary>
+    [TestCase("local", 2, true)]
+    [TestCase("fedprox", 2, false)]
+    [TestCase("fednano-ef", 2, false)]
+    [TestCase("feddpa-f", 2, false)]
+    [TestCase("feddpa-f", 3, true)]
+    public void EveryMethodResumesToTheUninterruptedResult(string method, int round, bool clientState)
+    {
+        var config = TinyRuns.Config(method);
+        string full = Uninterrupted(config);
+        string cut = Interrupted(config, method, round);
+        var keys = FedNano.Checkpoints.SafetensorsFile.Open(Path.Combine(RunCheckpoints.List(cut)[^1], "tensors.safetensors")).Entries.Keys;
+        Assert.That(keys.Any(k => k.StartsWith("client/", StringComparison.Ordinal)), Is.EqualTo(clientState), "client state in the checkpoint");
+        var outcome = RunFolder.Run(config, cut);
+        Assert.That(outcome.ResumedFromStep, Is.EqualTo(round));
+        AssertSameResults(full, cut);
+    }
+
     [Test]
     public void CorruptNewestCheckpointIsReportedAndTheOlderOneIsUsed()
     {

@@ -23,6 +23,9 @@ public class SimulationTests
 
     [TestCase("fedavg")]
     [TestCase("fednano")]
+    [TestCase("fednano-ef")]
+    [TestCase("fedprox")]
+    [TestCase("local")]
     public void ARoundChangesOnlyTheAdapters(string method)
     {
         var sim = Create(SmallConfig);
