@@ -11,6 +11,9 @@ root.Subcommands.Add(PartitionCommand.Build());
 root.Subcommands.Add(ParamsCommand.Build());
 root.Subcommands.Add(DataCommands.Build());
 
+// Piped or logged output has no terminal width: keep tables on one line each instead of wrapping at 80 columns.
+if (Console.IsOutputRedirected) Spectre.Console.AnsiConsole.Profile.Width = 200;
+
 // `fednano` alone runs the default job, as `fednano run` does.
 if (args.Length == 0) args = ["run"];
 var parsed = root.Parse(args);
