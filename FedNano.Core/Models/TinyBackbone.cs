@@ -18,13 +18,13 @@ public sealed record PretrainOptions
     /// <summary>Seed of the data, the initialisation and the data order.</summary>
     public int Seed { get; init; } = 7;
     /// <summary>General-split training samples.</summary>
-    public int Samples { get; init; } = 6000;
+    public int Samples { get; init; } = 12000;
     /// <summary>Passes over them.</summary>
-    public int Epochs { get; init; } = 20;
+    public int Epochs { get; init; } = 30;
     /// <summary>Batch size.</summary>
     public int BatchSize { get; init; } = 32;
     /// <summary>Peak learning rate of Adam (no weight decay: unused embeddings keep their initial values).</summary>
-    public double LearningRate { get; init; } = 2e-3;
+    public double LearningRate { get; init; } = 6e-4;
     /// <summary>Held-out samples to measure accuracy on.</summary>
     public int EvalSamples { get; init; } = 600;
 }
