@@ -18,9 +18,9 @@ public sealed record PretrainOptions
     /// <summary>Seed of the data, the initialisation and the data order.</summary>
     public int Seed { get; init; } = 7;
     /// <summary>General-split training samples.</summary>
-    public int Samples { get; init; } = 12000;
+    public int Samples { get; init; } = 24000;
     /// <summary>Passes over them.</summary>
-    public int Epochs { get; init; } = 30;
+    public int Epochs { get; init; } = 20;
     /// <summary>Batch size.</summary>
     public int BatchSize { get; init; } = 32;
     /// <summary>Peak learning rate of Adam (no weight decay: unused embeddings keep their initial values).</summary>

@@ -41,7 +41,7 @@ internal sealed class ClientTrainer(NanoEdge edge, SplitServer server, Simulatio
     }
 
     /// <summary>
-    /// The local optimisation loop shared by every client-training path: AdamW over <paramref name="parameters"/>,
+    /// The local optimisation loop shared by every client-training path: AdamW over <paramref name="parameters"/> with the gradient clipped to <c>max_grad_norm</c>,
     /// mini-batches of <paramref name="data"/> in the order drawn from <paramref name="rng"/>; <paramref name="step"/>
     /// runs the forward and backward of the task loss on a batch and returns the loss. Adds the strategy's proximal and
     /// extra loss terms and accumulates squared mini-batch gradients (of the task loss) when asked.
@@ -71,6 +71,7 @@ internal sealed class ClientTrainer(NanoEdge edge, SplitServer server, Simulatio
                 if (fit.ProximalMu > 0 && global is not null)
                     (parameters.Select(p => (p.parameter - global[p.name]).pow(2).sum()).Aggregate((a, b) => a + b) * (fit.ProximalMu / 2)).backward();
                 fit.ExtraLoss?.Invoke(live).backward();
+                if (config.MaxGradNorm > 0) nn.utils.clip_grad_norm_(parameters.Select(p => p.parameter), config.MaxGradNorm);
                 optimizer.step();
                 lossSum += loss.item<float>() * batch.Count;
                 seen += batch.Count;

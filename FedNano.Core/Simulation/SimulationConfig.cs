@@ -68,6 +68,11 @@ public sealed record SimulationConfig
     [JsonPropertyName("learning_rate")] public double LearningRate { get; init; } = 2e-3;
     /// <summary>AdamW weight decay.</summary>
     [JsonPropertyName("weight_decay")] public double WeightDecay { get; init; }
+    /// <summary>
+    /// Clip the adapters' gradient to this global L2 norm before each optimiser step (Hugging Face Trainer's
+    /// <c>max_grad_norm</c>, default 1.0); 0 turns clipping off.
+    /// </summary>
+    [JsonPropertyName("max_grad_norm")] public double MaxGradNorm { get; init; } = 1.0;
     /// <summary>Share of clients sampled each round (at least one).</summary>
     [JsonPropertyName("client_fraction")] public double ClientFraction { get; init; } = 1.0;
     /// <summary>NanoAdapter rank and scale.</summary>
@@ -119,6 +124,7 @@ public sealed record SimulationConfig
         if (MinPartitionSize < 2) throw new ConfigException($"min_partition_size must be >= 2 so every client has a train and a test part (got {MinPartitionSize})");
         if (!(LearningRate >= 0)) throw new ConfigException($"learning_rate must be >= 0 (got {LearningRate})");
         if (!(WeightDecay >= 0)) throw new ConfigException($"weight_decay must be >= 0 (got {WeightDecay})");
+        if (!(MaxGradNorm >= 0)) throw new ConfigException($"max_grad_norm must be >= 0, 0 for no clipping (got {MaxGradNorm})");
         if (!(TestFraction > 0 && TestFraction < 1)) throw new ConfigException($"test_fraction must be in (0, 1) (got {TestFraction})");
         if (!(ClientFraction > 0 && ClientFraction <= 1)) throw new ConfigException($"client_fraction must be in (0, 1] (got {ClientFraction})");
         if (string.IsNullOrWhiteSpace(PartitionBy)) throw new ConfigException("partition_by must name a metadata field, e.g. 'category'");

@@ -6,6 +6,7 @@ namespace FedNano.Tests.Simulation;
 public class SimulationConfigTests
 {
     [TestCase("{\"fedprox_mu\": -1}", "fedprox_mu must be >= 0")]
+    [TestCase("{\"max_grad_norm\": -0.5}", "max_grad_norm must be >= 0")]
     [TestCase("{\"feddpa\": {\"instances\": 0}}", "feddpa.instances must be > 0")]
     [TestCase("{\"feddpa\": {\"local_epochs\": 0}}", "feddpa.local_epochs must be > 0")]
     [TestCase("{\"feddpa\": {\"lora_rank\": -2}}", "feddpa.lora_rank must be > 0")]

@@ -81,14 +81,14 @@ public static class SyntheticBenchmark
         {
             case "color":
             {
-                canvas.Draw(shapeIdx, color, rng.Next(9, 23) * unit, rng.Next(9, 23) * unit, rng.Next(6, 9) * unit);
+                canvas.Draw(shapeIdx, color, OnGrid(rng) * unit, OnGrid(rng) * unit, rng.Next(6, 9) * unit);
                 question = d == SyntheticDialect.General ? $"What color is the {shapeWord}?" : $"Quelle est la couleur du {shapeWord}?";
                 (options, answer) = Options(rng, Colors.Select(c => W((c.en, c.fr), d)).ToArray(), colorIdx, 5);
                 break;
             }
             case "shape":
             {
-                canvas.Draw(shapeIdx, color, rng.Next(9, 23) * unit, rng.Next(9, 23) * unit, rng.Next(6, 9) * unit);
+                canvas.Draw(shapeIdx, color, OnGrid(rng) * unit, OnGrid(rng) * unit, rng.Next(6, 9) * unit);
                 question = d == SyntheticDialect.General ? "Which shape is shown?" : "Quelle forme est montree?";
                 (options, answer) = Options(rng, Shapes.Select(s => W(s, d)).ToArray(), shapeIdx, 4);
                 break;
@@ -134,6 +134,14 @@ public static class SyntheticBenchmark
             },
         };
     }
+
+    /// <summary>
+    /// A centre coordinate (in 32ths of the side) on a corner of the 8-unit patch grid, give or take one: the shape's
+    /// quarters then fall into separate patches, and a ViT this small learns to tell circle, square, triangle and
+    /// cross apart (off the grid every patch sees a different fragment: the same pretraining reached 56 % on shape
+    /// questions, against 95 % on the grid).
+    /// </summary>
+    private static int OnGrid(Random rng) => 8 * rng.Next(1, 4) + rng.Next(-1, 2);
 
     /// <summary>2 to <paramref name="max"/> options from <paramref name="words"/>, one of them the correct word, shuffled.</summary>
     private static (string[] options, int answer) Options(Random rng, string[] words, int correct, int max)
