@@ -39,7 +39,7 @@ public class ShippedBackboneTests
     /// <summary>
     /// The benchmark's promise, with the quickstart config's data and budget: adaptation matters. The frozen backbone
     /// with identity adapters is near chance on the clients' task, and NanoAdapters trained on all clients' training
-    /// data pooled (the centralized upper bound) reach at least 85 % test accuracy. About a minute on 2 cores.
+    /// data pooled (the centralized upper bound) reach at least 85 % test accuracy. About half a minute on 2 cores.
     /// </summary>
     [Test]
     public void AdaptersTrainedOnPooledClientDataReach85Percent()

@@ -136,7 +136,7 @@ public static class SyntheticBenchmark
     }
 
     /// <summary>
-    /// A centre coordinate (in 32ths of the side) on a corner of the 8-unit patch grid, give or take one: the shape's
+    /// A centre coordinate (in 32nds of the side) on a corner of the 8-unit patch grid, give or take one: the shape's
     /// quarters then fall into separate patches, and a ViT this small learns to tell circle, square, triangle and
     /// cross apart (off the grid every patch sees a different fragment: the same pretraining reached 56 % on shape
     /// questions, against 95 % on the grid).
