@@ -41,10 +41,11 @@ internal sealed class ClientTrainer(NanoEdge edge, SplitServer server, Simulatio
     }
 
     /// <summary>
-    /// The local optimisation loop shared by every client-training path: AdamW over <paramref name="parameters"/>, the
-    /// gradient clipped to <c>max_grad_norm</c>, mini-batches of <paramref name="data"/> in the order drawn from <paramref name="rng"/>; <paramref name="step"/>
+    /// The local optimisation loop shared by every client-training path: AdamW over <paramref name="parameters"/>,
+    /// mini-batches of <paramref name="data"/> in the order drawn from <paramref name="rng"/>; <paramref name="step"/>
     /// runs the forward and backward of the task loss on a batch and returns the loss. Adds the strategy's proximal and
-    /// extra loss terms and accumulates squared mini-batch gradients (of the task loss) when asked.
+    /// extra loss terms, accumulates squared mini-batch gradients (of the task loss) when asked, and clips the gradient
+    /// to <c>max_grad_norm</c> before each step.
     /// </summary>
     internal static (double loss, AdapterState? squaredGrads) Optimise(
         IReadOnlyList<(string name, Parameter parameter)> parameters, IReadOnlyList<EncodedSample> data, FitInstructions fit, AdapterState? global,
