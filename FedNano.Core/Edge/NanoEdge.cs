@@ -21,7 +21,7 @@ public sealed class NanoEdge : nn.Module<Tensor, Tensor>
     private readonly LlavaMultiModalProjector multi_modal_projector;
     private readonly Embedding embed_tokens;
     private readonly NanoAdapter adapter_i, adapter_t;
-    private readonly IVisualEncoder encoder;
+    private readonly Func<Tensor, Tensor> encode; // a delegate, not a module field: registers nothing twice
     private readonly LlavaConfig config;
     private readonly Func<SampleImage, Tensor> pixels;
     private readonly VisualTokenCache visualCache, featureCache;
@@ -42,7 +42,7 @@ public sealed class NanoEdge : nn.Module<Tensor, Tensor>
         vision_tower = backbone.VisionTower;
         multi_modal_projector = backbone.Projector;
         embed_tokens = backbone.LanguageModel.Model.EmbedTokens;
-        encoder = backbone;
+        encode = ((IVisualEncoder)backbone).Encode;
         int d = config.TextConfig.HiddenSize;
         adapter_i = new NanoAdapter(d, adapters, "adapter_i");
         adapter_t = new NanoAdapter(d, adapters, "adapter_t");
@@ -89,7 +89,7 @@ public sealed class NanoEdge : nn.Module<Tensor, Tensor>
     internal Tensor VisualTokens(SampleImage image) => visualCache.Get(image, Device, () =>
     {
         using var _ = no_grad();
-        return encoder.Encode(Pixels(image))[0].to_type(embed_tokens.weight!.dtype);
+        return encode(Pixels(image))[0].to_type(embed_tokens.weight!.dtype);
     });
 
     /// <summary>The frozen vision tower's selected features [P, d_vision] of one image (kept like the visual tokens).</summary>
