@@ -331,9 +331,9 @@ def main():
         seq = torch.cat([emb[torch.tensor([BOS] + BEFORE)][None], image_tokens[:1], emb[torch.tensor(AFTER)][None]], 1)
         logits = llama_logits(w, seq)
 
-    if os.path.isdir(ROOT):
-        shutil.rmtree(ROOT)
     folder = os.path.join(ROOT, "minigpt4-tiny")
+    if os.path.isdir(folder):
+        shutil.rmtree(folder)
     write_blip2(os.path.join(folder, "blip2"), w)
     write_vicuna(os.path.join(folder, "vicuna"), w)
     write_projection(os.path.join(folder, "projection.safetensors"), w)

@@ -284,6 +284,44 @@ public sealed class MiniGpt4Checkpoint
         finally { set_default_device(oldDevice); set_default_dtype(oldType); }
     }
 
+    /// <summary>
+    /// Writes <paramref name="model"/> as a MiniGPT-4 folder <see cref="Open(string)"/> reads: <c>blip2/</c> (config,
+    /// preprocessor config, <c>model.safetensors</c> with the tower, Q-Former and query tokens), <c>vicuna/</c> (config,
+    /// <c>model.safetensors</c>; copy a <c>tokenizer.model</c> beside it for a run) and <c>projection.safetensors</c>.
+    /// </summary>
+    public static void Save(MiniGpt4Model model, string folder)
+    {
+        var c = model.Config;
+        var parameters = model.named_parameters().ToList();
+        IEnumerable<KeyValuePair<string, Tensor>> Where(Func<string, bool> keep, string strip = "") =>
+            parameters.Where(p => keep(p.name)).Select(p => new KeyValuePair<string, Tensor>(p.name[strip.Length..], p.parameter));
+        static void Json(string path, JsonObject node) => File.WriteAllText(path, node.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+
+        var blip2 = Directory.CreateDirectory(Path.Combine(folder, Blip2Folder)).FullName;
+        Json(Path.Combine(blip2, "config.json"), new JsonObject
+        {
+            ["architectures"] = new JsonArray("Blip2ForConditionalGeneration"), ["model_type"] = "blip-2",
+            ["num_query_tokens"] = c.NumQueryTokens,
+            ["vision_config"] = JsonSerializer.SerializeToNode(c.VisionConfig), ["qformer_config"] = JsonSerializer.SerializeToNode(c.QFormerConfig),
+        });
+        Json(Path.Combine(blip2, "preprocessor_config.json"), new JsonObject
+        {
+            ["image_processor_type"] = "BlipImageProcessor", ["image_mean"] = JsonSerializer.SerializeToNode(c.ImageMean),
+            ["image_std"] = JsonSerializer.SerializeToNode(c.ImageStd),
+        });
+        SafetensorsFile.Save(Path.Combine(blip2, SafetensorsCheckpoint.SingleFile),
+            Where(n => n.StartsWith("vision_model.", StringComparison.Ordinal) || n.StartsWith("qformer.", StringComparison.Ordinal) || n == "query_tokens"));
+
+        var vicuna = Directory.CreateDirectory(Path.Combine(folder, VicunaFolder)).FullName;
+        var text = (JsonObject)JsonSerializer.SerializeToNode(c.TextConfig)!;
+        text["architectures"] = new JsonArray("LlamaForCausalLM");
+        text["model_type"] = "llama";
+        Json(Path.Combine(vicuna, "config.json"), text);
+        SafetensorsFile.Save(Path.Combine(vicuna, SafetensorsCheckpoint.SingleFile),
+            Where(n => n.StartsWith("language_model.", StringComparison.Ordinal), "language_model."));
+        SafetensorsFile.Save(Path.Combine(folder, ProjectionFile), Where(n => n.StartsWith("language_projection.", StringComparison.Ordinal)));
+    }
+
     /// <summary>Copies the checkpoint into <paramref name="model"/> (built from an equal config), one tensor at a time, converting dtype and device.</summary>
     public void LoadInto(MiniGpt4Model model)
     {

@@ -175,3 +175,32 @@ public class MiniGpt4CheckpointTests
         Assert.That(Error(() => MiniGpt4Checkpoint.Open(tmp.Path)), Does.StartWith(blip2Config).And.Contain("not a BLIP-2 config"));
     }
 }
+
+public class MiniGpt4SaveTests
+{
+    [Test]
+    public void SavedRandomModelOpensWithTheSameConfigAndOutputs()
+    {
+        var config = MiniGpt4Checkpoint.Open(MiniGpt4CheckpointTests.Folder).Config with
+        {
+            TextConfig = new LlamaConfig { HiddenSize = 16, IntermediateSize = 24, NumHiddenLayers = 1, NumAttentionHeads = 2, VocabSize = 40, TieWordEmbeddings = false },
+        };
+        torch.manual_seed(5);
+        using var model = MiniGpt4Checkpoint.Construct(config, CPU);
+        var dir = Path.Combine(Path.GetTempPath(), "fednano-minigpt4-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            MiniGpt4Checkpoint.Save(model, dir);
+            var checkpoint = MiniGpt4Checkpoint.Open(dir);
+            Assert.That(checkpoint.Config with { ImageMean = [], ImageStd = [] }, Is.EqualTo(config with { ImageMean = [], ImageStd = [] }));
+            Assert.That(checkpoint.Config.ImageStd, Is.EqualTo(config.ImageStd));
+            using var loaded = checkpoint.CreateModel();
+            using var _ = no_grad();
+            var pixels = randn(2, 3, 14, 14);
+            Assert.That(loaded.Encode(pixels).equal(model.Encode(pixels)).all().item<bool>(), Is.True);
+            var embeds = randn(1, 5, 16);
+            Assert.That(loaded.LanguageModel.forward(embeds).equal(model.LanguageModel.forward(embeds)).all().item<bool>(), Is.True);
+        }
+        finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
+    }
+}

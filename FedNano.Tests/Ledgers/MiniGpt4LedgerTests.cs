@@ -27,6 +27,7 @@ public class MiniGpt4LedgerTests
         {
             Assert.That(model.parameters().First().device_type, Is.EqualTo(DeviceType.META));
             Assert.That(actual.Keys, Is.EquivalentTo(expected.Select(p => p.Name)));
+            Assert.That(actual, Has.Count.EqualTo(1061)); // 513 tower + 255 Q-Former and queries + 2 projection + 291 Vicuna
             foreach (var (name, shape) in expected) Assert.That(actual.GetValueOrDefault(name), Is.EqualTo(shape), name);
             Assert.That(actual["vision_model.embeddings.position_embedding"], Is.EqualTo(new long[] { 1, 257, 1408 }));
             Assert.That(actual["vision_model.encoder.layers.38.mlp.fc1.weight"], Is.EqualTo(new long[] { 6144, 1408 }));
