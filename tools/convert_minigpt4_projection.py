@@ -62,7 +62,8 @@ def projection(checkpoint):
         raise ValueError(f"no {', '.join(missing)} in the checkpoint's model dict (keys: {', '.join(list(state)[:5])})")
     w, b = state["llama_proj.weight"], state["llama_proj.bias"]
     if w.dim() != 2 or b.dim() != 1 or b.shape[0] != w.shape[0]:
-        raise ValueError(f"llama_proj.weight {list(w.shape)} and llama_proj.bias {list(b.shape)} are not one linear layer")
+        raise ValueError(f"llama_proj.weight {list(w.shape)} and llama_proj.bias {list(b.shape)} "
+                         "are not one linear layer")
     return {KEYS["llama_proj.weight"]: w, KEYS["llama_proj.bias"]: b}
 
 

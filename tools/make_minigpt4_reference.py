@@ -267,7 +267,8 @@ def write_sharded(folder, tensors, n_shards):
         for n, t in part.items():
             weight_map[n] = file
             total += t.numel() * t.element_size()
-    write_json(os.path.join(folder, "model.safetensors.index.json"), {"metadata": {"total_size": total}, "weight_map": weight_map})
+    write_json(os.path.join(folder, "model.safetensors.index.json"),
+               {"metadata": {"total_size": total}, "weight_map": weight_map})
 
 
 def write_blip2(folder, w):

@@ -63,7 +63,11 @@ public sealed class MiniGpt4Checkpoint
             list.Add((name + ".weight", [outF, inF]));
             if (bias) list.Add((name + ".bias", [outF]));
         }
-        void Norm(string name, long width) { list.Add((name + ".weight", [width])); list.Add((name + ".bias", [width])); }
+        void Norm(string name, long width)
+        {
+            list.Add((name + ".weight", [width]));
+            list.Add((name + ".bias", [width]));
+        }
 
         var v = c.VisionConfig;
         long D = v.HiddenSize;
@@ -107,7 +111,8 @@ public sealed class MiniGpt4Checkpoint
         list.Add(("query_tokens", [1, c.NumQueryTokens, Q]));
 
         var t = c.TextConfig;
-        long H = t.HiddenSize, TI = t.IntermediateSize, qw = (long)t.NumAttentionHeads * t.HeadDim, kv = (long)t.KeyValueHeads * t.HeadDim;
+        long H = t.HiddenSize, TI = t.IntermediateSize;
+        long qw = (long)t.NumAttentionHeads * t.HeadDim, kv = (long)t.KeyValueHeads * t.HeadDim;
         Linear("language_projection", Q, H);
         const string lp = "language_model.model.";
         list.Add((lp + "embed_tokens.weight", [t.VocabSize, H]));
@@ -131,25 +136,28 @@ public sealed class MiniGpt4Checkpoint
 
     // ------------------------------------------------------------------ key mapping
 
-    /// <summary>BLIP-2 keys MiniGPT-4 does not use: BLIP-2's own LLM and projection, the Q-Former's text side.</summary>
+    /// <summary>BLIP-2 keys MiniGPT-4 does not use: BLIP-2's LLM and projection, the Q-Former's text side.</summary>
     private static readonly Regex UnusedBlip2 = new(
-        @"^(language_model\.|language_projection\.|qformer\.embeddings\.|qformer\.encoder\.layer\.\d+\.(intermediate|output)\.)",
-        RegexOptions.CultureInvariant);
+        @"^(language_model\.|language_projection\.|qformer\.embeddings\.|" +
+        @"qformer\.encoder\.layer\.\d+\.(intermediate|output)\.)", RegexOptions.CultureInvariant);
 
-    private static string? MapBlip2(string key) => UnusedBlip2.IsMatch(key) ? null :
-        key.StartsWith("vision_model.", StringComparison.Ordinal) || key.StartsWith("qformer.", StringComparison.Ordinal) ||
-        key == "query_tokens" ? key : "";
+    private static bool Starts(string key, string prefix) => key.StartsWith(prefix, StringComparison.Ordinal);
+
+    private static bool IsVisual(string key) =>
+        Starts(key, "vision_model.") || Starts(key, "qformer.") || key == "query_tokens";
+
+    private static string? MapBlip2(string key) => UnusedBlip2.IsMatch(key) ? null : IsVisual(key) ? key : "";
 
     private static string? MapVicuna(string key) =>
         key.EndsWith(".rotary_emb.inv_freq", StringComparison.Ordinal) ? null :
-        key.StartsWith("model.", StringComparison.Ordinal) || key.StartsWith("lm_head.", StringComparison.Ordinal) ? "language_model." + key : "";
+        Starts(key, "model.") || Starts(key, "lm_head.") ? "language_model." + key : "";
 
-    private static string? MapProjection(string key) => key.StartsWith("language_projection.", StringComparison.Ordinal) ? key : "";
+    private static string? MapProjection(string key) => Starts(key, "language_projection.") ? key : "";
 
-    /// <summary>Where a canonical parameter comes from (for messages): the piece's path and the key it has there.</summary>
+    /// <summary>Where a canonical parameter comes from (for messages): the piece's path and its key there.</summary>
     private (string Where, string Key) Source(string canonical) =>
-        canonical.StartsWith("language_model.", StringComparison.Ordinal) ? (VicunaDir, canonical["language_model.".Length..]) :
-        canonical.StartsWith("language_projection.", StringComparison.Ordinal) ? (ProjectionPath, canonical) : (Blip2Dir, canonical);
+        Starts(canonical, "language_model.") ? (VicunaDir, canonical["language_model.".Length..]) :
+        Starts(canonical, "language_projection.") ? (ProjectionPath, canonical) : (Blip2Dir, canonical);
 
     // ------------------------------------------------------------------ opening
 
@@ -160,13 +168,15 @@ public sealed class MiniGpt4Checkpoint
     public static MiniGpt4Checkpoint Open(string folder)
     {
         if (!Directory.Exists(folder)) throw new ConfigException($"{folder}: MiniGPT-4 folder not found");
-        return Open(Path.Combine(folder, Blip2Folder), Path.Combine(folder, VicunaFolder), Path.Combine(folder, ProjectionFile));
+        return Open(Path.Combine(folder, Blip2Folder), Path.Combine(folder, VicunaFolder),
+                    Path.Combine(folder, ProjectionFile));
     }
 
     /// <summary>Reads the configs of the three pieces, opens every weight file and checks it completely.</summary>
     public static MiniGpt4Checkpoint Open(string blip2Dir, string vicunaDir, string projectionFile)
     {
-        blip2Dir = Path.GetFullPath(blip2Dir); vicunaDir = Path.GetFullPath(vicunaDir); projectionFile = Path.GetFullPath(projectionFile);
+        (blip2Dir, vicunaDir, projectionFile) = (Path.GetFullPath(blip2Dir), Path.GetFullPath(vicunaDir),
+                                                 Path.GetFullPath(projectionFile));
         var config = ReadConfig(blip2Dir, vicunaDir);
         var blip2 = SafetensorsCheckpoint.Open(blip2Dir);
         var vicuna = SafetensorsCheckpoint.Open(vicunaDir);
@@ -186,7 +196,11 @@ public sealed class MiniGpt4Checkpoint
     private static JsonObject ReadJson(string path)
     {
         if (!File.Exists(path)) throw new ConfigException($"{path}: not found");
-        try { return JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new ConfigException($"{path}: not a JSON object"); }
+        try
+        {
+            return JsonNode.Parse(File.ReadAllText(path)) as JsonObject
+                   ?? throw new ConfigException($"{path}: not a JSON object");
+        }
         catch (JsonException e) { throw new ConfigException($"{path}: malformed JSON: {e.Message}"); }
     }
 
@@ -201,27 +215,36 @@ public sealed class MiniGpt4Checkpoint
         var blip2Path = Path.Combine(blip2Dir, "config.json");
         var root = ReadJson(blip2Path);
         if ((string?)root["model_type"] != "blip-2" && root["qformer_config"] is null)
-            throw new ConfigException($"{blip2Path}: not a BLIP-2 config (model_type 'blip-2' with vision_config and qformer_config)");
+            throw new ConfigException($"{blip2Path}: not a BLIP-2 config " +
+                                      "(model_type 'blip-2' with vision_config and qformer_config)");
         // transformers writes only the fields that differ from its defaults, which the records share
-        var vision = root["vision_config"] is { } vc ? Deserialize<Blip2VisionConfig>(vc, blip2Path, "vision_config") : new();
+        var vision = root["vision_config"] is { } vc
+            ? Deserialize<Blip2VisionConfig>(vc, blip2Path, "vision_config") : new();
         // and Blip2Config sets the Q-Former's encoder_hidden_size to the tower's width
-        var qformer = (root["qformer_config"] is { } qc ? Deserialize<Blip2QFormerConfig>(qc, blip2Path, "qformer_config") : new())
+        var qformer = (root["qformer_config"] is { } qc
+            ? Deserialize<Blip2QFormerConfig>(qc, blip2Path, "qformer_config") : new())
             with { EncoderHiddenSize = vision.HiddenSize };
         int queries = root["num_query_tokens"] is { } n ? Deserialize<int>(n, blip2Path, "num_query_tokens") : 32;
 
         var vicunaPath = Path.Combine(vicunaDir, "config.json");
         var text = Deserialize<LlamaConfig>(ReadJson(vicunaPath), vicunaPath, "config");
-        try { text.Validate("config"); } catch (ConfigException e) { throw new ConfigException($"{vicunaPath}: {e.Message}"); }
+        try { text.Validate("config"); }
+        catch (ConfigException e) { throw new ConfigException($"{vicunaPath}: {e.Message}"); }
 
-        var config = new MiniGpt4Config { VisionConfig = vision, QFormerConfig = qformer, TextConfig = text, NumQueryTokens = queries };
+        var config = new MiniGpt4Config
+        {
+            VisionConfig = vision, QFormerConfig = qformer, TextConfig = text, NumQueryTokens = queries,
+        };
         var preprocessor = Path.Combine(blip2Dir, "preprocessor_config.json");
         if (File.Exists(preprocessor))
         {
             var p = ReadJson(preprocessor);
             config = config with
             {
-                ImageMean = p["image_mean"] is { } m ? Deserialize<float[]>(m, preprocessor, "image_mean") : config.ImageMean,
-                ImageStd = p["image_std"] is { } s ? Deserialize<float[]>(s, preprocessor, "image_std") : config.ImageStd,
+                ImageMean = p["image_mean"] is { } m
+                    ? Deserialize<float[]>(m, preprocessor, "image_mean") : config.ImageMean,
+                ImageStd = p["image_std"] is { } s
+                    ? Deserialize<float[]>(s, preprocessor, "image_std") : config.ImageStd,
             };
         }
         try { config.Validate(); } catch (ConfigException e) { throw new ConfigException($"{blip2Path}: {e.Message}"); }
@@ -241,14 +264,18 @@ public sealed class MiniGpt4Checkpoint
                     var canonical = map(key);
                     if (canonical is null) continue;
                     if (!expected.TryGetValue(canonical, out var shape))
-                        throw new ConfigException($"{file.Path}: unexpected key '{key}': {what} of this config has no such parameter");
+                        throw new ConfigException($"{file.Path}: unexpected key '{key}': " +
+                                                  $"{what} of this config has no such parameter");
                     if (found.TryGetValue(canonical, out var other))
                         throw new ConfigException($"{file.Path}: key '{key}' is also in {other.Path}");
-                    if (entry.ScalarType is not (ScalarType.Float32 or ScalarType.Float16 or ScalarType.BFloat16 or ScalarType.Float64))
-                        throw new ConfigException($"{file.Path}: key '{key}' has dtype {entry.DType}; parameters must be F32, F16, BF16 or F64");
+                    if (entry.ScalarType is not (ScalarType.Float32 or ScalarType.Float16 or ScalarType.BFloat16
+                                                 or ScalarType.Float64))
+                        throw new ConfigException($"{file.Path}: key '{key}' has dtype {entry.DType}; " +
+                                                  "parameters must be F32, F16, BF16 or F64");
                     if (!entry.Shape.SequenceEqual(shape))
-                        throw new ConfigException($"{file.Path}: key '{key}' has shape {entry.ShapeText} but the configs expect " +
-                                                  $"{SafetensorsFile.ShapeText(shape)}: config.json disagrees with the weights");
+                        throw new ConfigException($"{file.Path}: key '{key}' has shape {entry.ShapeText} but the " +
+                                                  $"configs expect {SafetensorsFile.ShapeText(shape)}: " +
+                                                  "config.json disagrees with the weights");
                     found[canonical] = file;
                     result.Add((file, entry, canonical));
                 }
@@ -257,14 +284,18 @@ public sealed class MiniGpt4Checkpoint
         {
             var (where, key) = Source(missing);
             int count = expected.Keys.Count(k => !found.ContainsKey(k));
-            throw new ConfigException($"{where}: {count} parameter(s) missing, first '{key}' (checkpoint incomplete, or its config disagrees with the weights)");
+            throw new ConfigException($"{where}: {count} parameter(s) missing, first '{key}' " +
+                                      "(checkpoint incomplete, or its config disagrees with the weights)");
         }
         return result;
     }
 
     // ------------------------------------------------------------------ loading
 
-    /// <summary>Builds a <see cref="MiniGpt4Model"/> on <paramref name="device"/> (default CPU) in <paramref name="dtype"/> and loads the weights.</summary>
+    /// <summary>
+    /// Builds a <see cref="MiniGpt4Model"/> on <paramref name="device"/> (default CPU) in <paramref name="dtype"/> and
+    /// loads the weights.
+    /// </summary>
     public MiniGpt4Model CreateModel(Device? device = null, ScalarType dtype = ScalarType.Float32)
     {
         var model = Construct(Config, device ?? CPU, dtype);
@@ -273,7 +304,7 @@ public sealed class MiniGpt4Checkpoint
         return model;
     }
 
-    /// <summary>Constructs a randomly initialised model directly on <paramref name="device"/> in <paramref name="dtype"/>.</summary>
+    /// <summary>A random model built directly on <paramref name="device"/> in <paramref name="dtype"/>.</summary>
     public static MiniGpt4Model Construct(MiniGpt4Config config, Device device, ScalarType dtype = ScalarType.Float32)
     {
         config.Validate();
@@ -285,32 +316,37 @@ public sealed class MiniGpt4Checkpoint
     }
 
     /// <summary>
-    /// Writes <paramref name="model"/> as a MiniGPT-4 folder <see cref="Open(string)"/> reads: <c>blip2/</c> (config,
-    /// preprocessor config, <c>model.safetensors</c> with the tower, Q-Former and query tokens), <c>vicuna/</c> (config,
-    /// <c>model.safetensors</c>; copy a <c>tokenizer.model</c> beside it for a run) and <c>projection.safetensors</c>.
+    /// Writes <paramref name="model"/> as a MiniGPT-4 folder <see cref="Open(string)"/> reads: <c>blip2/</c>
+    /// (config, preprocessor config, <c>model.safetensors</c> with the tower, Q-Former and query tokens),
+    /// <c>vicuna/</c> (config, <c>model.safetensors</c>; copy a <c>tokenizer.model</c> beside it for a run) and
+    /// <c>projection.safetensors</c>.
     /// </summary>
     public static void Save(MiniGpt4Model model, string folder)
     {
         var c = model.Config;
         var parameters = model.named_parameters().ToList();
         IEnumerable<KeyValuePair<string, Tensor>> Where(Func<string, bool> keep, string strip = "") =>
-            parameters.Where(p => keep(p.name)).Select(p => new KeyValuePair<string, Tensor>(p.name[strip.Length..], p.parameter));
-        static void Json(string path, JsonObject node) => File.WriteAllText(path, node.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            parameters.Where(p => keep(p.name))
+                .Select(p => new KeyValuePair<string, Tensor>(p.name[strip.Length..], p.parameter));
+        static void Json(string path, JsonObject node) =>
+            File.WriteAllText(path, node.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
 
         var blip2 = Directory.CreateDirectory(Path.Combine(folder, Blip2Folder)).FullName;
         Json(Path.Combine(blip2, "config.json"), new JsonObject
         {
             ["architectures"] = new JsonArray("Blip2ForConditionalGeneration"), ["model_type"] = "blip-2",
             ["num_query_tokens"] = c.NumQueryTokens,
-            ["vision_config"] = JsonSerializer.SerializeToNode(c.VisionConfig), ["qformer_config"] = JsonSerializer.SerializeToNode(c.QFormerConfig),
+            ["vision_config"] = JsonSerializer.SerializeToNode(c.VisionConfig),
+            ["qformer_config"] = JsonSerializer.SerializeToNode(c.QFormerConfig),
         });
         Json(Path.Combine(blip2, "preprocessor_config.json"), new JsonObject
         {
-            ["image_processor_type"] = "BlipImageProcessor", ["image_mean"] = JsonSerializer.SerializeToNode(c.ImageMean),
+            ["image_processor_type"] = "BlipImageProcessor",
+            ["image_mean"] = JsonSerializer.SerializeToNode(c.ImageMean),
             ["image_std"] = JsonSerializer.SerializeToNode(c.ImageStd),
         });
         SafetensorsFile.Save(Path.Combine(blip2, SafetensorsCheckpoint.SingleFile),
-            Where(n => n.StartsWith("vision_model.", StringComparison.Ordinal) || n.StartsWith("qformer.", StringComparison.Ordinal) || n == "query_tokens"));
+            Where(IsVisual));
 
         var vicuna = Directory.CreateDirectory(Path.Combine(folder, VicunaFolder)).FullName;
         var text = (JsonObject)JsonSerializer.SerializeToNode(c.TextConfig)!;
@@ -318,17 +354,22 @@ public sealed class MiniGpt4Checkpoint
         text["model_type"] = "llama";
         Json(Path.Combine(vicuna, "config.json"), text);
         SafetensorsFile.Save(Path.Combine(vicuna, SafetensorsCheckpoint.SingleFile),
-            Where(n => n.StartsWith("language_model.", StringComparison.Ordinal), "language_model."));
-        SafetensorsFile.Save(Path.Combine(folder, ProjectionFile), Where(n => n.StartsWith("language_projection.", StringComparison.Ordinal)));
+            Where(n => Starts(n, "language_model."), "language_model."));
+        SafetensorsFile.Save(Path.Combine(folder, ProjectionFile), Where(n => Starts(n, "language_projection.")));
     }
 
-    /// <summary>Copies the checkpoint into <paramref name="model"/> (built from an equal config), one tensor at a time, converting dtype and device.</summary>
+    /// <summary>
+    /// Copies the checkpoint into <paramref name="model"/> (built from an equal config), one tensor at a time,
+    /// converting dtype and device.
+    /// </summary>
     public void LoadInto(MiniGpt4Model model)
     {
         var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter, StringComparer.Ordinal);
         foreach (var (name, shape) in ExpectedParameters(Config))
             if (!parameters.TryGetValue(name, out var p) || !p.shape.SequenceEqual(shape))
-                throw new ConfigException($"the model has no parameter '{name}' of shape {SafetensorsFile.ShapeText(shape)}: was it built from this checkpoint's config ({Blip2Dir})?");
+                throw new ConfigException($"the model has no parameter '{name}' of shape " +
+                                          $"{SafetensorsFile.ShapeText(shape)}: was it built from this checkpoint's " +
+                                          $"config ({Blip2Dir})?");
         using var _ = no_grad();
         foreach (var group in plan.GroupBy(p => p.File))
         {

@@ -92,7 +92,8 @@ public sealed record ArchitectureParameters
     /// </summary>
     public static ArchitectureParameters MiniGpt4_7B => MiniGpt4Default.Value;
 
-    private static readonly Lazy<ArchitectureParameters> MiniGpt4Default = new(() => MiniGpt4(new MiniGpt4Config(), "minigpt4-7b"));
+    private static readonly Lazy<ArchitectureParameters> MiniGpt4Default =
+        new(() => MiniGpt4(new MiniGpt4Config(), "minigpt4-7b"));
 
     /// <summary>The names <see cref="Preset"/> knows without a config file.</summary>
     public static IReadOnlyList<string> PresetNames { get; } = ["llava-1.5-7b", "minigpt4-7b"];
@@ -118,7 +119,8 @@ public sealed record ArchitectureParameters
     }
 
     /// <summary>MiniGPT-4 with the given Vicuna/LLaMA language model (see <see cref="MiniGpt4_7B"/>).</summary>
-    public static ArchitectureParameters MiniGpt4(LlamaConfig llm) => MiniGpt4(new MiniGpt4Config { TextConfig = llm }, "minigpt4-7b");
+    public static ArchitectureParameters MiniGpt4(LlamaConfig llm) =>
+        MiniGpt4(new MiniGpt4Config { TextConfig = llm }, "minigpt4-7b");
 
     /// <summary>
     /// A MiniGPT-4 of <paramref name="config"/>, counted parameter by parameter from a <see cref="MiniGpt4Model"/>
@@ -129,14 +131,17 @@ public sealed record ArchitectureParameters
     {
         config.Validate();
         Dictionary<string, long> counts;
-        using (var model = Checkpoints.MiniGpt4Checkpoint.Construct(config, new TorchSharp.torch.Device(TorchSharp.DeviceType.META)))
-            counts = model.named_parameters().GroupBy(p => MiniGpt4Group(p.name)).ToDictionary(g => g.Key, g => g.Sum(p => p.parameter.numel()));
+        var meta = new TorchSharp.torch.Device(TorchSharp.DeviceType.META);
+        using (var model = Checkpoints.MiniGpt4Checkpoint.Construct(config, meta))
+            counts = model.named_parameters().GroupBy(p => MiniGpt4Group(p.name))
+                .ToDictionary(g => g.Key, g => g.Sum(p => p.parameter.numel()));
         long Count(string group) => counts.GetValueOrDefault(group);
         var (v, q, t) = (config.VisionConfig, config.QFormerConfig, config.TextConfig);
         var arch = WithLlm(name, t, Count("projection"),
             new ParameterGroup($"EVA ViT ({v.NumHiddenLayers} x {v.HiddenSize}, patch {v.PatchSize}, {v.ImageSize} px)",
                 ModelPart.VisionEncoder, Count("vision")),
-            new ParameterGroup($"ln_vision + Q-Former ({q.NumHiddenLayers} x {q.HiddenSize}) + {config.NumQueryTokens} query tokens",
+            new ParameterGroup(
+                $"ln_vision + Q-Former ({q.NumHiddenLayers} x {q.HiddenSize}) + {config.NumQueryTokens} query tokens",
                 ModelPart.Connector, Count("qformer")),
             new ParameterGroup($"llama_proj {q.HiddenSize}->{t.HiddenSize}", ModelPart.Connector, Count("projection")));
         // the language model's groups as counted (a tied LM head holds nothing of its own)
@@ -145,7 +150,10 @@ public sealed record ArchitectureParameters
             [ModelPart.TokenEmbedding] = Count("embedding"), [ModelPart.Decoder] = Count("decoder"),
             [ModelPart.LmHead] = t.TieWordEmbeddings ? 0 : Count("head"),
         };
-        return arch with { Groups = [.. arch.Groups.Select(g => llm.TryGetValue(g.Part, out var n) ? g with { Count = n } : g)] };
+        return arch with
+        {
+            Groups = [.. arch.Groups.Select(g => llm.TryGetValue(g.Part, out var n) ? g with { Count = n } : g)],
+        };
     }
 
     private static string MiniGpt4Group(string name) => name switch

@@ -24,17 +24,23 @@ public sealed class QFormerMultiHeadAttention : nn.Module<Tensor, Tensor, Tensor
         RegisterComponents();
     }
 
-    /// <summary>Context [B, T, d] of queries <paramref name="x"/> [B, T, d] attending to <paramref name="source"/> [B, S, d_source].</summary>
+    /// <summary>
+    /// Context [B, T, d] of queries <paramref name="x"/> [B, T, d] reading <paramref name="source"/> [B, S, d_s].
+    /// </summary>
     public override Tensor forward(Tensor x, Tensor source)
     {
         long b = x.shape[0];
-        Tensor Heads(Linear l, Tensor input) => l.forward(input).view(b, input.shape[1], heads, headDim).transpose(1, 2);
+        Tensor Heads(Linear l, Tensor input) =>
+            l.forward(input).view(b, input.shape[1], heads, headDim).transpose(1, 2);
         var o = nn.functional.scaled_dot_product_attention(Heads(query, x), Heads(key, source), Heads(value, source));
         return o.transpose(1, 2).reshape(b, x.shape[1], heads * headDim);
     }
 }
 
-/// <summary>BERT's residual output: <c>LayerNorm(dense(h) + input)</c> (<c>Blip2QFormerSelfOutput</c>, <c>Blip2QFormerOutput</c>).</summary>
+/// <summary>
+/// BERT's residual output: <c>LayerNorm(dense(h) + input)</c> (transformers' <c>Blip2QFormerSelfOutput</c> and
+/// <c>Blip2QFormerOutput</c>).
+/// </summary>
 public sealed class QFormerResidualOutput : nn.Module<Tensor, Tensor, Tensor>
 {
     private readonly Linear dense;
@@ -59,14 +65,17 @@ public sealed class QFormerAttention : nn.Module<Tensor, Tensor, Tensor>
     private readonly QFormerResidualOutput output;
 
     /// <summary>Self-attention (<c>attention</c>) or cross-attention to the image (<c>crossattention</c>).</summary>
-    public QFormerAttention(Blip2QFormerConfig c, bool crossAttention) : base(crossAttention ? "crossattention" : "attention")
+    public QFormerAttention(Blip2QFormerConfig c, bool crossAttention)
+        : base(crossAttention ? "crossattention" : "attention")
     {
         attention = new QFormerMultiHeadAttention(c, crossAttention);
         output = new QFormerResidualOutput(c, c.HiddenSize, "output");
         RegisterComponents();
     }
 
-    /// <summary><paramref name="x"/> attending to <paramref name="source"/> (itself for self-attention), with the residual.</summary>
+    /// <summary>
+    /// <paramref name="x"/> attending to <paramref name="source"/> (itself for self-attention), plus residual.
+    /// </summary>
     public override Tensor forward(Tensor x, Tensor source) => output.forward(attention.forward(x, source), x);
 }
 
@@ -125,7 +134,8 @@ public sealed class QFormerEncoder : nn.Module<Tensor, Tensor, Tensor>
     /// <summary>The layers of the given Q-Former.</summary>
     public QFormerEncoder(Blip2QFormerConfig c) : base("encoder")
     {
-        layer = new ModuleList<QFormerLayer>(Enumerable.Range(0, c.NumHiddenLayers).Select(i => new QFormerLayer(c, i)).ToArray());
+        layer = new ModuleList<QFormerLayer>(
+            Enumerable.Range(0, c.NumHiddenLayers).Select(i => new QFormerLayer(c, i)).ToArray());
         RegisterComponents();
     }
 
@@ -154,7 +164,7 @@ public sealed class Blip2QFormerModel : nn.Module<Tensor, Tensor, Tensor>
         RegisterComponents();
     }
 
-    /// <summary>Query outputs [B, Q, d] of query embeddings [B, Q, d] reading image features [B, S, d_vision].</summary>
+    /// <summary>Query outputs [B, Q, d] of query embeddings [B, Q, d] reading image features [B, S, d_v].</summary>
     public override Tensor forward(Tensor queryEmbeds, Tensor image) =>
         encoder.forward(layernorm.forward(queryEmbeds), image.to_type(queryEmbeds.dtype));
 }

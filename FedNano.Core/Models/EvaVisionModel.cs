@@ -4,7 +4,9 @@ using static TorchSharp.torch;
 
 namespace FedNano.Models;
 
-/// <summary>Patch (biased convolution), class-token and position embeddings of BLIP-2's ViT (<c>Blip2VisionEmbeddings</c>).</summary>
+/// <summary>
+/// Patch (biased conv), class-token and position embeddings of BLIP-2's ViT (<c>Blip2VisionEmbeddings</c>).
+/// </summary>
 public sealed class EvaVisionEmbeddings : nn.Module<Tensor, Tensor>
 {
     private readonly Parameter class_embedding, position_embedding;
@@ -113,7 +115,8 @@ public sealed class EvaEncoder : nn.Module<Tensor, Tensor>
     /// <summary>The blocks of the given tower.</summary>
     public EvaEncoder(Blip2VisionConfig c) : base("encoder")
     {
-        layers = new ModuleList<EvaEncoderLayer>(Enumerable.Range(0, c.NumHiddenLayers).Select(_ => new EvaEncoderLayer(c)).ToArray());
+        layers = new ModuleList<EvaEncoderLayer>(
+            Enumerable.Range(0, c.NumHiddenLayers).Select(_ => new EvaEncoderLayer(c)).ToArray());
         RegisterComponents();
     }
 
@@ -144,6 +147,9 @@ public sealed class EvaVisionModel : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    /// <summary>The image features the Q-Former reads: <c>last_hidden_state</c> [B, 1 + patches, d], after <c>post_layernorm</c>.</summary>
-    public override Tensor forward(Tensor pixels) => post_layernorm.forward(encoder.forward(embeddings.forward(pixels)));
+    /// <summary>
+    /// The features the Q-Former reads: <c>last_hidden_state</c> [B, 1 + patches, d] after <c>post_layernorm</c>.
+    /// </summary>
+    public override Tensor forward(Tensor pixels) =>
+        post_layernorm.forward(encoder.forward(embeddings.forward(pixels)));
 }

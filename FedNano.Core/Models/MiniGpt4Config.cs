@@ -24,7 +24,7 @@ public sealed record Blip2VisionConfig
     [JsonPropertyName("hidden_act")] public string HiddenAct { get; init; } = "gelu";
     /// <summary>Epsilon of the layer norms.</summary>
     [JsonPropertyName("layer_norm_eps")] public double LayerNormEps { get; init; } = 1e-6;
-    /// <summary>Whether the fused qkv projection has the separate <c>q_bias</c> and <c>v_bias</c> (no key bias).</summary>
+    /// <summary>Whether the fused qkv projection has separate <c>q_bias</c> and <c>v_bias</c> (no key bias).</summary>
     [JsonPropertyName("qkv_bias")] public bool QkvBias { get; init; } = true;
 
     /// <summary>Input channels (Hugging Face's BLIP-2 fixes 3).</summary>
@@ -42,10 +42,9 @@ public sealed record Blip2VisionConfig
         ConfigException.Positive(PatchSize, $"{where}.patch_size");
         ConfigException.Positive(LayerNormEps, $"{where}.layer_norm_eps");
         if (ImageSize <= 0 || ImageSize % PatchSize != 0)
-            throw new ConfigException($"{where}.image_size ({ImageSize}) must be a positive multiple of patch_size ({PatchSize})");
-        if (HiddenSize % NumAttentionHeads != 0)
-            throw new ConfigException($"{where}.hidden_size ({HiddenSize}) must be divisible by num_attention_heads ({NumAttentionHeads})");
-        if (HiddenAct != "gelu") throw new ConfigException($"{where}.hidden_act '{HiddenAct}' is not supported (only 'gelu')");
+            throw new ConfigException($"{where}.image_size ({ImageSize}) must be a positive multiple of " +
+                                      $"patch_size ({PatchSize})");
+        Blip2QFormerConfig.CheckHeadsAndAct(where, HiddenSize, NumAttentionHeads, HiddenAct);
     }
 }
 
@@ -84,11 +83,18 @@ public sealed record Blip2QFormerConfig
         ConfigException.Positive(CrossAttentionFrequency, $"{where}.cross_attention_frequency");
         ConfigException.Positive(EncoderHiddenSize, $"{where}.encoder_hidden_size");
         ConfigException.Positive(LayerNormEps, $"{where}.layer_norm_eps");
-        if (HiddenSize % NumAttentionHeads != 0)
-            throw new ConfigException($"{where}.hidden_size ({HiddenSize}) must be divisible by num_attention_heads ({NumAttentionHeads})");
-        if (HiddenAct != "gelu") throw new ConfigException($"{where}.hidden_act '{HiddenAct}' is not supported (only 'gelu')");
+        CheckHeadsAndAct(where, HiddenSize, NumAttentionHeads, HiddenAct);
         if (PositionEmbeddingType != "absolute")
-            throw new ConfigException($"{where}.position_embedding_type '{PositionEmbeddingType}' is not supported (only 'absolute')");
+            throw new ConfigException($"{where}.position_embedding_type '{PositionEmbeddingType}' is not supported " +
+                                      "(only 'absolute')");
+    }
+
+    internal static void CheckHeadsAndAct(string where, int hidden, int heads, string act)
+    {
+        if (hidden % heads != 0)
+            throw new ConfigException($"{where}.hidden_size ({hidden}) must be divisible by " +
+                                      $"num_attention_heads ({heads})");
+        if (act != "gelu") throw new ConfigException($"{where}.hidden_act '{act}' is not supported (only 'gelu')");
     }
 }
 
@@ -120,8 +126,9 @@ public sealed record MiniGpt4Config
         TextConfig.Validate();
         ConfigException.Positive(NumQueryTokens, "num_query_tokens");
         if (QFormerConfig.EncoderHiddenSize != VisionConfig.HiddenSize)
-            throw new ConfigException($"qformer_config.encoder_hidden_size ({QFormerConfig.EncoderHiddenSize}) must equal " +
-                                      $"vision_config.hidden_size ({VisionConfig.HiddenSize})");
-        if (ImageMean.Length != 3 || ImageStd.Length != 3) throw new ConfigException("image_mean and image_std must have 3 values");
+            throw new ConfigException($"qformer_config.encoder_hidden_size ({QFormerConfig.EncoderHiddenSize}) " +
+                                      $"must equal vision_config.hidden_size ({VisionConfig.HiddenSize})");
+        if (ImageMean.Length != 3 || ImageStd.Length != 3)
+            throw new ConfigException("image_mean and image_std must have 3 values");
     }
 }

@@ -32,9 +32,6 @@ public sealed class MiniGpt4Model : nn.Module<Tensor, Tensor>, IVisualEncoder
         RegisterComponents();
     }
 
-    /// <summary>Name prefixes of the parameters on the visual path (everything but <c>language_model.*</c>).</summary>
-    public static IReadOnlyList<string> VisualPrefixes { get; } = ["vision_model.", "qformer.", "query_tokens", "language_projection."];
-
     /// <summary>The configuration it was built from.</summary>
     public MiniGpt4Config Config { get; }
     /// <summary>The EVA ViT-g vision tower.</summary>
@@ -48,14 +45,18 @@ public sealed class MiniGpt4Model : nn.Module<Tensor, Tensor>, IVisualEncoder
     /// <summary>The language model.</summary>
     public LlamaForCausalLM LanguageModel => language_model;
 
-    /// <summary>The parameters of the visual path (tower, Q-Former, query tokens, projection), as the client holds them.</summary>
+    /// <summary>
+    /// The parameters of the visual path (tower, Q-Former, queries, projection), as the client holds them.
+    /// </summary>
     public IEnumerable<(string name, Parameter parameter)> VisualParameters() =>
         named_parameters().Where(p => !p.name.StartsWith("language_model.", StringComparison.Ordinal));
 
     /// <inheritdoc/>
     public int TokensPerImage => Config.NumQueryTokens;
 
-    /// <summary>Visual tokens [B, queries, d_text] of pixels [B, 3, S, S], with autograd as the caller has it.</summary>
+    /// <summary>
+    /// Visual tokens [B, queries, d_text] of pixels [B, 3, S, S], with autograd as the caller set it.
+    /// </summary>
     public Tensor ImageTokens(Tensor pixels)
     {
         var image = vision_model.forward(pixels);

@@ -11,8 +11,8 @@ public class Blip2ImageProcessorTests
     private static readonly float[] Std = [0.26862954f, 0.26130258f, 0.27577711f];
 
     /// <summary>A wide image of one colour (values exact in 8 bits).</summary>
-    private static SampleImage Uniform(int h, int w, float r, float g, float b) =>
-        SampleImage.FromPixels([.. Enumerable.Repeat(r, h * w), .. Enumerable.Repeat(g, h * w), .. Enumerable.Repeat(b, h * w)], h, w);
+    private static SampleImage Uniform(int h, int w, float r, float g, float b) => SampleImage.FromPixels(
+        [.. Enumerable.Repeat(r, h * w), .. Enumerable.Repeat(g, h * w), .. Enumerable.Repeat(b, h * w)], h, w);
 
     [Test]
     public void NonSquareImageIsStretchedNotPadded()

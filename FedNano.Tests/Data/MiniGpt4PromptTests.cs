@@ -14,23 +14,28 @@ public class MiniGpt4PromptTests
 {
     private const string McInstruction = "Answer with the option's letter from the given choices directly.";
 
-    private static IEnumerable<MultimodalSample> ScienceQaSamples() =>
-        ScienceQaLoader.Load(DataFixtures.ScienceQa, new DatasetLoadOptions { MissingImages = MissingImagePolicy.Caption }).Splits.Values.SelectMany(x => x);
+    private static IEnumerable<MultimodalSample> ScienceQaSamples() => ScienceQaLoader
+        .Load(DataFixtures.ScienceQa, new DatasetLoadOptions { MissingImages = MissingImagePolicy.Caption })
+        .Splits.Values.SelectMany(x => x);
 
-    private static string Texts(Prompt p) => string.Join("|", p.Segments.Select(s => s is PromptSegment.Text t ? t.Value : "<img>"));
+    private static string Texts(Prompt p) =>
+        string.Join("|", p.Segments.Select(s => s is PromptSegment.Text t ? t.Value : "<img>"));
 
     [Test]
     public void TextIsMiniGpt4sTemplate()
     {
-        Assert.That(MiniGpt4Prompt.Text("What is it?"), Is.EqualTo("###Human: <Img><ImageHere></Img> What is it? ###Assistant:"));
-        Assert.That(MiniGpt4Prompt.Text("What is it?", withImage: false), Is.EqualTo("###Human: What is it? ###Assistant:"));
+        Assert.That(MiniGpt4Prompt.Text("What is it?"),
+            Is.EqualTo("###Human: <Img><ImageHere></Img> What is it? ###Assistant:"));
+        Assert.That(MiniGpt4Prompt.Text("What is it?", withImage: false),
+            Is.EqualTo("###Human: What is it? ###Assistant:"));
     }
 
     [Test]
     public void ScienceQaQuestionWithImageIsTheTemplateAroundLlavasQuestionText()
     {
         // the fixture holds no image files: give a question with a hint one
-        var sample = ScienceQaSamples().First(s => !string.IsNullOrEmpty(s.Context)) with { Image = SampleImage.FromPixels(new float[12], 2, 2) };
+        var sample = ScienceQaSamples().First(s => !string.IsNullOrEmpty(s.Context))
+            with { Image = SampleImage.FromPixels(new float[12], 2, 2) };
         var llava = LlavaPrompt.Build(sample);
         var p = MiniGpt4Prompt.Wrap(llava);
         // LLaVA's text after "<image>\n" is the question part of MiniGPT-4's template
@@ -81,18 +86,24 @@ public class MiniGpt4PromptTests
     public void EncodedSampleIsBosBeforeQueryTokensAfterAsPromptWrapTokenizesIt()
     {
         // LLaMA's SentencePiece tokenizer of the LLaVA fixture stands in for Vicuna's
-        var tokenizer = LlamaSentencePieceTokenizer.Load(LlavaCheckpoint.Open(LlavaCheckpointTests.Converted).TokenizerPath!);
+        var tokenizer =
+            LlamaSentencePieceTokenizer.Load(Path.Combine(LlavaCheckpointTests.Converted, "tokenizer.model"));
         var image = SampleImage.FromPixels(new float[3 * 2 * 2], 2, 2);
-        var sample = new MultimodalSample { Id = "q", Question = "Which is north?", Choices = ["Ohio", "Texas"], AnswerIndex = 0, Image = image };
+        var sample = new MultimodalSample
+        {
+            Id = "q", Question = "Which is north?", Choices = ["Ohio", "Texas"], AnswerIndex = 0, Image = image,
+        };
         var prompt = MiniGpt4Prompt.Wrap(LlavaPrompt.Build(sample));
         const int queries = 32;
         var encoded = EncodedSample.Encode(sample, prompt, tokenizer, queries);
         var (before, after) = MiniGpt4Prompt.Encode(tokenizer, prompt.ToText(MiniGpt4Prompt.ImagePlaceholder));
         Assert.Multiple(() =>
         {
-            Assert.That(encoded.PromptIds, Is.EqualTo(before.Concat(Enumerable.Repeat(EncodedSample.ImagePlaceholder, queries)).Concat(after).ToArray()));
-            Assert.That(before, Is.EqualTo(new[] { tokenizer.BosId }.Concat(tokenizer.Encode("###Human: <Img>")).ToArray()));
-            Assert.That(tokenizer.Decode(after).TrimStart(), Does.StartWith("</Img> Which is north?\nA. Ohio\nB. Texas\n").And.EndWith(" ###Assistant:"));
+            int[] expected = [.. before, .. Enumerable.Repeat(EncodedSample.ImagePlaceholder, queries), .. after];
+            Assert.That(encoded.PromptIds, Is.EqualTo(expected));
+            Assert.That(before, Is.EqualTo(new[] { tokenizer.BosId }.Concat(tokenizer.Encode("###Human: <Img>"))));
+            Assert.That(tokenizer.Decode(after).TrimStart(),
+                Does.StartWith("</Img> Which is north?\nA. Ohio\nB. Texas\n").And.EndWith(" ###Assistant:"));
             Assert.That(encoded.TargetIds, Is.EqualTo(tokenizer.Encode("A").Append(tokenizer.EosId).ToArray()));
         });
         Assert.Throws<ArgumentException>(() => MiniGpt4Prompt.Encode(tokenizer, "no image"));

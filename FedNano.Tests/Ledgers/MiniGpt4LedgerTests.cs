@@ -27,15 +27,19 @@ public class MiniGpt4LedgerTests
         {
             Assert.That(model.parameters().First().device_type, Is.EqualTo(DeviceType.META));
             Assert.That(actual.Keys, Is.EquivalentTo(expected.Select(p => p.Name)));
-            Assert.That(actual, Has.Count.EqualTo(1061)); // 513 tower + 255 Q-Former and queries + 2 projection + 291 Vicuna
-            foreach (var (name, shape) in expected) Assert.That(actual.GetValueOrDefault(name), Is.EqualTo(shape), name);
+            // 513 in the tower, 255 in the Q-Former with its queries, 2 in the projection, 291 in Vicuna
+            Assert.That(actual, Has.Count.EqualTo(1061));
+            foreach (var (name, shape) in expected)
+                Assert.That(actual.GetValueOrDefault(name), Is.EqualTo(shape), name);
             Assert.That(actual["vision_model.embeddings.position_embedding"], Is.EqualTo(new long[] { 1, 257, 1408 }));
             Assert.That(actual["vision_model.encoder.layers.38.mlp.fc1.weight"], Is.EqualTo(new long[] { 6144, 1408 }));
-            Assert.That(actual["qformer.encoder.layer.10.crossattention.attention.key.weight"], Is.EqualTo(new long[] { 768, 1408 }));
+            Assert.That(actual["qformer.encoder.layer.10.crossattention.attention.key.weight"],
+                Is.EqualTo(new long[] { 768, 1408 }));
             Assert.That(actual.ContainsKey("qformer.encoder.layer.11.crossattention.attention.key.weight"), Is.False);
             Assert.That(actual["query_tokens"], Is.EqualTo(new long[] { 1, 32, 768 }));
             Assert.That(actual["language_projection.weight"], Is.EqualTo(new long[] { 4096, 768 }));
-            Assert.That(actual["language_model.model.layers.31.mlp.down_proj.weight"], Is.EqualTo(new long[] { 4096, 11008 }));
+            Assert.That(actual["language_model.model.layers.31.mlp.down_proj.weight"],
+                Is.EqualTo(new long[] { 4096, 11008 }));
             Assert.That(model.TokensPerImage, Is.EqualTo(32));
         });
     }
@@ -45,7 +49,8 @@ public class MiniGpt4LedgerTests
     {
         var a = ArchitectureParameters.MiniGpt4_7B;
         long eva = ArchitectureParameters.EvaVit(width: 1408, layers: 39, mlp: 6144, imageSize: 224, patch: 14);
-        long qformer = ArchitectureParameters.LayerNorm(1408) + ArchitectureParameters.QFormer(768, 12, 3072, 1408, 2) + 32 * 768;
+        long qformer = ArchitectureParameters.LayerNorm(1408) + ArchitectureParameters.QFormer(768, 12, 3072, 1408, 2)
+                       + 32 * 768;
         long projection = ArchitectureParameters.Linear(768, 4096);
         Assert.Multiple(() =>
         {
@@ -56,7 +61,8 @@ public class MiniGpt4LedgerTests
             Assert.That(a.Total, Is.EqualTo(7_832_625_024L));
             Assert.That(a.Groups.Select(g => g.Part), Is.EqualTo(new[]
             {
-                ModelPart.VisionEncoder, ModelPart.Connector, ModelPart.Connector, ModelPart.TokenEmbedding, ModelPart.Decoder, ModelPart.LmHead,
+                ModelPart.VisionEncoder, ModelPart.Connector, ModelPart.Connector,
+                ModelPart.TokenEmbedding, ModelPart.Decoder, ModelPart.LmHead,
             }));
             Assert.That(a.NanoEdgeFrozen, Is.EqualTo(a.Total - a.Decoder - a.LmHead));
         });
@@ -65,7 +71,7 @@ public class MiniGpt4LedgerTests
     [Test]
     public void LedgerOfATinyConfigCountsEveryParameterOfTheModel()
     {
-        var config = MiniGpt4Checkpoint.Open(Path.Combine(TestContext.CurrentContext.TestDirectory, "Fixtures", "minigpt4-reference", "minigpt4-tiny")).Config;
+        var config = MiniGpt4Checkpoint.Open(Checkpoints.MiniGpt4CheckpointTests.Folder).Config;
         var a = ArchitectureParameters.MiniGpt4(config, "tiny-minigpt4");
         using var model = MiniGpt4Checkpoint.Construct(config, CPU);
         long visual = model.VisualParameters().Sum(p => p.parameter.numel());
@@ -85,9 +91,11 @@ public class MiniGpt4LedgerTests
     {
         var output = new StringWriter();
         var error = new StringWriter();
-        int code = ParamsCommand.Build().Parse(["--model", "minigpt4-7b", "--rank", "64"]).Invoke(new InvocationConfiguration { Output = output, Error = error });
+        int code = ParamsCommand.Build().Parse(["--model", "minigpt4-7b", "--rank", "64"])
+            .Invoke(new InvocationConfiguration { Output = output, Error = error });
         var text = output.ToString();
-        string Row(string method) => text.Split('\n').Single(l => l.Split('│', '|').Select(c => c.Trim()).Contains(method));
+        string Row(string method) =>
+            text.Split('\n').Single(l => l.Split('│', '|').Select(c => c.Trim()).Contains(method));
         Assert.Multiple(() =>
         {
             Assert.That(code, Is.EqualTo(0), error.ToString());

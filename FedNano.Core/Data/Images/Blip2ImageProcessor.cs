@@ -16,18 +16,23 @@ public sealed class Blip2ImageProcessor
     private readonly ImageProcessor normalise;
 
     /// <summary>A processor for a tower taking <paramref name="size"/>-pixel squares.</summary>
-    public Blip2ImageProcessor(int size, IReadOnlyList<float> mean, IReadOnlyList<float> std) => normalise = new(size, mean, std);
+    public Blip2ImageProcessor(int size, IReadOnlyList<float> mean, IReadOnlyList<float> std) =>
+        normalise = new(size, mean, std);
 
     /// <summary>The processor for <paramref name="config"/>'s vision tower and normalisation.</summary>
-    public static Blip2ImageProcessor For(MiniGpt4Config config) => new(config.VisionConfig.ImageSize, config.ImageMean, config.ImageStd);
+    public static Blip2ImageProcessor For(MiniGpt4Config config) =>
+        new(config.VisionConfig.ImageSize, config.ImageMean, config.ImageStd);
 
     /// <summary>Side of the square the tower takes.</summary>
     public int Size => normalise.Size;
 
-    /// <summary>The normalised float tensor [3, Size, Size] of <paramref name="image"/> on <paramref name="device"/> (CPU by default).</summary>
+    /// <summary>
+    /// The normalised tensor [3, Size, Size] of <paramref name="image"/> on <paramref name="device"/> (default CPU).
+    /// </summary>
     public Tensor Process(SampleImage image, string? sampleId = null, Device? device = null)
     {
-        if (image.Pixels is not null && image.Height == Size && image.Width == Size) return normalise.Process(image, sampleId, device);
+        if (image.Pixels is not null && image.Height == Size && image.Width == Size)
+            return normalise.Process(image, sampleId, device);
         using var img = ImageProcessor.Decode(image, sampleId);
         img.Mutate(c => c.Resize(Size, Size, KnownResamplers.Bicubic));
         int plane = Size * Size;

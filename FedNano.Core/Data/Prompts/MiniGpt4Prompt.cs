@@ -17,7 +17,10 @@ public static class MiniGpt4Prompt
     /// <summary>Closes the user turn and opens the answer.</summary>
     public const string Assistant = " ###Assistant:";
 
-    /// <summary>The prompt text: <c>###Human: &lt;Img&gt;&lt;ImageHere&gt;&lt;/Img&gt; {question} ###Assistant:</c> (without the image when <paramref name="withImage"/> is false).</summary>
+    /// <summary>
+    /// The prompt text: <c>###Human: &lt;Img&gt;&lt;ImageHere&gt;&lt;/Img&gt; {question} ###Assistant:</c> (without
+    /// the image when <paramref name="withImage"/> is false).
+    /// </summary>
     public static string Text(string question, bool withImage = true) =>
         $"{Human}{(withImage ? $"<Img>{ImagePlaceholder}</Img> " : "")}{question}{Assistant}";
 
@@ -32,8 +35,10 @@ public static class MiniGpt4Prompt
         var segments = new List<PromptSegment>();
         void Add(string text)
         {
-            if (segments.Count > 0 && segments[^1] is PromptSegment.Text last) segments[^1] = new PromptSegment.Text(last.Value + text);
-            else segments.Add(new PromptSegment.Text(text));
+            if (segments.Count > 0 && segments[^1] is PromptSegment.Text last)
+                segments[^1] = new PromptSegment.Text(last.Value + text);
+            else
+                segments.Add(new PromptSegment.Text(text));
         }
         Add(Human);
         for (int i = 0; i < prompt.Segments.Count; i++)
@@ -45,18 +50,24 @@ public static class MiniGpt4Prompt
                     Add("</Img>");
                     break;
                 case PromptSegment.Text t:
-                    Add(i == 1 && prompt.Segments[0] is PromptSegment.Image && t.Value.StartsWith('\n') ? " " + t.Value[1..] : t.Value);
+                    bool afterQuestionImage = i == 1 && prompt.Segments[0] is PromptSegment.Image;
+                    Add(afterQuestionImage && t.Value.StartsWith('\n') ? " " + t.Value[1..] : t.Value);
                     break;
             }
         Add(Assistant);
         return prompt with { Segments = segments };
     }
 
-    /// <summary>Token ids before and after the image: <c>[BOS] + tok(before)</c> and <c>tok(after)</c>, as MiniGPT-4's <c>prompt_wrap</c>.</summary>
-    public static (IReadOnlyList<int> BeforeImage, IReadOnlyList<int> AfterImage) Encode(ITextTokenizer tokenizer, string prompt)
+    /// <summary>
+    /// Token ids before and after the image: <c>[BOS] + tok(before)</c> and <c>tok(after)</c>, as MiniGPT-4's
+    /// <c>prompt_wrap</c>.
+    /// </summary>
+    public static (IReadOnlyList<int> BeforeImage, IReadOnlyList<int> AfterImage) Encode(ITextTokenizer tokenizer,
+                                                                                          string prompt)
     {
         var parts = prompt.Split(ImagePlaceholder);
-        if (parts.Length != 2) throw new ArgumentException($"the prompt must hold exactly one {ImagePlaceholder}", nameof(prompt));
+        if (parts.Length != 2)
+            throw new ArgumentException($"the prompt must hold exactly one {ImagePlaceholder}", nameof(prompt));
         return ([tokenizer.BosId, .. tokenizer.Encode(parts[0])], tokenizer.Encode(parts[1]));
     }
 }
