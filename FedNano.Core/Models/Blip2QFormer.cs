@@ -120,9 +120,10 @@ public sealed class QFormerLayer : nn.Module<Tensor, Tensor, Tensor>
     /// <summary>Queries [B, Q, d] after this layer, given the image features [B, S, d_vision].</summary>
     public override Tensor forward(Tensor queries, Tensor image)
     {
+        using var scope = NewDisposeScope();
         var h = attention.forward(queries, queries);
         if (crossattention is not null) h = crossattention.forward(h, image);
-        return output_query.forward(intermediate_query.forward(h), h);
+        return output_query.forward(intermediate_query.forward(h), h).MoveToOuterDisposeScope();
     }
 }
 

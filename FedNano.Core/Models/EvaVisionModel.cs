@@ -99,11 +99,12 @@ public sealed class EvaEncoderLayer : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    /// <inheritdoc/>
+    /// <summary>The block's output; its intermediates are freed when it returns (autograd keeps what it needs).</summary>
     public override Tensor forward(Tensor x)
     {
+        using var scope = NewDisposeScope();
         var h = x + self_attn.forward(layer_norm1.forward(x));
-        return h + mlp.forward(layer_norm2.forward(h));
+        return (h + mlp.forward(layer_norm2.forward(h))).MoveToOuterDisposeScope();
     }
 }
 
@@ -120,11 +121,17 @@ public sealed class EvaEncoder : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    /// <inheritdoc/>
+    /// <summary>Runs the blocks, freeing each block's input once the next has it.</summary>
     public override Tensor forward(Tensor x)
     {
-        foreach (var layer in layers) x = layer.forward(x);
-        return x;
+        var h = x;
+        foreach (var layer in layers)
+        {
+            var next = layer.forward(h);
+            if (!ReferenceEquals(h, x)) h.Dispose();
+            h = next;
+        }
+        return ReferenceEquals(h, x) ? h.alias() : h;
     }
 }
 
