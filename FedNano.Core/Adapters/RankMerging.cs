@@ -84,8 +84,7 @@ public static class RankMerging
     {
         if (updates.Count == 0) throw new ArgumentException("no updates to merge", nameof(updates));
         double total = updates.Sum(u => (double)u.Samples);
-        var prefixes = updates[0].Parameters.Tensors.Keys.Where(k => k.EndsWith(Down)).Select(k => k[..^Down.Length]);
-        return prefixes.ToDictionary(prefix => prefix, prefix =>
+        return Prefixes(updates[0].Parameters).ToDictionary(prefix => prefix, prefix =>
         {
             using var scope = NewDisposeScope();
             var sum = updates.Select(u => u.Parameters[prefix + Up].matmul(u.Parameters[prefix + Down]) * (u.Samples / total))
@@ -96,24 +95,30 @@ public static class RankMerging
 
     /// <summary>
     /// Product merging: the size-weighted mean of the updates' products (<see cref="WeightedProducts"/>),
-    /// re-factorised by truncated SVD at each of <paramref name="ranks"/> (one SVD per adapter). Returns a state per
-    /// rank with <c>PREFIX.up.weight</c> [d, r] and <c>PREFIX.down.weight</c> [r, d].
+    /// re-factorised by truncated SVD at each of <paramref name="ranks"/>. Returns a state per rank with
+    /// <c>PREFIX.up.weight</c> [d, r] and <c>PREFIX.down.weight</c> [r, d]. One SVD per adapter, and without forming
+    /// the [d, d] mean where the ranks sum to R &lt; d: it is <c>A B</c> with A = [w_k up_k] [d, R] and B = [down_k]
+    /// [R, d], so thin QRs of A and B^T leave an R x R SVD (d = 4096 stays cheap). Components beyond the mean's rank
+    /// R come back zero.
     /// </summary>
     public static Dictionary<int, AdapterState> MergeProducts(IReadOnlyList<ClientUpdate> updates, IEnumerable<int> ranks)
     {
-        var products = WeightedProducts(updates);
-        try
+        if (updates.Count == 0) throw new ArgumentException("no updates to merge", nameof(updates));
+        double total = updates.Sum(u => (double)u.Samples);
+        var like = updates[0].Parameters.Tensors.Values.First();
+        var decompositions = Prefixes(updates[0].Parameters).ToDictionary(prefix => prefix, prefix =>
         {
-            var like = products.First().Value;
-            var decompositions = products.ToDictionary(p => p.Key, p => Svd(p.Value));
-            return ranks.Distinct().ToDictionary(r => r, r =>
-            {
-                var tensors = new Dictionary<string, Tensor>();
-                foreach (var (prefix, svd) in decompositions) (tensors[prefix + Up], tensors[prefix + Down]) = Factors(svd, r, like);
-                return new AdapterState(tensors);
-            });
-        }
-        finally { foreach (var t in products.Values) t.Dispose(); }
+            using var scope = NewDisposeScope();
+            var a = cat(updates.Select(u => u.Parameters[prefix + Up] * (u.Samples / total)).ToArray(), 1);
+            var b = cat(updates.Select(u => u.Parameters[prefix + Down]).ToArray(), 0);
+            return ProductSvd(ToMatrix(a), ToMatrix(b));
+        });
+        return ranks.Distinct().ToDictionary(r => r, r =>
+        {
+            var tensors = new Dictionary<string, Tensor>();
+            foreach (var (prefix, svd) in decompositions) (tensors[prefix + Up], tensors[prefix + Down]) = Factors(svd, r, like);
+            return new AdapterState(tensors);
+        });
     }
 
     /// <summary>
@@ -122,25 +127,44 @@ public static class RankMerging
     /// <c>up x down</c> is the rank-r truncation (MathNet.Numerics' SVD, in float64; returned in the input's dtype
     /// and device).
     /// </summary>
-    public static (Tensor Up, Tensor Down) Factorise(Tensor product, int rank) => Factors(Svd(product), rank, product);
+    public static (Tensor Up, Tensor Down) Factorise(Tensor product, int rank) => Factors(Svd(ToMatrix(product)), rank, product);
 
-    private static Svd<double> Svd(Tensor product)
+    private static IEnumerable<string> Prefixes(AdapterState state) =>
+        state.Tensors.Keys.Where(k => k.EndsWith(Down)).Select(k => k[..^Down.Length]);
+
+    private static Matrix<double> ToMatrix(Tensor t)
     {
-        if (product.dim() != 2) throw new ArgumentException($"expected a matrix, got shape [{string.Join(", ", product.shape)}]", nameof(product));
-        var values = product.to_type(ScalarType.Float64).cpu().contiguous().data<double>().ToArray();
-        return Matrix<double>.Build.DenseOfRowMajor((int)product.shape[0], (int)product.shape[1], values).Svd(computeVectors: true);
+        if (t.dim() != 2) throw new ArgumentException($"expected a matrix, got shape [{string.Join(", ", t.shape)}]", nameof(t));
+        var values = t.detach().to_type(ScalarType.Float64).cpu().contiguous().data<double>().ToArray();
+        return Matrix<double>.Build.DenseOfRowMajor((int)t.shape[0], (int)t.shape[1], values);
     }
 
-    private static (Tensor Up, Tensor Down) Factors(Svd<double> svd, int rank, Tensor like)
+    private static (Matrix<double> U, Vector<double> S, Matrix<double> VT) Svd(Matrix<double> m)
     {
-        int m = svd.U.RowCount, n = svd.VT.ColumnCount;
+        var svd = m.Svd(computeVectors: true);
+        return (svd.U, svd.S, svd.VT);
+    }
+
+    // SVD of a [m, R] x b [R, n]; when R < min(m, n) through a = Qa Ra, b^T = Qb Rb: a b = Qa (Ra Rb^T) Qb^T.
+    private static (Matrix<double> U, Vector<double> S, Matrix<double> VT) ProductSvd(Matrix<double> a, Matrix<double> b)
+    {
+        if (a.ColumnCount >= Math.Min(a.RowCount, b.ColumnCount)) return Svd(a * b);
+        var qa = a.QR(QRMethod.Thin);
+        var qb = b.Transpose().QR(QRMethod.Thin);
+        var core = Svd(qa.R * qb.R.Transpose());
+        return (qa.Q * core.U, core.S, core.VT * qb.Q.Transpose());
+    }
+
+    private static (Tensor Up, Tensor Down) Factors((Matrix<double> U, Vector<double> S, Matrix<double> VT) svd, int rank, Tensor like)
+    {
+        int m = svd.U.RowCount, n = svd.VT.ColumnCount, k = Math.Min(rank, svd.S.Count);
         if (rank <= 0 || rank > Math.Min(m, n))
             throw new ArgumentOutOfRangeException(nameof(rank), rank, $"rank must be in 1..{Math.Min(m, n)} for a {m} x {n} product");
-        var root = svd.S.SubVector(0, rank).PointwiseSqrt();
-        var up = svd.U.SubMatrix(0, m, 0, rank) * Matrix<double>.Build.DiagonalOfDiagonalVector(root);
-        var down = Matrix<double>.Build.DiagonalOfDiagonalVector(root) * svd.VT.SubMatrix(0, rank, 0, n);
+        var root = Matrix<double>.Build.DiagonalOfDiagonalVector(svd.S.SubVector(0, k).PointwiseSqrt());
         Tensor ToTensor(Matrix<double> a) =>
             tensor(a.ToRowMajorArray(), [a.RowCount, a.ColumnCount], dtype: ScalarType.Float64).to(like.dtype, like.device);
-        return (ToTensor(up), ToTensor(down));
+        using var up = ToTensor(svd.U.SubMatrix(0, m, 0, k) * root);
+        using var down = ToTensor(root * svd.VT.SubMatrix(0, k, 0, n));
+        return (nn.functional.pad(up, [0, rank - k]), nn.functional.pad(down, [0, 0, 0, rank - k]));
     }
 }

@@ -129,12 +129,26 @@ public class RankMergingTests
         var weighted = RankMerging.WeightedProducts(updates);
         var expected = Product(updates[0].Parameters, "adapter_t.") * 0.25 + Product(updates[1].Parameters, "adapter_t.") * 0.75;
         Assert.That(weighted["adapter_t."].allclose(expected, 1e-6, 1e-6), Is.True);
-        var merged = RankMerging.MergeProducts(updates, [2, 3, 5]);
+        var merged = RankMerging.MergeProducts(updates, [2, 3, 5, 8]);
         Assert.That(RankMerging.RankOf(merged[2]), Is.EqualTo(2));
         Assert.That(RankMerging.RankOf(merged[3]), Is.EqualTo(3));
-        // the weighted product has rank <= 2 + 3, so rank 5 reproduces it
+        // the weighted product has rank <= 2 + 3, so rank 5 reproduces it, and rank 8 adds zero components
         Assert.That(Product(merged[5], "adapter_t.").allclose(expected, 1e-4, 1e-5), Is.True);
+        Assert.That(Product(merged[8], "adapter_t.").allclose(expected, 1e-4, 1e-5), Is.True);
+        Assert.That(merged[8]["adapter_t.down.weight"][5..].abs().max().item<float>(), Is.EqualTo(0));
+        // through the thin QRs (2 + 3 < d) it is the direct truncated SVD of the mean product
         var (up, down) = RankMerging.Factorise(weighted["adapter_i."], 2);
-        Assert.That(merged[2]["adapter_i.up.weight"].matmul(merged[2]["adapter_i.down.weight"]).allclose(up.matmul(down), 1e-5, 1e-6), Is.True);
+        Assert.That(Product(merged[2], "adapter_i.").allclose(up.matmul(down), 1e-5, 1e-6), Is.True);
+    }
+
+    [Test]
+    public void ProductMergingWithRanksSummingPastTheWidthTakesTheDirectSvd()
+    {
+        ClientUpdate[] updates = [Update(0, 10, 6), Update(1, 30, 7)];  // 6 + 7 >= d = 12
+        var weighted = RankMerging.WeightedProducts(updates)["adapter_i."];
+        var merged = RankMerging.MergeProducts(updates, [6, 12]);
+        var (up, down) = RankMerging.Factorise(weighted, 6);
+        Assert.That(Product(merged[6], "adapter_i.").allclose(up.matmul(down), 1e-5, 1e-6), Is.True);
+        Assert.That(Product(merged[12], "adapter_i.").allclose(weighted, 1e-4, 1e-5), Is.True);
     }
 }
