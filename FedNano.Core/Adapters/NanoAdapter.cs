@@ -62,7 +62,8 @@ public sealed class NanoAdapter : nn.Module<Tensor, Tensor>
     public Dictionary<string, Tensor> SquaredPerSampleGradients(Tensor x, Tensor gradOut, Tensor mask)
     {
         using var scope = NewDisposeScope();
-        return PerSampleGradients(x, gradOut, mask).ToDictionary(p => p.Key, p => p.Value.pow(2).sum(dim: 0).MoveToOuterDisposeScope());
+        return PerSampleGradients(x, gradOut, mask)
+            .ToDictionary(p => p.Key, p => p.Value.pow(2).sum(dim: 0).MoveToOuterDisposeScope());
     }
 
     /// <summary>

@@ -22,12 +22,17 @@ public static class ModelSampledLabels
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(draws);
         if (optionLogProbs.dim() != 2)
-            throw new ArgumentException($"expected option log-probs [B, O], got [{string.Join(", ", optionLogProbs.shape)}]", nameof(optionLogProbs));
+        {
+            var shape = string.Join(", ", optionLogProbs.shape);
+            throw new ArgumentException($"expected option log-probs [B, O], got [{shape}]", nameof(optionLogProbs));
+        }
         using var scope = NewDisposeScope();
         var logits = optionLogProbs.detach().to_type(ScalarType.Float64).cpu();
         if (!logits.isfinite().any(1).all().item<bool>())
-            throw new ArgumentException("every sample needs at least one option with a finite log-probability", nameof(optionLogProbs));
+            throw new ArgumentException(
+                "every sample needs at least one option with a finite log-probability", nameof(optionLogProbs));
         var probs = nn.functional.softmax(logits, 1);
-        return multinomial(probs, draws, replacement: true, generator: generator).to(optionLogProbs.device).MoveToOuterDisposeScope();
+        var labels = multinomial(probs, draws, replacement: true, generator: generator);
+        return labels.to(optionLogProbs.device).MoveToOuterDisposeScope();
     }
 }

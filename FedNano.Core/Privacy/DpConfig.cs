@@ -20,9 +20,10 @@ public sealed record DpConfig
     public void Validate()
     {
         if (!(NoiseMultiplier >= 0 && double.IsFinite(NoiseMultiplier)))
-            throw new ConfigException($"dp.noise_multiplier must be >= 0 (got {NoiseMultiplier}); 0 clips without noise");
+            throw new ConfigException($"dp.noise_multiplier must be >= 0 (got {NoiseMultiplier}); 0 clips, no noise");
         if (!(MaxGradNorm > 0 && double.IsFinite(MaxGradNorm)))
-            throw new ConfigException($"dp.max_grad_norm must be > 0 (got {MaxGradNorm}): the per-sample clipping norm");
-        if (!(Delta > 0 && Delta < 1)) throw new ConfigException($"dp.delta must be in (0, 1) (got {Delta}), e.g. 1e-5");
+            throw new ConfigException($"dp.max_grad_norm must be > 0 (got {MaxGradNorm}): the per-sample clip norm");
+        if (!(Delta > 0 && Delta < 1))
+            throw new ConfigException($"dp.delta must be in (0, 1) (got {Delta}), e.g. 1e-5");
     }
 }

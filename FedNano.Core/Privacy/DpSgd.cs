@@ -16,7 +16,8 @@ public static class DpSgd
     public static Tensor PerSampleNorms(IReadOnlyDictionary<string, Tensor> perSample)
     {
         using var scope = NewDisposeScope();
-        var squares = perSample.Values.Select(g => g.flatten(1).to_type(ScalarType.Float64).pow(2).sum(dim: 1)).ToArray();
+        var squares = perSample.Values.Select(g => g.flatten(1).to_type(ScalarType.Float64).pow(2).sum(dim: 1))
+            .ToArray();
         if (squares.Length == 0) throw new ArgumentException("no per-sample gradients given", nameof(perSample));
         return stack(squares).sum(dim: 0).sqrt().MoveToOuterDisposeScope();
     }
@@ -25,9 +26,11 @@ public static class DpSgd
     /// Each sample's gradients scaled by <c>min(1, C / norm_b)</c>, so the clipped norm is exactly
     /// <c>min(norm_b, C)</c> (a sample already within C is left as it is). Same keys, shapes and dtypes.
     /// </summary>
-    public static Dictionary<string, Tensor> ClipPerSample(IReadOnlyDictionary<string, Tensor> perSample, double maxGradNorm)
+    public static Dictionary<string, Tensor> ClipPerSample(IReadOnlyDictionary<string, Tensor> perSample,
+        double maxGradNorm)
     {
-        if (!(maxGradNorm > 0)) throw new ArgumentOutOfRangeException(nameof(maxGradNorm), maxGradNorm, "clipping norm must be > 0");
+        if (!(maxGradNorm > 0))
+            throw new ArgumentOutOfRangeException(nameof(maxGradNorm), maxGradNorm, "clipping norm must be > 0");
         using var scope = NewDisposeScope();
         var norms = PerSampleNorms(perSample);
         var factor = where(norms > maxGradNorm, maxGradNorm / norms, ones_like(norms));
@@ -50,7 +53,7 @@ public static class DpSgd
         double maxGradNorm, double noiseMultiplier, Generator generator, int? batchSize = null)
     {
         if (!(noiseMultiplier >= 0))
-            throw new ArgumentOutOfRangeException(nameof(noiseMultiplier), noiseMultiplier, "noise multiplier must be >= 0");
+            throw new ArgumentOutOfRangeException(nameof(noiseMultiplier), noiseMultiplier, "must be >= 0");
         using var scope = NewDisposeScope();
         var clipped = ClipPerSample(perSample, maxGradNorm);
         double n = batchSize ?? perSample.Values.First().shape[0];

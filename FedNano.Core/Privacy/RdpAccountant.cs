@@ -18,7 +18,8 @@ public sealed class RdpAccountant
     private readonly List<SgmSteps> history = [];
     private readonly double[] rdp;
 
-    /// <summary>An accountant over <paramref name="orders"/> (default <see cref="SampledGaussianRdp.DefaultOrders"/>).</summary>
+    /// <summary>An accountant over <paramref name="orders"/> (default: <see cref="SampledGaussianRdp.DefaultOrders"/>).
+    /// </summary>
     public RdpAccountant(IReadOnlyList<double>? orders = null)
     {
         Orders = orders ?? SampledGaussianRdp.DefaultOrders;
@@ -51,8 +52,10 @@ public sealed class RdpAccountant
         else history.Add(new SgmSteps(sampleRate, noiseMultiplier, steps));
     }
 
-    /// <summary>Epsilon of everything recorded at <paramref name="delta"/> (0 before any step), and the best order.</summary>
-    public (double Epsilon, double Order) GetPrivacySpent(double delta, RdpConversion conversion = RdpConversion.Balle2020) =>
+    /// <summary>Epsilon of everything recorded at <paramref name="delta"/> (0 before any step), and the best order.
+    /// </summary>
+    public (double Epsilon, double Order) GetPrivacySpent(double delta,
+        RdpConversion conversion = RdpConversion.Balle2020) =>
         SampledGaussianRdp.Epsilon(Orders, rdp, delta, conversion);
 
     /// <summary>Epsilon of everything recorded at <paramref name="delta"/>.</summary>

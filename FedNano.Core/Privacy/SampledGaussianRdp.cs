@@ -42,7 +42,7 @@ public static class SampledGaussianRdp
     {
         if (!(q >= 0 && q <= 1)) throw new ArgumentOutOfRangeException(nameof(q), q, "sampling rate must be in [0, 1]");
         if (!(noiseMultiplier >= 0))
-            throw new ArgumentOutOfRangeException(nameof(noiseMultiplier), noiseMultiplier, "noise multiplier must be >= 0");
+            throw new ArgumentOutOfRangeException(nameof(noiseMultiplier), noiseMultiplier, "must be >= 0");
         if (!(order > 1)) throw new ArgumentOutOfRangeException(nameof(order), order, "RDP order must be > 1");
         if (q == 0) return 0;
         if (noiseMultiplier == 0 || double.IsPositiveInfinity(order)) return double.PositiveInfinity;
@@ -53,7 +53,8 @@ public static class SampledGaussianRdp
         return logA / (order - 1);
     }
 
-    /// <summary>RDP of <paramref name="steps"/> steps of the SGM at each of <paramref name="orders"/> (RDP composes additively).</summary>
+    /// <summary>RDP of <paramref name="steps"/> steps of the SGM at each of <paramref name="orders"/> (RDP composes
+    /// additively).</summary>
     public static double[] Rdp(double q, double noiseMultiplier, int steps, IReadOnlyList<double> orders)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(steps);
@@ -67,12 +68,13 @@ public static class SampledGaussianRdp
     /// exactly 0 where the RDP is so small that delta alone covers it (<c>delta^2 &gt; 1 - exp(-rdp)</c>, as
     /// TF-Privacy: e.g. before any step).
     /// </summary>
-    public static (double Epsilon, double Order) Epsilon(IReadOnlyList<double> orders, IReadOnlyList<double> rdp, double delta,
-        RdpConversion conversion = RdpConversion.Balle2020)
+    public static (double Epsilon, double Order) Epsilon(IReadOnlyList<double> orders, IReadOnlyList<double> rdp,
+        double delta, RdpConversion conversion = RdpConversion.Balle2020)
     {
         if (orders.Count != rdp.Count)
-            throw new ArgumentException($"{orders.Count} orders but {rdp.Count} RDP values: give one value per order", nameof(rdp));
-        if (!(delta > 0 && delta < 1)) throw new ArgumentOutOfRangeException(nameof(delta), delta, "delta must be in (0, 1)");
+            throw new ArgumentException($"{orders.Count} orders, {rdp.Count} RDP values: one per order", nameof(rdp));
+        if (!(delta > 0 && delta < 1))
+            throw new ArgumentOutOfRangeException(nameof(delta), delta, "delta must be in (0, 1)");
         (double eps, double order) best = (double.PositiveInfinity, double.NaN);
         for (int i = 0; i < orders.Count; i++)
         {

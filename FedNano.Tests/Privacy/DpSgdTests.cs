@@ -51,7 +51,8 @@ public class DpSgdTests
             Assert.That(noisy[key].allclose(clipped[key].mean([0]), rtol: 1e-6, atol: 1e-7), Is.True, key);
         }
         var byTen = DpSgd.NoisyMeanGradient(g, 0.5, 0, new Generator(0), batchSize: 10);
-        Assert.That(byTen["a.up.weight"].allclose(clipped["a.up.weight"].sum(dim: 0) / 10, rtol: 1e-6, atol: 1e-7), Is.True);
+        var sumOverTen = clipped["a.up.weight"].sum(dim: 0) / 10;
+        Assert.That(byTen["a.up.weight"].allclose(sumOverTen, rtol: 1e-6, atol: 1e-7), Is.True);
     }
 
     [Test]
@@ -97,18 +98,21 @@ public class DpSgdTests
         }
     }
 
-    private static readonly JsonSerializerOptions Strict = new() { UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow };
+    private static readonly JsonSerializerOptions Strict =
+        new() { UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow };
 
     [Test]
     public void DpConfigReadsSnakeCaseRefusesUnknownFieldsAndValidates()
     {
-        var dp = JsonSerializer.Deserialize<DpConfig>("""{"noise_multiplier": 1.1, "max_grad_norm": 0.5, "delta": 1e-6}""", Strict)!;
+        const string json = """{"noise_multiplier": 1.1, "max_grad_norm": 0.5, "delta": 1e-6}""";
+        var dp = JsonSerializer.Deserialize<DpConfig>(json, Strict)!;
         Assert.That(dp, Is.EqualTo(new DpConfig { NoiseMultiplier = 1.1, MaxGradNorm = 0.5, Delta = 1e-6 }));
         dp.Validate();
         Assert.Throws<JsonException>(() => JsonSerializer.Deserialize<DpConfig>("""{"epsilon": 3}""", Strict));
         Assert.That(Assert.Throws<ConfigException>(() => new DpConfig { MaxGradNorm = 0 }.Validate())!.Message,
             Does.StartWith("dp.max_grad_norm"));
-        Assert.That(Assert.Throws<ConfigException>(() => new DpConfig { Delta = 1 }.Validate())!.Message, Does.StartWith("dp.delta"));
+        Assert.That(Assert.Throws<ConfigException>(() => new DpConfig { Delta = 1 }.Validate())!.Message,
+            Does.StartWith("dp.delta"));
         Assert.That(Assert.Throws<ConfigException>(() => new DpConfig { NoiseMultiplier = -1 }.Validate())!.Message,
             Does.StartWith("dp.noise_multiplier"));
         new DpConfig { NoiseMultiplier = 0 }.Validate();
