@@ -52,18 +52,48 @@ public static class DpSgd
     public static Dictionary<string, Tensor> NoisyMeanGradient(IReadOnlyDictionary<string, Tensor> perSample,
         double maxGradNorm, double noiseMultiplier, Generator generator, int? batchSize = null)
     {
-        if (!(noiseMultiplier >= 0))
-            throw new ArgumentOutOfRangeException(nameof(noiseMultiplier), noiseMultiplier, "must be >= 0");
         using var scope = NewDisposeScope();
         var clipped = ClipPerSample(perSample, maxGradNorm);
-        double n = batchSize ?? perSample.Values.First().shape[0];
-        if (!(n > 0)) throw new ArgumentOutOfRangeException(nameof(batchSize), n, "batch size must be > 0");
-        double std = noiseMultiplier * maxGradNorm;
-        return clipped.ToDictionary(p => p.Key, p =>
+        double n = Divisor(perSample, batchSize);
+        var sums = NoisySums(clipped, maxGradNorm, noiseMultiplier, generator);
+        return sums.ToDictionary(p => p.Key, p => (p.Value / n).MoveToOuterDisposeScope());
+    }
+
+    /// <summary>
+    /// A Gaussian-mechanism diagonal Fisher from per-sample gradients, for a Fisher upload that is protected too:
+    /// <c>max(0, (sum_b clip_C(g_b)^2 + N(0, sigma^2 C^4)) / n)</c>. A clipped sample's squared gradient has L2 norm
+    /// at most <c>||clip_C(g_b)||^2 &lt;= C^2</c>, so this is one step of the Gaussian mechanism with sensitivity C^2
+    /// and noise multiplier sigma (count it with the accountant: sampling rate 1 when every local sample takes
+    /// part); clamping at 0 is post-processing. <paramref name="samples"/> n defaults to B.
+    /// </summary>
+    public static Dictionary<string, Tensor> NoisyFisher(IReadOnlyDictionary<string, Tensor> perSample,
+        double maxGradNorm, double noiseMultiplier, Generator generator, int? samples = null)
+    {
+        using var scope = NewDisposeScope();
+        var squared = ClipPerSample(perSample, maxGradNorm).ToDictionary(p => p.Key, p => p.Value.pow(2));
+        double n = Divisor(perSample, samples);
+        var sums = NoisySums(squared, maxGradNorm * maxGradNorm, noiseMultiplier, generator);
+        return sums.ToDictionary(p => p.Key, p => (p.Value / n).clamp_min(0).MoveToOuterDisposeScope());
+    }
+
+    // Sums over the samples plus N(0, (sigma sensitivity)^2) per coordinate, drawn on the CPU in key order.
+    private static Dictionary<string, Tensor> NoisySums(IReadOnlyDictionary<string, Tensor> perSample,
+        double sensitivity, double noiseMultiplier, Generator generator)
+    {
+        if (!(noiseMultiplier >= 0))
+            throw new ArgumentOutOfRangeException(nameof(noiseMultiplier), noiseMultiplier, "must be >= 0");
+        double std = noiseMultiplier * sensitivity;
+        return perSample.ToDictionary(p => p.Key, p =>
         {
             var sum = p.Value.sum(dim: 0);
             var noise = randn(sum.shape, dtype: ScalarType.Float64, generator: generator) * std;
-            return ((sum + noise.to(sum.device).to_type(sum.dtype)) / n).MoveToOuterDisposeScope();
+            return sum + noise.to(sum.device).to_type(sum.dtype);
         });
+    }
+
+    private static double Divisor(IReadOnlyDictionary<string, Tensor> perSample, int? n)
+    {
+        double d = n ?? perSample.Values.First().shape[0];
+        return d > 0 ? d : throw new ArgumentOutOfRangeException(nameof(n), d, "batch size must be > 0");
     }
 }

@@ -76,6 +76,24 @@ public class DpSgdTests
     }
 
     [Test]
+    public void NoisyFisherHasSensitivityCSquaredAndIsTheClippedSquaredMeanWithoutNoise()
+    {
+        var g = PerSample(3);
+        var squared = DpSgd.ClipPerSample(g, 0.5).ToDictionary(p => p.Key, p => p.Value.pow(2));
+        Assert.That((DpSgd.PerSampleNorms(squared) <= 0.25 + 1e-7).all().item<bool>(), Is.True, "||g_b^2|| <= C^2");
+        var fisher = DpSgd.NoisyFisher(g, 0.5, 0, new Generator(0));
+        foreach (var key in g.Keys)
+            Assert.That(fisher[key].allclose(squared[key].mean([0]), rtol: 1e-6, atol: 1e-9), Is.True, key);
+
+        // zero gradients: max(0, N(0, s^2)) with s = sigma C^2 / n, whose mean is s / sqrt(2 pi)
+        var zero = new Dictionary<string, Tensor> { ["w"] = zeros(4, 200_000) };
+        var noisy = DpSgd.NoisyFisher(zero, 2.0, 1.5, new Generator(5), samples: 8)["w"].to_type(ScalarType.Float64);
+        double s = 1.5 * 4 / 8;
+        Assert.That(noisy.min().item<double>(), Is.EqualTo(0));
+        Assert.That(noisy.mean().item<double>(), Is.EqualTo(s / Math.Sqrt(2 * Math.PI)).Within(1).Percent);
+    }
+
+    [Test]
     public void NanoAdapterPerSampleGradientsEqualOneBackwardPerSample()
     {
         manual_seed(5);
