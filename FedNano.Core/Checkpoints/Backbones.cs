@@ -51,7 +51,27 @@ public sealed record DeviceChoice(Device Device, ScalarType FrozenDType)
 public static class Backbones
 {
     /// <summary>Preset names.</summary>
-    public static IReadOnlyList<string> Names { get; } = ["tiny", "mid", "llava-1.5-7b"];
+    public static IReadOnlyList<string> Names { get; } = ["tiny", "mid", "llava-1.5-7b", "minigpt4-7b", "minigpt4-tiny"];
+
+    /// <summary>
+    /// A MiniGPT-4-shaped random backbone small enough for a 2-core CPU, on the synthetic benchmark's 32 px images:
+    /// an EVA-style ViT (64 wide, 2 blocks, 8 px patches), a Q-Former (64 wide, 2 layers, cross-attention every
+    /// second, 8 queries), the projection and a LLaMA 96 wide with 3 blocks (the tiny backbone's), with the synthetic
+    /// benchmark's tokenizer: the CPU twin of <c>minigpt4-7b</c> for configs and tests.
+    /// </summary>
+    public static MiniGpt4Config MiniGpt4Tiny(int vocabSize) => new()
+    {
+        VisionConfig = new Blip2VisionConfig
+        {
+            HiddenSize = 64, IntermediateSize = 128, NumHiddenLayers = 2, NumAttentionHeads = 4, ImageSize = 32, PatchSize = 8,
+        },
+        QFormerConfig = new Blip2QFormerConfig
+        {
+            HiddenSize = 64, IntermediateSize = 128, NumHiddenLayers = 2, NumAttentionHeads = 4, EncoderHiddenSize = 64,
+        },
+        TextConfig = TinyBackbone.Config(vocabSize).TextConfig,
+        NumQueryTokens = 8,
+    };
 
     /// <summary>
     /// A mid-size random backbone for speed measurements: LLaVA-1.5's image geometry (336 px, patch 14, 576 visual
@@ -101,6 +121,28 @@ public static class Backbones
                 var model = checkpoint.CreateModel(where.Device, where.FrozenDType);
                 model.eval();
                 return new Backbone(name, model, tokenizer, Pixels(checkpoint.Config)) { Template = VicunaV1.Wrap };
+            case "minigpt4-7b":
+            {
+                if (modelDir is null) throw new ConfigException("backbone minigpt4-7b needs model_dir (--model-dir DIR): a MiniGPT-4 folder with blip2/, vicuna/ and projection.safetensors (see the README)");
+                var mg = MiniGpt4Checkpoint.Open(modelDir);
+                var spm = mg.TokenizerPath ?? throw new ConfigException(
+                    $"{mg.VicunaDir}: no tokenizer.model (Vicuna's SentencePiece model) beside the weights: copy it from the Vicuna release");
+                var llama = LlamaSentencePieceTokenizer.Load(spm);
+                if (llama.VocabSize > mg.Config.TextConfig.VocabSize)
+                    throw new ConfigException($"{spm}: {llama.VocabSize} tokens but the model's vocab_size is {mg.Config.TextConfig.VocabSize}: tokenizer and checkpoint do not belong together");
+                var m = mg.CreateModel(where.Device, where.FrozenDType);
+                m.eval();
+                return new Backbone(name, m, llama, Blip2Pixels(mg.Config)) { Template = MiniGpt4Prompt.Wrap };
+            }
+            case "minigpt4-tiny":
+            {
+                if (modelDir is not null) throw new ConfigException("model_dir (--model-dir) is not used with backbone minigpt4-tiny (random weights); use minigpt4-7b for a checkpoint folder");
+                var words = TinyTokenizer.Build(SyntheticBenchmark.Vocabulary(), 400);
+                var config = MiniGpt4Tiny(words.VocabSize);
+                var m = MiniGpt4Checkpoint.Construct(config, where.Device, where.FrozenDType);
+                m.eval();
+                return new Backbone(name, m, words, Blip2Pixels(config)) { Template = MiniGpt4Prompt.Wrap };
+            }
             default:
                 throw new ConfigException($"backbone '{name}' is not one of {string.Join(", ", Names)}");
         }
@@ -114,6 +156,12 @@ public static class Backbones
         var model = LlavaCheckpoint.Construct(config, where.Device, where.FrozenDType);
         model.eval();
         return new Backbone(name, model, tokenizer, Pixels(config));
+    }
+
+    private static Func<SampleImage, Tensor> Blip2Pixels(MiniGpt4Config config)
+    {
+        var processor = Blip2ImageProcessor.For(config);
+        return image => processor.Process(image);
     }
 
     /// <summary>LLaVA-1.5's image preprocessing with the checkpoint's size, mean and std.</summary>

@@ -44,7 +44,7 @@ public static class Experiment
                 + $"missing images {loaded.MissingImages.Count} (captioned {loaded.Captioned}, skipped {loaded.Skipped}); contexts cut to {config.MaxContextTokens} tokens: {cut}");
         }
         else samples = SyntheticBenchmark.Generate(config.SyntheticSamples, Seeds.Derive(config.Seed, Seeds.Purpose("synthetic data")),
-            SyntheticDialect.Client, backbone.Model.Config.VisionConfig.ImageSize);
+            SyntheticDialect.Client, backbone.Model.ImageSize);
         if (samples.Count == 0) throw new ConfigException($"dataset '{config.Dataset}' has no samples{(config.DataRoot is { } r ? $" at {r}" : "")}");
         RealDatasets.LabelValues(samples, config.PartitionBy);
         return samples;

@@ -98,13 +98,13 @@ public sealed class FederatedSimulation
         Edge = new NanoEdge(backbone.Model, config.Adapter, backbone.Pixels, (long)config.VisualCacheMb << 20);
         Server = new SplitServer(backbone.Model.LanguageModel, config.ActivationCheckpointing);
         Initial = Edge.AdapterState();
-        EncodedSample Encode(MultimodalSample s) => EncodedSample.Encode(s, backbone.Template(LlavaPrompt.Build(s)), backbone.Tokenizer, backbone.Model.Config.ImageTokens);
+        EncodedSample Encode(MultimodalSample s) => EncodedSample.Encode(s, backbone.Template(LlavaPrompt.Build(s)), backbone.Tokenizer, backbone.Model.TokensPerImage);
         Train = data.Clients.Select(c => c.Train.Select(Encode).ToArray()).ToArray();
         Test = data.Clients.Select(c => c.Test.Select(Encode).ToArray()).ToArray();
         Trainer = new ClientTrainer(Edge, Server, config);
         Evaluator = new Evaluator(Edge, Server, backbone.Tokenizer, config.EvalBatchTokens);
         EdgeFrozenParameters = Edge.FrozenParameters().Sum(p => p.parameter.numel());
-        Architecture = Ledgers.ArchitectureParameters.Llava(backbone.Model.Config, backbone.Name);
+        Architecture = backbone.Model.Architecture(backbone.Name);
     }
 
     /// <summary>The clients' data.</summary>
