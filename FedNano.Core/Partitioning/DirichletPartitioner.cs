@@ -45,7 +45,7 @@ public static class DirichletPartitioner
             }
             if (parts.All(p => p.Count >= minSize)) return parts.Select(p => p.Order().ToArray()).ToArray();
         }
-        throw new ConfigException($"no Dirichlet(alpha={alpha}) draw in {maxAttempts} gave every one of {clients} clients at least {minSize} samples; raise alpha, lower min_partition_size or use fewer clients");
+        throw new ConfigException($"no Dirichlet(alpha={alpha}) draw in {maxAttempts} gave every one of {clients} clients at least {minSize} samples; raise alpha, lower min_partition_size, use fewer clients, or use partition_scheme client (made for many clients)");
     }
 
     /// <summary>Counts of each label per client, labels in ordinal order.</summary>
