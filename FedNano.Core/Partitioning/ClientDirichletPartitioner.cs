@@ -22,8 +22,10 @@ namespace FedNano.Partitioning;
 /// </list>
 /// Every sample lands in exactly one client and every client gets its size, in one pass of O(samples x labels) with
 /// no redraws, so any number of clients the samples allow can be made (10,000 clients take well under a second).
-/// Where a label's samples run out before the mixes' demand for it (towards the end of the filling), clients take
-/// other labels, so mixes deviate from <c>p_k</c> by about labels x std(p) / sqrt(clients) of the samples.
+/// Where a label's samples run out before the mixes' demand for it, clients take other labels. With equally common
+/// labels that happens only towards the end of the filling (the demand's spread, about labels x std(p) / sqrt(clients)
+/// of the samples); the mixes ask every label for the same share on average, so rare labels run out early and
+/// clients' mixes are less concentrated than Dirichlet(alpha) (as in FedLab and flwr-datasets).
 /// Deterministic for a seed.
 /// </summary>
 public static class ClientDirichletPartitioner
