@@ -29,7 +29,10 @@ public sealed record FedDpaConfig
 /// </summary>
 public sealed record SimulationConfig
 {
-    /// <summary>Data set: <c>synthetic</c> (generated from the seed), <c>scienceqa</c> or <c>iconqa</c> (read from <see cref="DataRoot"/>).</summary>
+    /// <summary>
+    /// Data set: <c>synthetic</c> (generated from the seed), <c>scienceqa</c> or <c>iconqa</c> (read from <see cref="DataRoot"/>),
+    /// or one registered with <see cref="Data.DatasetRegistry.Register"/>.
+    /// </summary>
     [JsonPropertyName("dataset")] public string Dataset { get; init; } = "synthetic";
     /// <summary>Folder of a real data set in its official layout (required for <c>scienceqa</c> and <c>iconqa</c>).</summary>
     [JsonPropertyName("data_root")] public string? DataRoot { get; init; }

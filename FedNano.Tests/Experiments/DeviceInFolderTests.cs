@@ -11,14 +11,16 @@ namespace FedNano.Tests.Experiments;
 [NonParallelizable]
 public class DeviceInFolderTests
 {
+    /// <summary>Also with a data set and a partition scheme this process has not registered (made by a user's program).</summary>
     [Test]
     public void AFolderMadeForCudaReportsOnAMachineWithoutIt()
     {
         string dir = TinyRuns.TempDir("cuda-folder");
         var config = TinyRuns.Config("fedavg") with { Rounds = 1 };
         RunFolder.Run(config, dir);
-        File.WriteAllText(Path.Combine(dir, RunFolder.ConfigFile), (config with { Device = "cuda", Precision = "float16" }).ToJson());
-        Assert.That(RunFolder.LoadConfig(dir).Device, Is.EqualTo("cuda"));
+        var elsewhere = config with { Device = "cuda", Precision = "float16", Dataset = "their-data", PartitionScheme = "theirs" };
+        File.WriteAllText(Path.Combine(dir, RunFolder.ConfigFile), elsewhere.ToJson());
+        Assert.That(RunFolder.LoadConfig(dir), Is.EqualTo(elsewhere).Using<SimulationConfig>((a, b) => a.ToJson() == b.ToJson()));
         var (code, err) = Fednano("report", dir);
         Assert.That((code, err), Is.EqualTo((0, "")));
         Assert.That(File.Exists(Path.Combine(dir, "report.md")));
