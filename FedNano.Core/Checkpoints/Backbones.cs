@@ -15,10 +15,11 @@ namespace FedNano.Checkpoints;
 public sealed record DeviceChoice(Device Device, ScalarType FrozenDType)
 {
     /// <summary>
-    /// Resolves <c>--device auto|cpu|cuda|cuda:N</c> and <c>--precision auto|float32|bfloat16|float16</c> on this
-    /// machine: <c>auto</c> is CUDA when <c>torch.cuda.is_available()</c>, else the CPU; precision <c>auto</c> is float32
-    /// on the CPU and bfloat16 on CUDA. Asking for CUDA where there is none is a <see cref="ConfigException"/>. Called
-    /// once, where the backbone is loaded (<see cref="Simulation.Experiment.LoadBackbone"/>).
+    /// Resolves <c>--device auto|cpu|cuda|cuda:N</c> and <c>--precision auto|float32|bfloat16|float16</c> on
+    /// this machine: <c>auto</c> is CUDA when <c>torch.cuda.is_available()</c>, else the CPU; precision <c>auto</c>
+    /// is float32 on the CPU and bfloat16 on CUDA. Asking for CUDA where there is none is a
+    /// <see cref="ConfigException"/>. Called once, where the backbone is loaded
+    /// (<see cref="Simulation.Experiment.LoadBackbone"/>).
     /// </summary>
     public static DeviceChoice Resolve(string device = "auto", string precision = "auto")
     {
@@ -27,21 +28,21 @@ public sealed record DeviceChoice(Device Device, ScalarType FrozenDType)
         {
             "auto" => cuda.is_available() ? CUDA : CPU,
             "cpu" => CPU,
-            _ => cuda.is_available() ? new Device(name)
-                : throw new ConfigException($"device {device} (--device): CUDA is not available on this machine (use auto or cpu)"),
+            _ => cuda.is_available() ? new Device(name) : throw new ConfigException(
+                $"device {device} (--device): CUDA is not available on this machine (use auto or cpu)"),
         };
-        if (type == ScalarType.Float16 && d.type != DeviceType.CUDA)
-            throw new ConfigException("precision float16 (--precision) needs CUDA (on the CPU use float32 or bfloat16)");
+        if (type == ScalarType.Float16 && d.type != DeviceType.CUDA) throw Float16OnCpu();
         return new DeviceChoice(d, type ?? (d.type == DeviceType.CUDA ? ScalarType.BFloat16 : ScalarType.Float32));
     }
 
     /// <summary>
-    /// Checks how <paramref name="device"/> and <paramref name="precision"/> are spelled (as <see cref="Resolve"/> takes
-    /// them) without asking the machine, so a config made for CUDA validates, reports and is inspected anywhere.
+    /// Checks how <paramref name="device"/> and <paramref name="precision"/> are spelled (as
+    /// <see cref="Resolve"/> takes them) without asking the machine, so a config made for CUDA validates, reports
+    /// and is inspected anywhere.
     /// </summary>
     public static void Check(string device, string precision) => Parse(device, precision);
 
-    /// <summary>The device name in lower case and the precision (null: auto), or a <see cref="ConfigException"/>.</summary>
+    /// <summary>The device in lower case and the precision (null: auto), or a <see cref="ConfigException"/>.</summary>
     private static (string Device, ScalarType? Precision) Parse(string device, string precision)
     {
         var d = device.Trim().ToLowerInvariant();
@@ -56,10 +57,12 @@ public sealed record DeviceChoice(Device Device, ScalarType FrozenDType)
             "float16" or "fp16" => ScalarType.Float16,
             _ => throw new ConfigException($"precision '{precision}' (--precision) must be auto, float32, bfloat16 or float16"),
         };
-        if (d == "cpu" && t == ScalarType.Float16)
-            throw new ConfigException("precision float16 (--precision) needs CUDA (on the CPU use float32 or bfloat16)");
+        if (d == "cpu" && t == ScalarType.Float16) throw Float16OnCpu();
         return (d, t);
     }
+
+    private static ConfigException Float16OnCpu() =>
+        new("precision float16 (--precision) needs CUDA (on the CPU use float32 or bfloat16)");
 }
 
 /// <summary>

@@ -57,7 +57,7 @@ public sealed record LoadedDataset(
             : throw new ConfigException($"{Name} at {Root}: split '{split}' was not loaded (loaded: {string.Join(", ", Splits.Keys)})");
 }
 
-/// <summary>Helpers shared by the real-data loaders (the data sets themselves are entries of <see cref="DatasetRegistry"/>).</summary>
+/// <summary>Helpers of the real-data loaders (the data sets are entries of <see cref="DatasetRegistry"/>).</summary>
 public static class RealDatasets
 {
     /// <summary>

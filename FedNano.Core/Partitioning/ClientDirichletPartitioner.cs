@@ -34,13 +34,16 @@ public static class ClientDirichletPartitioner
     /// The indices of <paramref name="labels"/> held by each of <paramref name="clients"/> clients (each list sorted
     /// ascending); see the class summary.
     /// </summary>
-    public static int[][] Partition(IReadOnlyList<string> labels, int clients, double alpha, int minSize, double sizeSigma, int seed)
+    public static int[][] Partition(
+        IReadOnlyList<string> labels, int clients, double alpha, int minSize, double sizeSigma, int seed)
     {
         if (clients <= 0) throw new ConfigException($"clients must be > 0 (got {clients})");
         if (!(alpha > 0)) throw new ConfigException($"alpha must be > 0 (got {alpha})");
-        if (!(sizeSigma >= 0)) throw new ConfigException($"client_size_sigma must be >= 0, 0 for equal sizes (got {sizeSigma})");
+        if (!(sizeSigma >= 0))
+            throw new ConfigException($"client_size_sigma must be >= 0, 0 for equal sizes (got {sizeSigma})");
         if ((long)Math.Max(minSize, 1) * clients > labels.Count)
-            throw new ConfigException($"{clients} clients x min_partition_size {minSize} exceeds the {labels.Count} samples; "
+            throw new ConfigException($"{clients} clients x min_partition_size {minSize} exceeds the {labels.Count} "
+                + "samples; "
                 + "use fewer clients, more samples or a lower min_partition_size");
         var rng = new Random(seed);
         var names = labels.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
@@ -72,7 +75,7 @@ public static class ClientDirichletPartitioner
         return parts;
     }
 
-    /// <summary>Client sizes: <paramref name="minSize"/> each plus the rest shared in proportion to the weights.</summary>
+    /// <summary>Client sizes: <paramref name="minSize"/> each plus the rest shared in proportion to weights.</summary>
     private static int[] Sizes(int samples, int clients, int minSize, double sigma, Random rng)
     {
         var cumulative = new double[clients];
@@ -103,7 +106,10 @@ public static class ClientDirichletPartitioner
         return p;
     }
 
-    /// <summary>A label with samples left, drawn from <paramref name="p"/> renormalised over those (uniform if they have no mass).</summary>
+    /// <summary>
+    /// A label with samples left, drawn from <paramref name="p"/> renormalised over those (uniform if they have
+    /// no mass).
+    /// </summary>
     private static int DrawLabel(double[] p, int[] left, Random rng)
     {
         double mass = 0;

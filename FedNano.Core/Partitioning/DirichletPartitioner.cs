@@ -52,12 +52,15 @@ public static class DirichletPartitioner
             for (int l = 0; l < byLabel.Length; l++)
             {
                 var order = keys[l];
-                var shuffled = byLabel[l].Select((index, i) => (index, i)).OrderBy(p => order[p.i]).Select(p => p.index).ToArray();
+                var shuffled = byLabel[l].Select((index, i) => (index, i)).OrderBy(p => order[p.i])
+                    .Select(p => p.index).ToArray();
                 for (int k = 0; k < clients; k++) parts[k].AddRange(shuffled[cuts[l][k]..cuts[l][k + 1]]);
             }
             return parts.Select(p => p.Order().ToArray()).ToArray();
         }
-        throw new ConfigException($"no Dirichlet(alpha={alpha}) draw in {maxAttempts} gave every one of {clients} clients at least {minSize} samples; raise alpha, lower min_partition_size, use fewer clients, or use partition_scheme client (made for many clients)");
+        throw new ConfigException($"no Dirichlet(alpha={alpha}) draw in {maxAttempts} gave every one of {clients} "
+            + $"clients at least {minSize} samples; raise alpha, lower min_partition_size, use fewer clients, "
+            + "or use partition_scheme client (made for many clients)");
     }
 
     /// <summary>Counts of each label per client, labels in ordinal order.</summary>

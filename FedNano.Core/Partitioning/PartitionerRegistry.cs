@@ -21,34 +21,37 @@ public interface IPartitioner
 }
 
 /// <summary>
-/// The partition schemes a config can name: <c>label</c> (<see cref="DirichletPartitioner"/>, the default: per label,
-/// the clients' shares from Dirichlet(alpha)), <c>client</c> (<see cref="ClientDirichletPartitioner"/>, for large
-/// federations: per client, its label mix from Dirichlet(alpha) and its size from <c>client_size_sigma</c>) and those
-/// registered by the user's code. Each built-in entry below is the only place its name is spelled.
+/// The partition schemes a config can name: <c>label</c> (<see cref="DirichletPartitioner"/>, the default: per
+/// label, the clients' shares from Dirichlet(alpha)), <c>client</c> (<see cref="ClientDirichletPartitioner"/>, for
+/// large federations: per client, its label mix from Dirichlet(alpha) and its size from <c>client_size_sigma</c>)
+/// and those registered by the user's code. Each built-in entry below is the only place its name is spelled.
 /// </summary>
 public static class PartitionerRegistry
 {
     private static readonly Registry<IPartitioner> Entries = new("partitioner", "partition_scheme", p => p.Name,
-        new Scheme("label", (labels, c) => DirichletPartitioner.Partition(labels, c.Clients, c.Alpha, c.MinPartitionSize, c.Seed)),
-        new Scheme("client", (labels, c) =>
-            ClientDirichletPartitioner.Partition(labels, c.Clients, c.Alpha, c.MinPartitionSize, c.ClientSizeSigma, c.Seed)));
+        new Scheme("label", (labels, c) =>
+            DirichletPartitioner.Partition(labels, c.Clients, c.Alpha, c.MinPartitionSize, c.Seed)),
+        new Scheme("client", (labels, c) => ClientDirichletPartitioner.Partition(
+            labels, c.Clients, c.Alpha, c.MinPartitionSize, c.ClientSizeSigma, c.Seed)));
 
     /// <summary>Every registered name, the built-in ones first.</summary>
     public static IReadOnlyList<string> Names => Entries.Names;
 
     /// <summary>
-    /// Adds <paramref name="partitioner"/> under its name (replacing an earlier registration of that name; the built-in
-    /// names are refused), so that configs with <c>partition_scheme: "name"</c> use it in this process.
+    /// Adds <paramref name="partitioner"/> under its name (replacing an earlier registration of that name; the
+    /// built-in names are refused), so that configs with <c>partition_scheme: "name"</c> use it in this process.
     /// </summary>
     public static void Register(IPartitioner partitioner) => Entries.Register(partitioner);
 
     /// <summary>The partitioner named <paramref name="name"/>, or null.</summary>
     public static IPartitioner? Find(string name) => Entries.Find(name);
 
-    /// <summary>The partitioner named <paramref name="name"/>, or a <see cref="ConfigException"/> listing the registered ones.</summary>
-    public static IPartitioner Get(string name) => Entries.Get(name, "implement IPartitioner and call PartitionerRegistry.Register");
+    /// <summary>The partitioner named <paramref name="name"/>, or a <see cref="ConfigException"/>.</summary>
+    public static IPartitioner Get(string name) =>
+        Entries.Get(name, "implement IPartitioner and call PartitionerRegistry.Register");
 
-    private sealed class Scheme(string name, Func<IReadOnlyList<string>, SimulationConfig, int[][]> partition) : IPartitioner
+    private sealed class Scheme(string name, Func<IReadOnlyList<string>, SimulationConfig, int[][]> partition)
+        : IPartitioner
     {
         public string Name => name;
         public int[][] Partition(IReadOnlyList<string> labels, SimulationConfig config) => partition(labels, config);

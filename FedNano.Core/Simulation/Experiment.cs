@@ -20,10 +20,10 @@ public static class Experiment
     }
 
     /// <summary>
-    /// The samples of the config's data set (<see cref="DatasetRegistry"/>), the pool the simulation partitions over the
-    /// clients: every split it has (for ScienceQA and IconQA train, val, test) pooled, since each client holds out its
-    /// own test part; contexts longer than <c>max_context_tokens</c> are cut at a word boundary. Checks that every
-    /// sample has the <c>partition_by</c> field. <paramref name="log"/> gets what was loaded.
+    /// The samples of the config's data set (<see cref="DatasetRegistry"/>), the pool the simulation partitions
+    /// over the clients: every split it has (for ScienceQA and IconQA train, val, test) pooled, since each client
+    /// holds out its own test part; contexts longer than <c>max_context_tokens</c> are cut at a word boundary.
+    /// Checks that every sample has the <c>partition_by</c> field. <paramref name="log"/> gets what was loaded.
     /// </summary>
     public static IReadOnlyList<MultimodalSample> LoadSamples(SimulationConfig config, Backbone backbone, Action<string>? log = null)
     {
@@ -38,7 +38,11 @@ public static class Experiment
             return s with { Context = context };
         }).ToArray();
         if (cut > 0) log?.Invoke($"{config.Dataset}: {cut} contexts cut to {config.MaxContextTokens} tokens");
-        if (samples.Length == 0) throw new ConfigException($"dataset '{config.Dataset}' has no samples{(config.DataRoot is { } r ? $" at {r}" : "")}");
+        if (samples.Length == 0)
+        {
+            string at = config.DataRoot is { } r ? $" at {r}" : "";
+            throw new ConfigException($"dataset '{config.Dataset}' has no samples{at}");
+        }
         RealDatasets.LabelValues(samples, config.PartitionBy);
         return samples;
     }

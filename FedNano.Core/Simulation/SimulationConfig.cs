@@ -30,8 +30,8 @@ public sealed record FedDpaConfig
 public sealed record SimulationConfig
 {
     /// <summary>
-    /// Data set: <c>synthetic</c> (generated from the seed), <c>scienceqa</c> or <c>iconqa</c> (read from <see cref="DataRoot"/>),
-    /// or one registered with <see cref="Data.DatasetRegistry.Register"/>.
+    /// Data set: <c>synthetic</c> (generated from the seed), <c>scienceqa</c> or <c>iconqa</c> (read from
+    /// <see cref="DataRoot"/>), or one registered with <see cref="Data.DatasetRegistry.Register"/>.
     /// </summary>
     [JsonPropertyName("dataset")] public string Dataset { get; init; } = "synthetic";
     /// <summary>Folder of a real data set in its official layout (required for <c>scienceqa</c> and <c>iconqa</c>).</summary>
@@ -58,9 +58,9 @@ public sealed record SimulationConfig
     /// </summary>
     [JsonPropertyName("partition_by")] public string PartitionBy { get; init; } = "category";
     /// <summary>
-    /// How samples are shared out (see <see cref="Partitioning.PartitionerRegistry"/>): <c>label</c> (default; per label,
-    /// the clients' shares from Dirichlet(alpha)), <c>client</c> (for many clients; per client, its label mix from
-    /// Dirichlet(alpha) and its size from <see cref="ClientSizeSigma"/>) or a registered partitioner's name.
+    /// How samples are shared out (see <see cref="Partitioning.PartitionerRegistry"/>): <c>label</c> (default; per
+    /// label, the clients' shares from Dirichlet(alpha)), <c>client</c> (for many clients; per client, its label mix
+    /// from Dirichlet(alpha) and its size from <see cref="ClientSizeSigma"/>) or a registered partitioner's name.
     /// </summary>
     [JsonPropertyName("partition_scheme")] public string PartitionScheme { get; init; } = "label";
     /// <summary>
@@ -119,16 +119,18 @@ public sealed record SimulationConfig
     /// The partition label used for <paramref name="dataset"/> when none is given: its
     /// <see cref="Data.IFederatedDataset.DefaultPartitionBy"/> (<c>skill</c> for IconQA), else <c>category</c>.
     /// </summary>
-    public static string DefaultPartitionLabel(string dataset) => Data.DatasetRegistry.Find(dataset)?.DefaultPartitionBy ?? "category";
+    public static string DefaultPartitionLabel(string dataset) =>
+        Data.DatasetRegistry.Find(dataset)?.DefaultPartitionBy ?? "category";
 
-    /// <summary>True for the data sets read from <see cref="DataRoot"/> (ScienceQA, IconQA, registered ones that say so).</summary>
+    /// <summary>True for the data sets read from <see cref="DataRoot"/> (ScienceQA, IconQA, registered ones).</summary>
     public bool IsRealDataset => Data.DatasetRegistry.Find(Dataset)?.NeedsDataRoot == true;
 
     /// <summary>Throws <see cref="ConfigException"/> naming the first field out of range.</summary>
     public void Validate()
     {
-        // names of data sets and partitioners are looked up where the data is made (a user's are registered at run time)
-        if (string.IsNullOrWhiteSpace(Dataset)) throw new ConfigException($"dataset must name a data set, e.g. one of {string.Join(", ", Datasets)}");
+        // data set and partitioner names are looked up where the data is made (a user's are registered at run time)
+        if (string.IsNullOrWhiteSpace(Dataset))
+            throw new ConfigException($"dataset must name a data set, e.g. one of {string.Join(", ", Datasets)}");
         if (IsRealDataset && string.IsNullOrWhiteSpace(DataRoot))
             throw new ConfigException($"dataset '{Dataset}' needs data_root (--data-root): the folder holding the official release");
         Data.DatasetLoadOptions.ParsePolicy(MissingImages);
@@ -146,13 +148,15 @@ public sealed record SimulationConfig
         if (!(TestFraction > 0 && TestFraction < 1)) throw new ConfigException($"test_fraction must be in (0, 1) (got {TestFraction})");
         if (!(ClientFraction > 0 && ClientFraction <= 1)) throw new ConfigException($"client_fraction must be in (0, 1] (got {ClientFraction})");
         if (string.IsNullOrWhiteSpace(PartitionBy)) throw new ConfigException("partition_by must name a metadata field, e.g. 'category'");
-        if (string.IsNullOrWhiteSpace(PartitionScheme)) throw new ConfigException("partition_scheme must name a partitioner, e.g. 'label' or 'client'");
-        if (!(ClientSizeSigma >= 0)) throw new ConfigException($"client_size_sigma must be >= 0, 0 for equal sizes (got {ClientSizeSigma})");
+        if (string.IsNullOrWhiteSpace(PartitionScheme))
+            throw new ConfigException("partition_scheme must name a partitioner, e.g. 'label' or 'client'");
+        if (!(ClientSizeSigma >= 0))
+            throw new ConfigException($"client_size_sigma must be >= 0, 0 for equal sizes (got {ClientSizeSigma})");
         if (Methods.Length == 0) throw new ConfigException("methods must name at least one method");
         foreach (var m in Methods) MethodCatalog.Check(m);
         Adapter.Validate();
         if (!Checkpoints.Backbones.Names.Contains(Backbone)) throw new ConfigException($"backbone '{Backbone}' is not one of {string.Join(", ", Checkpoints.Backbones.Names)}");
-        Checkpoints.DeviceChoice.Check(Device, Precision); // spelling only: the machine is asked where the backbone loads
+        Checkpoints.DeviceChoice.Check(Device, Precision); // spelling only: the machine is asked where the model loads
         if (!(FedProxMu >= 0)) throw new ConfigException($"fedprox_mu must be >= 0 (got {FedProxMu})");
         FedDpa.Validate();
     }

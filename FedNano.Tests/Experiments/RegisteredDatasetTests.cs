@@ -31,7 +31,8 @@ public class RegisteredDatasetTests
                 float value = bright ? 0.9f : 0.1f;
                 return new MultimodalSample
                 {
-                    Id = $"{split}-{i}", Question = "is it bright?", Choices = ["yes", "no"], AnswerIndex = bright ? 0 : 1,
+                    Id = $"{split}-{i}", Question = "is it bright?", Choices = ["yes", "no"],
+                    AnswerIndex = bright ? 0 : 1,
                     Image = SampleImage.FromPixels(Enumerable.Repeat(value, 3 * size * size).ToArray(), size, size),
                     Meta = new Dictionary<string, string> { ["tone"] = bright ? "bright" : "dark", ["split"] = split },
                 };
@@ -53,7 +54,8 @@ public class RegisteredDatasetTests
         public string Name => "round-robin";
 
         public int[][] Partition(IReadOnlyList<string> labels, SimulationConfig config) =>
-            Enumerable.Range(0, config.Clients).Select(k => Enumerable.Range(0, labels.Count).Where(i => i % config.Clients == k).ToArray()).ToArray();
+            Enumerable.Range(0, config.Clients)
+                .Select(k => Enumerable.Range(0, labels.Count).Where(i => i % config.Clients == k).ToArray()).ToArray();
     }
 
     private static readonly Tones Dataset = new();
@@ -66,7 +68,10 @@ public class RegisteredDatasetTests
     }
 
     private static SimulationConfig Config() =>
-        TinyRuns.Config("fedavg") with { Dataset = "tones", PartitionBy = "tone", PartitionScheme = "round-robin", MinPartitionSize = 2 };
+        TinyRuns.Config("fedavg") with
+        {
+            Dataset = "tones", PartitionBy = "tone", PartitionScheme = "round-robin", MinPartitionSize = 2,
+        };
 
     [Test]
     public void ARegisteredDatasetRunsResumesAndReports()
@@ -75,13 +80,17 @@ public class RegisteredDatasetTests
         string full = TinyRuns.TempDir("tones-full"), cut = TinyRuns.TempDir("tones-cut");
         FederatedData? data = null;
         var outcome = RunFolder.Run(config, full, new RunHooks { Started = (sim, _, _) => data = sim.Data });
-        Assert.That(data!.Clients.Select(c => c.Train.Count + c.Test.Count), Is.EqualTo(new[] { 20, 20 }), "round-robin: 40 samples, 2 clients");
-        var evens = Enumerable.Range(0, 15).Select(i => $"train-{2 * i}").Concat(Enumerable.Range(0, 5).Select(i => $"test-{2 * i}"));
-        Assert.That(data.Clients[0].Train.Concat(data.Clients[0].Test).Select(s => s.Id), Is.EquivalentTo(evens), "splits pooled in order");
+        Assert.That(data!.Clients.Select(c => c.Train.Count + c.Test.Count), Is.EqualTo(new[] { 20, 20 }),
+            "round-robin: 40 samples, 2 clients");
+        var evens = Enumerable.Range(0, 15).Select(i => $"train-{2 * i}")
+            .Concat(Enumerable.Range(0, 5).Select(i => $"test-{2 * i}"));
+        Assert.That(data.Clients[0].Train.Concat(data.Clients[0].Test).Select(s => s.Id), Is.EquivalentTo(evens),
+            "splits pooled in order");
         Assert.That(File.ReadAllText(Path.Combine(full, RunFolder.ConfigFile)), Does.Contain("\"dataset\": \"tones\""));
         var breakdowns = RunFolder.Breakdowns(config, outcome.Results);
         Assert.That(breakdowns.Select(b => b.Method), Is.EqualTo(new[] { "zero-shot", "fedavg" }));
-        Assert.That(breakdowns.All(b => b.Rows.Select(r => r.Category).SequenceEqual(["bright", "dark"]) && b.Rows.Sum(r => r.Count) == 10),
+        Assert.That(breakdowns.All(b =>
+                b.Rows.Select(r => r.Category).SequenceEqual(["bright", "dark"]) && b.Rows.Sum(r => r.Count) == 10),
             "the data set's breakdown over both clients' 5 + 5 test samples");
 
         Assert.Throws<OperationCanceledException>(() => RunFolder.Run(config, cut, new RunHooks
@@ -113,16 +122,19 @@ public class RegisteredDatasetTests
     {
         string dir = Path.Combine(TinyRuns.TempDir("unknown"), "run");
         var e = Assert.Throws<ConfigException>(() => RunFolder.Run(Config() with { Dataset = "tonez" }, dir))!;
-        Assert.That(e.Message, Does.StartWith("dataset 'tonez' is not one of synthetic, scienceqa, iconqa, tones").And.Contain("DatasetRegistry.Register"));
+        Assert.That(e.Message, Does.StartWith("dataset 'tonez' is not one of synthetic, scienceqa, iconqa, tones")
+            .And.Contain("DatasetRegistry.Register"));
         e = Assert.Throws<ConfigException>(() => RunFolder.Run(Config() with { PartitionScheme = "mine" }, dir))!;
         Assert.That(e.Message, Does.StartWith("partition_scheme 'mine' is not one of label, client, round-robin"));
         Assert.That(Directory.Exists(dir), Is.False);
-        Assert.That(() => DatasetRegistry.Register(new Renamed("synthetic")), Throws.ArgumentException.With.Message.Contains("built in"));
+        Assert.That(() => DatasetRegistry.Register(new Renamed("synthetic")),
+            Throws.ArgumentException.With.Message.Contains("built in"));
     }
 
     private sealed class Renamed(string name) : IFederatedDataset
     {
         public string Name => name;
-        public IReadOnlyDictionary<string, IReadOnlyList<MultimodalSample>> Load(DatasetContext context) => throw new NotSupportedException();
+        public IReadOnlyDictionary<string, IReadOnlyList<MultimodalSample>> Load(DatasetContext context) =>
+            throw new NotSupportedException();
     }
 }
