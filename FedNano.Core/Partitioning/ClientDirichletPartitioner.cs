@@ -43,19 +43,14 @@ public static class ClientDirichletPartitioner
             throw new ConfigException($"client_size_sigma must be >= 0, 0 for equal sizes (got {sizeSigma})");
         if ((long)Math.Max(minSize, 1) * clients > labels.Count)
             throw new ConfigException($"{clients} clients x min_partition_size {minSize} exceeds the {labels.Count} "
-                + "samples; "
-                + "use fewer clients, more samples or a lower min_partition_size");
+                + "samples; use fewer clients, more samples or a lower min_partition_size");
         var rng = new Random(seed);
-        var names = labels.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
-        var labelIndex = names.Select((n, j) => (n, j)).ToDictionary(p => p.n, p => p.j, StringComparer.Ordinal);
-        var pools = new List<int>[names.Length];
-        for (int j = 0; j < names.Length; j++) pools[j] = [];
-        for (int i = 0; i < labels.Count; i++) pools[labelIndex[labels[i]]].Add(i);
-        var shuffled = pools.Select(p => p.ToArray()).ToArray();
+        var shuffled = Enumerable.Range(0, labels.Count).GroupBy(i => labels[i], StringComparer.Ordinal)
+            .OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => g.ToArray()).ToArray(); // indices per label
         foreach (var pool in shuffled) rng.Shuffle(pool);
 
         var sizes = Sizes(labels.Count, clients, minSize, sizeSigma, rng);
-        var concentration = Enumerable.Repeat(alpha, names.Length).ToArray();
+        var concentration = Enumerable.Repeat(alpha, shuffled.Length).ToArray();
         var mixes = new double[clients][];
         for (int k = 0; k < clients; k++) mixes[k] = Mix(concentration, rng);
 
