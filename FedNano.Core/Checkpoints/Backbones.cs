@@ -15,31 +15,54 @@ namespace FedNano.Checkpoints;
 public sealed record DeviceChoice(Device Device, ScalarType FrozenDType)
 {
     /// <summary>
-    /// Resolves <c>--device auto|cpu|cuda|cuda:N</c> and <c>--precision auto|float32|bfloat16|float16</c>:
-    /// <c>auto</c> is CUDA when <c>torch.cuda.is_available()</c>, else the CPU; precision <c>auto</c> is float32 on
-    /// the CPU and bfloat16 on CUDA. Asking for CUDA where there is none is a <see cref="ConfigException"/>.
+    /// Resolves <c>--device auto|cpu|cuda|cuda:N</c> and <c>--precision auto|float32|bfloat16|float16</c> on
+    /// this machine: <c>auto</c> is CUDA when <c>torch.cuda.is_available()</c>, else the CPU; precision <c>auto</c>
+    /// is float32 on the CPU and bfloat16 on CUDA. Asking for CUDA where there is none is a
+    /// <see cref="ConfigException"/>. Called once, where the backbone is loaded
+    /// (<see cref="Simulation.Experiment.LoadBackbone"/>).
     /// </summary>
     public static DeviceChoice Resolve(string device = "auto", string precision = "auto")
     {
-        var d = device.Trim().ToLowerInvariant() switch
+        var (name, type) = Parse(device, precision);
+        var d = name switch
         {
             "auto" => cuda.is_available() ? CUDA : CPU,
             "cpu" => CPU,
-            var s when s == "cuda" || s.StartsWith("cuda:", StringComparison.Ordinal) =>
-                cuda.is_available() ? new Device(s) : throw new ConfigException($"device {device} (--device): CUDA is not available on this machine (use auto or cpu)"),
-            _ => throw new ConfigException($"device '{device}' (--device) must be auto, cpu, cuda or cuda:N"),
+            _ => cuda.is_available() ? new Device(name) : throw new ConfigException(
+                $"device {device} (--device): CUDA is not available on this machine (use auto or cpu)"),
         };
-        var t = precision.Trim().ToLowerInvariant() switch
+        if (type == ScalarType.Float16 && d.type != DeviceType.CUDA) throw Float16OnCpu();
+        return new DeviceChoice(d, type ?? (d.type == DeviceType.CUDA ? ScalarType.BFloat16 : ScalarType.Float32));
+    }
+
+    /// <summary>
+    /// Checks how <paramref name="device"/> and <paramref name="precision"/> are spelled (as
+    /// <see cref="Resolve"/> takes them) without asking the machine, so a config made for CUDA validates, reports
+    /// and is inspected anywhere.
+    /// </summary>
+    public static void Check(string device, string precision) => Parse(device, precision);
+
+    /// <summary>The device in lower case and the precision (null: auto), or a <see cref="ConfigException"/>.</summary>
+    private static (string Device, ScalarType? Precision) Parse(string device, string precision)
+    {
+        var d = device.Trim().ToLowerInvariant();
+        bool known = d is "auto" or "cpu" or "cuda"
+            || (d.StartsWith("cuda:", StringComparison.Ordinal) && d.Length > 5 && d[5..].All(char.IsAsciiDigit));
+        if (!known) throw new ConfigException($"device '{device}' (--device) must be auto, cpu, cuda or cuda:N");
+        ScalarType? t = precision.Trim().ToLowerInvariant() switch
         {
-            "auto" => d.type == DeviceType.CUDA ? ScalarType.BFloat16 : ScalarType.Float32,
+            "auto" => null,
             "float32" or "fp32" => ScalarType.Float32,
             "bfloat16" or "bf16" => ScalarType.BFloat16,
-            "float16" or "fp16" => d.type == DeviceType.CUDA ? ScalarType.Float16
-                : throw new ConfigException("precision float16 (--precision) needs CUDA (on the CPU use float32 or bfloat16)"),
+            "float16" or "fp16" => ScalarType.Float16,
             _ => throw new ConfigException($"precision '{precision}' (--precision) must be auto, float32, bfloat16 or float16"),
         };
-        return new DeviceChoice(d, t);
+        if (d == "cpu" && t == ScalarType.Float16) throw Float16OnCpu();
+        return (d, t);
     }
+
+    private static ConfigException Float16OnCpu() =>
+        new("precision float16 (--precision) needs CUDA (on the CPU use float32 or bfloat16)");
 }
 
 /// <summary>
