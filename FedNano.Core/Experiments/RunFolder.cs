@@ -102,7 +102,7 @@ public static class RunFolder
         else if (File.Exists(dir) || (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any()))
             throw new ConfigException($"{dir} is not empty and has no {ConfigFile}, so it is not a run folder; choose an empty or new folder");
 
-        string[] methods = ["zero-shot", .. MethodCatalog.Expand(config.Methods)];
+        string[] methods = [MethodCatalog.ZeroShot, .. MethodCatalog.Expand(config.Methods)];
         var log = hooks.Log ?? (_ => { });
         var sim = Experiment.Create(config, log);     // bad data or backbone fails here, before anything is written
         Directory.CreateDirectory(dir);

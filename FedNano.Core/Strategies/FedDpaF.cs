@@ -24,8 +24,11 @@ namespace FedNano.Strategies;
 /// </summary>
 public sealed class FedDpaF : IStrategy
 {
+    /// <summary>The method's name in configs and results (its only spelling).</summary>
+    public const string MethodName = "feddpa-f";
+
     /// <inheritdoc/>
-    public string Name => "feddpa-f";
+    public string Name => MethodName;
 
     /// <inheritdoc/>
     public FitInstructions ConfigureFit(int round, int client) => new();
