@@ -57,8 +57,8 @@ public sealed record MethodResult(string Method, IReadOnlyList<RoundResult> Roun
 {
     /// <summary>Final test accuracy per client.</summary>
     public double[] ClientAccuracy => Final.Select(p => p.Count == 0 ? double.NaN : p.Count(x => x.Correct) / (double)p.Count).ToArray();
-    /// <summary>Mean over clients of the final test accuracy.</summary>
-    public double MeanAccuracy => ClientAccuracy.Average();
+    /// <summary>Mean over the evaluated clients of the final test accuracy.</summary>
+    public double MeanAccuracy => ClientAccuracy.Where(a => !double.IsNaN(a)).DefaultIfEmpty(double.NaN).Average();
     /// <summary>Most model parameters one client uploaded in one round.</summary>
     public long UploadedPerRound => Rounds.Select(r => r.Traffic.UploadedParams).DefaultIfEmpty().Max();
     /// <summary>Most Fisher values one client uploaded in one round.</summary>
@@ -225,7 +225,9 @@ public sealed class FederatedSimulation
     }
 
     internal void Report(string method, int round, List<RoundResult> rows) =>
-        Progress?.Invoke(new SimulationProgress(method, round, Config.Rounds, rows.TakeLast(Train.Length).Average(r => r.Accuracy)));
+        Progress?.Invoke(new SimulationProgress(method, round, Config.Rounds, rows
+            .Where(r => r.Method == method && r.Round == round && !double.IsNaN(r.Accuracy))
+            .Select(r => r.Accuracy).DefaultIfEmpty(double.NaN).Average()));
 
     internal int[] SampleClients(int round)
     {
@@ -246,8 +248,16 @@ public sealed class FederatedSimulation
         Func<int, AdapterState>? stateOf = null, double[]? trainLoss = null, Func<int, EvalClient>? client = null, bool countSplit = true)
     {
         var preds = new IReadOnlyList<Prediction>[Test.Length];
+        var evaluated = EvaluatedClients(round);
         for (int k = 0; k < Test.Length; k++)
         {
+            preds[k] = [];
+            bool trained = trainLoss is not null && !double.IsNaN(trainLoss[k]);
+            if (!evaluated[k])
+            {
+                if (trained) rows.Add(new RoundResult(method, round, k, double.NaN, double.NaN, trainLoss![k], traffic(k)));
+                continue;
+            }
             if (client is null) Edge.LoadAdapterState(stateOf?.Invoke(k) ?? state!);
             long before = Evaluator.SplitBytes;
             var p = preds[k] = Evaluator.Predict(Test[k], client?.Invoke(k));
@@ -257,5 +267,22 @@ public sealed class FederatedSimulation
                 p.Count == 0 ? double.NaN : p.Average(x => x.Loss), trainLoss?[k] ?? double.NaN, t));
         }
         return preds;
+    }
+
+    /// <summary>
+    /// The clients evaluated after <paramref name="round"/>: none between every <c>evaluate_every</c>-th round (the
+    /// start and the last round are always evaluated), else an <c>evaluate_fraction</c> share drawn from the seed and
+    /// the round (the same clients for every method), all of them by default.
+    /// </summary>
+    internal bool[] EvaluatedClients(int round)
+    {
+        int k = Test.Length;
+        var chosen = new bool[k];
+        if (round != 0 && round != Config.Rounds && round % Config.EvaluateEvery != 0) return chosen;
+        int m = Math.Max(1, (int)Math.Round(Config.EvaluateFraction * k));
+        if (m >= k) { Array.Fill(chosen, true); return chosen; }
+        var rng = new Random(Seeds.Derive(Config.Seed, Seeds.Purpose("evaluation sampling"), round));
+        foreach (int c in Enumerable.Range(0, k).OrderBy(_ => rng.Next()).Take(m)) chosen[c] = true;
+        return chosen;
     }
 }

@@ -102,6 +102,13 @@ public sealed record SimulationConfig
     /// past it the least recently used are recomputed when needed. 0 keeps none.
     /// </summary>
     [JsonPropertyName("visual_cache_mb")] public int VisualCacheMb { get; init; } = 4096;
+    /// <summary>
+    /// Share of clients evaluated after a round (at least one), drawn from the seed and the round; for large
+    /// federations. Clients not evaluated have no accuracy that round.
+    /// </summary>
+    [JsonPropertyName("evaluate_fraction")] public double EvaluateFraction { get; init; } = 1.0;
+    /// <summary>Evaluate after every N-th round only (the start and the last round always).</summary>
+    [JsonPropertyName("evaluate_every")] public int EvaluateEvery { get; init; } = 1;
     /// <summary>Share of clients sampled each round (at least one).</summary>
     [JsonPropertyName("client_fraction")] public double ClientFraction { get; init; } = 1.0;
     /// <summary>NanoAdapter rank and scale.</summary>
@@ -159,6 +166,8 @@ public sealed record SimulationConfig
         ConfigException.Positive(LocalEpochs, "local_epochs");
         ConfigException.Positive(BatchSize, "batch_size");
         ConfigException.Positive(EvalBatchTokens, "eval_batch_tokens");
+        ConfigException.Positive(EvaluateEvery, "evaluate_every");
+        if (!(EvaluateFraction > 0 && EvaluateFraction <= 1)) throw new ConfigException($"evaluate_fraction must be in (0, 1] (got {EvaluateFraction})");
         if (VisualCacheMb < 0) throw new ConfigException($"visual_cache_mb must be >= 0, 0 for no cache (got {VisualCacheMb})");
         ConfigException.Positive(SyntheticSamples, "synthetic_samples");
         if (MinPartitionSize < 2) throw new ConfigException($"min_partition_size must be >= 2 so every client has a train and a test part (got {MinPartitionSize})");
