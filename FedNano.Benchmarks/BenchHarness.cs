@@ -46,6 +46,7 @@ internal sealed class BenchHarness : IDisposable
         {
             Backbone = preset, ModelDir = modelDir, Device = device, Precision = precision,
             Clients = 1, SyntheticSamples = 2 * batch + 10, BatchSize = batch, LocalEpochs = 1,
+            EvalBatchTokens = int.MaxValue, // the evaluation batch is the whole batch, however long its prompts
         };
         config.Validate();
         var where = DeviceChoice.Resolve(device, precision);

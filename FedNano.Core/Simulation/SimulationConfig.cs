@@ -73,6 +73,21 @@ public sealed record SimulationConfig
     /// <c>max_grad_norm</c>, default 1.0); 0 turns clipping off.
     /// </summary>
     [JsonPropertyName("max_grad_norm")] public double MaxGradNorm { get; init; } = 1.0;
+    /// <summary>
+    /// Token budget of an evaluation batch: samples times the longest sequence (every image's visual tokens
+    /// counted) stays within it; a longer sample runs alone. Bounds evaluation memory whatever the sample lengths.
+    /// </summary>
+    [JsonPropertyName("eval_batch_tokens")] public int EvalBatchTokens { get; init; } = Evaluator.DefaultBatchTokens;
+    /// <summary>
+    /// Recompute the frozen LLM's blocks in the backward of a training step instead of keeping their activations
+    /// (the same gradients to float rounding; less memory, about one more forward of time).
+    /// </summary>
+    [JsonPropertyName("activation_checkpointing")] public bool ActivationCheckpointing { get; init; }
+    /// <summary>
+    /// Host memory (MiB) for the clients' visual tokens, computed once per image and moved to the device per batch;
+    /// past it the least recently used are recomputed when needed. 0 keeps none.
+    /// </summary>
+    [JsonPropertyName("visual_cache_mb")] public int VisualCacheMb { get; init; } = 4096;
     /// <summary>Share of clients sampled each round (at least one).</summary>
     [JsonPropertyName("client_fraction")] public double ClientFraction { get; init; } = 1.0;
     /// <summary>NanoAdapter rank and scale.</summary>
@@ -120,6 +135,8 @@ public sealed record SimulationConfig
         ConfigException.Positive(Rounds, "rounds");
         ConfigException.Positive(LocalEpochs, "local_epochs");
         ConfigException.Positive(BatchSize, "batch_size");
+        ConfigException.Positive(EvalBatchTokens, "eval_batch_tokens");
+        if (VisualCacheMb < 0) throw new ConfigException($"visual_cache_mb must be >= 0, 0 for no cache (got {VisualCacheMb})");
         ConfigException.Positive(SyntheticSamples, "synthetic_samples");
         if (MinPartitionSize < 2) throw new ConfigException($"min_partition_size must be >= 2 so every client has a train and a test part (got {MinPartitionSize})");
         if (!(LearningRate >= 0)) throw new ConfigException($"learning_rate must be >= 0 (got {LearningRate})");
