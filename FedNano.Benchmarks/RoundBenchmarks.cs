@@ -27,9 +27,10 @@ public class RoundBenchmarks
     public void Setup()
     {
         harness = BenchHarness.Create(Preset, null, "cpu", "float32", BatchSize);
-        Console.WriteLine($"// {Preset}: {harness.FrozenParameters:N0} frozen parameters, {harness.AdapterParameters:N0} " +
-                          $"adapter parameters, prompt lengths {string.Join(",", harness.Batch.Select(s => s.PromptIds.Length))} " +
-                          $"tokens, torch threads {get_num_threads()}");
+        var lengths = string.Join(",", harness.Batch.Select(s => s.PromptIds.Length));
+        Console.WriteLine($"// {Preset}: {harness.FrozenParameters:N0} frozen parameters, " +
+                          $"{harness.AdapterParameters:N0} adapter parameters, prompt lengths {lengths} tokens, " +
+                          $"torch threads {get_num_threads()}");
         harness.EvaluateBatch(); // fills the visual-token cache
     }
 

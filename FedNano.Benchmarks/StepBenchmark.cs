@@ -13,7 +13,8 @@ internal static class StepBenchmark
 {
     private const string Usage =
         "usage: FedNano.Benchmarks step [--preset tiny|mid|llava-1.5-7b] [--model-dir DIR] [--device auto|cpu|cuda] " +
-        "[--precision auto|float32|bfloat16|float16] [--batch N] [--warmup N] [--iterations N] [--phases train,fisher,eval]";
+        "[--precision auto|float32|bfloat16|float16] [--batch N] [--warmup N] [--iterations N] " +
+        "[--phases train,fisher,eval]";
 
     public static int Run(string[] args)
     {
@@ -31,7 +32,8 @@ internal static class StepBenchmark
             if (key == "model-dir") modelDir = args[i + 1]; else o[key] = args[i + 1];
         }
         if (!int.TryParse(o["batch"], out int batch) || batch < 1) return Fail($"--batch {o["batch"]} must be >= 1");
-        if (!int.TryParse(o["warmup"], out int warmup) || warmup < 1) return Fail($"--warmup {o["warmup"]} must be >= 1");
+        if (!int.TryParse(o["warmup"], out int warmup) || warmup < 1)
+            return Fail($"--warmup {o["warmup"]} must be >= 1");
         if (!int.TryParse(o["iterations"], out int iterations) || iterations < 1)
             return Fail($"--iterations {o["iterations"]} must be >= 1");
         var phases = o["phases"].Split(',');
@@ -46,14 +48,18 @@ internal static class StepBenchmark
         using var gpu = device.type == DeviceType.CUDA ? Nvml.Open(device.index < 0 ? 0 : device.index) : null;
 
         var t = h.Config.TextConfig;
-        int trainLen = h.Batch.Max(s => s.PromptIds.Length + s.TargetIds.Length), evalLen = h.Batch.Max(s => s.PromptIds.Length);
+        int trainLen = h.Batch.Max(s => s.PromptIds.Length + s.TargetIds.Length);
+        int evalLen = h.Batch.Max(s => s.PromptIds.Length);
         int targets = h.Batch.Sum(s => s.TargetIds.Length);
-        Console.WriteLine($"FedNano.Benchmarks step: preset {o["preset"]}{(modelDir is null ? "" : $" ({modelDir})")}, " +
+        var preset = o["preset"] + (modelDir is null ? "" : $" ({modelDir})");
+        Console.WriteLine($"FedNano.Benchmarks step: preset {preset}, " +
                           $"{device} {h.Where.FrozenDType}, batch {batch}, torch threads {get_num_threads()}, " +
                           $"{warmup} warm-up + {iterations} timed iterations per phase");
-        Console.WriteLine($"machine: {(gpu?.Name is { } name ? name + ", " : "")}{CpuName()} ({Environment.ProcessorCount} cores), " +
+        var gpuName = gpu?.Name is { } name ? name + ", " : "";
+        Console.WriteLine($"machine: {gpuName}{CpuName()} ({Environment.ProcessorCount} cores), " +
                           $"{RuntimeInformation.OSDescription}, .NET {Environment.Version}");
-        Console.WriteLine($"backbone: {h.FrozenParameters:N0} frozen parameters, {h.AdapterParameters:N0} adapter parameters; " +
+        Console.WriteLine($"backbone: {h.FrozenParameters:N0} frozen parameters, " +
+                          $"{h.AdapterParameters:N0} adapter parameters; " +
                           $"prompts {h.Batch.Min(s => s.PromptIds.Length)}-{evalLen} tokens " +
                           $"({h.Config.ImageTokens} visual), train sequences {trainLen}");
 
@@ -87,12 +93,14 @@ internal static class StepBenchmark
         Console.WriteLine($"matmul rate: {rate / 1e9:N1} GFLOP/s ({h.Where.FrozenDType} {n}x{n} by {n}x{n}; " +
                           $"best run before the phases {before / 1e9:N1}, after {after / 1e9:N1})");
         Console.WriteLine();
-        Console.WriteLine("| phase | ms/step (median) | min ms | samples/s | GFLOP/step | GFLOP/s | of matmul rate | peak memory |");
+        Console.WriteLine("| phase | ms/step (median) | min ms | samples/s | GFLOP/step | GFLOP/s | of matmul rate " +
+                          "| peak memory |");
         Console.WriteLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
         foreach (var (phase, median, min, flops, peak) in rows)
         {
             double achieved = flops / (median / 1e3);
-            Console.WriteLine($"| {phase} | {median:N1} | {min:N1} | {batch / (median / 1e3):N2} | {flops / 1e9:N1} | " +
+            Console.WriteLine($"| {phase} | {median:N1} | {min:N1} | {batch / (median / 1e3):N2} | " +
+                              $"{flops / 1e9:N1} | " +
                               $"{achieved / 1e9:N1} | {achieved / rate:P1} | {peak} |");
         }
         return 0;
@@ -166,7 +174,8 @@ internal static class StepBenchmark
             if (cuda && gpu is null) return;
             if (gpu is null)
             {
-                try { File.WriteAllText("/proc/self/clear_refs", "5"); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+                try { File.WriteAllText("/proc/self/clear_refs", "5"); }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
                 startRss = Status("VmRSS");
                 return;
             }
@@ -182,7 +191,10 @@ internal static class StepBenchmark
         {
             if (cuda && gpu is null) return "n/a (NVML, libnvidia-ml.so.1, not loadable)";
             if (gpu is null)
-                return $"{Status("VmHWM") / 1048576.0:N2} GiB RSS (+{(Status("VmHWM") - startRss) / 1048576.0:N2} over the start)";
+            {
+                long peak = Status("VmHWM");
+                return $"{peak / 1048576.0:N2} GiB RSS (+{(peak - startRss) / 1048576.0:N2} over the start)";
+            }
             running = false;
             sampler!.Join();
             peakGpu = Math.Max(peakGpu, gpu.Used());
@@ -192,9 +204,13 @@ internal static class StepBenchmark
         public void Dispose() { running = false; sampler?.Join(); }
 
         /// <summary>A /proc/self/status field in kB (-1 when there is none).</summary>
-        private static long Status(string field) =>
-            File.Exists("/proc/self/status") && File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith(field + ":",
-                StringComparison.Ordinal)) is { } line ? long.Parse(line.Split(':')[1].Trim().Split(' ')[0]) : -1;
+        private static long Status(string field)
+        {
+            const string path = "/proc/self/status";
+            var line = File.Exists(path)
+                ? File.ReadLines(path).FirstOrDefault(l => l.StartsWith(field + ":", StringComparison.Ordinal)) : null;
+            return line is null ? -1 : long.Parse(line.Split(':')[1].Trim().Split(' ')[0]);
+        }
     }
 
     /// <summary>Device memory in use and the GPU's name, from NVIDIA's management library.</summary>
@@ -207,7 +223,7 @@ internal static class StepBenchmark
 
         public string Name { get; }
 
-        /// <summary>NVML on GPU <paramref name="index"/> (NVML's numbering), or null where it cannot be loaded.</summary>
+        /// <summary>NVML on GPU <paramref name="index"/> (NVML's numbering); null where it is not loadable.</summary>
         public static Nvml? Open(int index)
         {
             try
