@@ -38,15 +38,18 @@ internal sealed class BenchHarness : IDisposable
     /// <summary>
     /// <paramref name="preset"/> <c>tiny</c> (the shipped backbone), <c>mid</c> (random), or <c>llava-1.5-7b</c>:
     /// the checkpoint in <paramref name="modelDir"/>, or without one random weights built in memory (with the
-    /// synthetic benchmark's word-level tokenizer).
+    /// synthetic benchmark's word-level tokenizer). <paramref name="checkpointing"/>: recompute the frozen LLM's
+    /// blocks in the backward (<c>activation_checkpointing</c>).
     /// </summary>
-    public static BenchHarness Create(string preset, string? modelDir, string device, string precision, int batch)
+    public static BenchHarness Create(string preset, string? modelDir, string device, string precision, int batch,
+                                      bool checkpointing = false)
     {
         var config = new SimulationConfig
         {
             Backbone = preset, ModelDir = modelDir, Device = device, Precision = precision,
             Clients = 1, SyntheticSamples = 2 * batch + 10, BatchSize = batch, LocalEpochs = 1,
             EvalBatchTokens = int.MaxValue, // the evaluation batch is the whole batch, however long its prompts
+            ActivationCheckpointing = checkpointing,
         };
         config.Validate();
         var where = DeviceChoice.Resolve(device, precision);

@@ -14,14 +14,14 @@ internal static class StepBenchmark
     private const string Usage =
         "usage: FedNano.Benchmarks step [--preset tiny|mid|llava-1.5-7b] [--model-dir DIR] [--device auto|cpu|cuda] " +
         "[--precision auto|float32|bfloat16|float16] [--batch N] [--warmup N] [--iterations N] " +
-        "[--phases train,fisher,eval]";
+        "[--phases train,fisher,eval] [--activation-checkpointing false|true]";
 
     public static int Run(string[] args)
     {
         var o = new Dictionary<string, string>
         {
             ["preset"] = "tiny", ["device"] = "auto", ["precision"] = "auto", ["batch"] = "16", ["warmup"] = "2",
-            ["iterations"] = "5", ["phases"] = "train,fisher,eval",
+            ["iterations"] = "5", ["phases"] = "train,fisher,eval", ["activation-checkpointing"] = "false",
         };
         string? modelDir = null;
         for (int i = 0; i < args.Length; i += 2)
@@ -39,9 +39,11 @@ internal static class StepBenchmark
         var phases = o["phases"].Split(',');
         if (phases.FirstOrDefault(p => p is not ("train" or "fisher" or "eval")) is { } bad)
             return Fail($"--phases: '{bad}' is not train, fisher or eval");
+        if (!bool.TryParse(o["activation-checkpointing"], out bool checkpointing))
+            return Fail($"--activation-checkpointing {o["activation-checkpointing"]} must be true or false");
 
         BenchHarness h;
-        try { h = BenchHarness.Create(o["preset"], modelDir, o["device"], o["precision"], batch); }
+        try { h = BenchHarness.Create(o["preset"], modelDir, o["device"], o["precision"], batch, checkpointing); }
         catch (ConfigException e) { return Fail(e.Message); }
         using var _ = h;
         var device = h.Where.Device;
@@ -53,7 +55,8 @@ internal static class StepBenchmark
         int targets = h.Batch.Sum(s => s.TargetIds.Length);
         var preset = o["preset"] + (modelDir is null ? "" : $" ({modelDir})");
         Console.WriteLine($"FedNano.Benchmarks step: preset {preset}, " +
-                          $"{device} {h.Where.FrozenDType}, batch {batch}, torch threads {get_num_threads()}, " +
+                          $"{device} {h.Where.FrozenDType}, batch {batch}, activation checkpointing {checkpointing}, " +
+                          $"torch threads {get_num_threads()}, " +
                           $"{warmup} warm-up + {iterations} timed iterations per phase");
         var gpuName = gpu?.Name is { } name ? name + ", " : "";
         Console.WriteLine($"machine: {gpuName}{CpuName()} ({Environment.ProcessorCount} cores), " +
@@ -193,7 +196,7 @@ internal static class StepBenchmark
             if (gpu is null)
             {
                 long peak = Status("VmHWM");
-                return $"{peak / 1048576.0:N2} GiB RSS (+{(peak - startRss) / 1048576.0:N2} over the start)";
+                return $"{peak / 1048576.0:N2} GiB RSS (+{Math.Max(0, peak - startRss) / 1048576.0:N2} over the start)";
             }
             running = false;
             sampler!.Join();
