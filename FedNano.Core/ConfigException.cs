@@ -1,11 +1,13 @@
 namespace FedNano;
 
 /// <summary>
-/// A configuration, data set or checkpoint that cannot be used as given. The message says what was wrong,
-/// where (file, field, key or id) and, where there is one, how to fix it; the CLI prints it as one line and
-/// exits with code 2.
+/// A known failure: input that cannot be used as given. The message says what was wrong, where (file, field, key
+/// or id) and, where there is one, how to fix it; the CLI prints it as one line and exits with code 2.
 /// </summary>
-public sealed class ConfigException(string message, Exception? inner = null) : Exception(message, inner)
+public abstract class FedNanoException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>A configuration, option value, data set or checkpoint that cannot be used as given (see <see cref="FedNanoException"/>).</summary>
+public sealed class ConfigException(string message, Exception? inner = null) : FedNanoException(message, inner)
 {
     internal static void Positive(int value, string field)
     {
@@ -14,6 +16,28 @@ public sealed class ConfigException(string message, Exception? inner = null) : E
 
     internal static void Positive(double value, string field)
     {
-        if (!(value > 0)) throw new ConfigException($"{field} must be > 0 (got {value})");
+        if (!(value > 0 && double.IsFinite(value))) throw new ConfigException($"{field} must be > 0 and finite (got {value})");
+    }
+
+    /// <summary>Throws unless <paramref name="value"/> is in [<paramref name="min"/>, <paramref name="max"/>].</summary>
+    internal static void InRange(long value, long min, long max, string field)
+    {
+        if (value < min || value > max) throw new ConfigException($"{field} must be in [{min}, {max}] (got {value})");
+    }
+
+    /// <summary>Throws unless <paramref name="value"/> is finite and in [<paramref name="min"/>, <paramref name="max"/>].</summary>
+    internal static void InRange(double value, double min, double max, string field)
+    {
+        if (!(value >= min && value <= max))
+            throw new ConfigException($"{field} must be a finite number in [{min:G}, {max:G}] (got {value:G})");
     }
 }
+
+/// <summary>A data set file or sample that cannot be used (missing, malformed, outside the data root); exit code 2.</summary>
+public sealed class DataException(string message, Exception? inner = null) : FedNanoException(message, inner);
+
+/// <summary>A run's checkpoint or results that cannot be used (corrupt, of another config); exit code 2.</summary>
+public sealed class CheckpointException(string message, Exception? inner = null) : FedNanoException(message, inner);
+
+/// <summary>A client's loss or update became NaN or infinite and <c>on_nonfinite</c> is <c>stop</c>; exit code 2.</summary>
+public sealed class NonFiniteException(string message) : FedNanoException(message);

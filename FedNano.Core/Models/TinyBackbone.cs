@@ -27,6 +27,19 @@ public sealed record PretrainOptions
     public double LearningRate { get; init; } = 6e-4;
     /// <summary>Held-out samples to measure accuracy on.</summary>
     public int EvalSamples { get; init; } = 600;
+
+    /// <summary>Most training samples accepted (their encodings are held in memory: about 1 KB each).</summary>
+    public const int MaxSamples = 1_000_000;
+
+    /// <summary>Throws <see cref="ConfigException"/> naming the first option out of range.</summary>
+    public void Validate()
+    {
+        ConfigException.InRange(Samples, 1, MaxSamples, "--samples");
+        ConfigException.InRange(Epochs, 1, 10_000, "--epochs");
+        ConfigException.InRange(BatchSize, 1, 4096, "batch size");
+        ConfigException.InRange(EvalSamples, 1, 100_000, "eval samples");
+        if (!(LearningRate > 0 && LearningRate <= 1)) throw new ConfigException($"--learning-rate must be in (0, 1] (got {LearningRate})");
+    }
 }
 
 /// <summary>
@@ -92,6 +105,12 @@ public static class TinyBackbone
     public static (double general, double client) Pretrain(string dir, PretrainOptions o, Action<string>? log = null)
     {
         log ??= _ => { };
+        o.Validate();
+        // a folder that cannot be written fails now, not after the first epoch's training
+        string probe = Path.Combine(TempDir(dir), ".probe");
+        Directory.CreateDirectory(TempDir(dir));
+        File.WriteAllText(probe, "");
+        Directory.Delete(TempDir(dir), true);
         string vocab = Path.Combine(Path.GetTempPath(), $"fednano-vocab-{Guid.NewGuid():N}.txt");
         var tokenizer = TinyTokenizer.Build(SyntheticBenchmark.Vocabulary(), 400, vocab);
         var config = Config(tokenizer.VocabSize);
@@ -166,17 +185,22 @@ public static class TinyBackbone
         }
     }
 
+    private static string TempDir(string dir) => Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir)) + ".tmp";
+
+    /// <summary>Writes the backbone to a temporary folder, then swaps it in; the previous epoch's stays until then.</summary>
     private static void Save(string dir, LlavaModel model, string vocab, object record)
     {
-        string tmp = dir.TrimEnd('/') + ".tmp";
+        string tmp = TempDir(dir), old = Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir)) + ".old";
         if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
         Directory.CreateDirectory(tmp);
         File.Copy(vocab, Path.Combine(tmp, TinyTokenizer.FileName));
         model.Config.Save(Path.Combine(tmp, "config.json"));
         model.save_safetensors(Path.Combine(tmp, "model.safetensors"));
         File.WriteAllText(Path.Combine(tmp, "pretraining.json"), JsonSerializer.Serialize(record, new JsonSerializerOptions { WriteIndented = true }));
-        if (Directory.Exists(dir)) Directory.Delete(dir, true);
+        if (Directory.Exists(old)) Directory.Delete(old, true);
+        if (Directory.Exists(dir)) Directory.Move(dir, old);
         Directory.Move(tmp, dir);
+        if (Directory.Exists(old)) Directory.Delete(old, true);
     }
 
     private static Tensor Loss(LlavaModel model, EncodedBatch batch, Func<SampleImage, Tensor> pixels)
