@@ -87,10 +87,16 @@ public static class TinyBackbone
         string weights = Path.Combine(dir, "model.safetensors");
         foreach (var f in new[] { Path.Combine(dir, "config.json"), weights, Path.Combine(dir, TinyTokenizer.FileName) })
             if (!File.Exists(f)) throw new ConfigException($"tiny backbone file {f} is missing (run 'fednano pretrain' to make it)");
-        var config = LlavaConfig.Load(Path.Combine(dir, "config.json"));
-        var tokenizer = TinyTokenizer.Load(Path.Combine(dir, TinyTokenizer.FileName));
+        string configPath = Path.Combine(dir, "config.json"), vocabPath = Path.Combine(dir, TinyTokenizer.FileName);
+        var config = LlavaConfig.Load(configPath);
+        var tokenizer = TinyTokenizer.Load(vocabPath);
+        if (config.TextConfig.VocabSize != tokenizer.VocabSize)
+            throw new ConfigException($"{configPath}: text_config.vocab_size is {config.TextConfig.VocabSize} but {vocabPath} holds {tokenizer.VocabSize} tokens: the files are of different backbones");
+        var file = Checkpoints.SafetensorsFile.Open(weights); // header, keys and shapes checked before anything is allocated
+        file.CheckWeights(Checkpoints.LlavaCheckpoint.ExpectedParameters(config), configPath);
         var model = new LlavaModel(config);
-        model.load_safetensors(weights);
+        try { file.LoadInto(model); }
+        catch { model.Dispose(); throw; }
         model.to(dtype);
         if (device is not null) model.to(device);
         model.eval();
