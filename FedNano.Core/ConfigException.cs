@@ -33,8 +33,6 @@ public sealed class ConfigException(string message, Exception? inner = null) : F
     }
 }
 
-/// <summary>A data set file or sample that cannot be used (missing, malformed, outside the data root); exit code 2.</summary>
-public sealed class DataException(string message, Exception? inner = null) : FedNanoException(message, inner);
 
 /// <summary>A run's checkpoint or results that cannot be used (corrupt, of another config); exit code 2.</summary>
 public sealed class CheckpointException(string message, Exception? inner = null) : FedNanoException(message, inner);
