@@ -19,20 +19,18 @@ public sealed class ConfigException(string message, Exception? inner = null) : F
         if (!(value > 0 && double.IsFinite(value))) throw new ConfigException($"{field} must be > 0 and finite (got {value})");
     }
 
-    /// <summary>Throws unless <paramref name="value"/> is in [<paramref name="min"/>, <paramref name="max"/>].</summary>
-    internal static void InRange(long value, long min, long max, string field)
+    /// <summary>Throws if <paramref name="value"/> is above <paramref name="max"/> (a bound on what it may allocate or mean).</summary>
+    internal static void AtMost(long value, long max, string field)
     {
-        if (value < min || value > max) throw new ConfigException($"{field} must be in [{min}, {max}] (got {value})");
+        if (value > max) throw new ConfigException($"{field} must be at most {max:N0} (got {value:N0})");
     }
 
-    /// <summary>Throws unless <paramref name="value"/> is finite and in [<paramref name="min"/>, <paramref name="max"/>].</summary>
-    internal static void InRange(double value, double min, double max, string field)
+    /// <summary>Throws if <paramref name="value"/> is above <paramref name="max"/> or infinite.</summary>
+    internal static void AtMost(double value, double max, string field)
     {
-        if (!(value >= min && value <= max))
-            throw new ConfigException($"{field} must be a finite number in [{min:G}, {max:G}] (got {value:G})");
+        if (value > max) throw new ConfigException($"{field} must be at most {max:G} (got {value:G})");
     }
 }
-
 
 /// <summary>A run's checkpoint or results that cannot be used (corrupt, of another config); exit code 2.</summary>
 public sealed class CheckpointException(string message, Exception? inner = null) : FedNanoException(message, inner);

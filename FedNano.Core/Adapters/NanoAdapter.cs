@@ -19,8 +19,10 @@ public sealed record AdapterConfig
     /// <summary>Throws <see cref="ConfigException"/> for a rank or scale out of range.</summary>
     public void Validate()
     {
-        ConfigException.InRange(Rank, 1, MaxRank, "adapter.rank");
+        ConfigException.Positive(Rank, "adapter.rank");
+        ConfigException.AtMost(Rank, MaxRank, "adapter.rank");
         ConfigException.Positive(Scale, "adapter.scale");
+        ConfigException.AtMost(Scale, 1e3, "adapter.scale");
     }
 }
 

@@ -34,10 +34,12 @@ public sealed record PretrainOptions
     /// <summary>Throws <see cref="ConfigException"/> naming the first option out of range.</summary>
     public void Validate()
     {
-        ConfigException.InRange(Samples, 1, MaxSamples, "--samples");
-        ConfigException.InRange(Epochs, 1, 10_000, "--epochs");
-        ConfigException.InRange(BatchSize, 1, 4096, "batch size");
-        ConfigException.InRange(EvalSamples, 1, 100_000, "eval samples");
+        ConfigException.Positive(Samples, "--samples");
+        ConfigException.AtMost(Samples, MaxSamples, "--samples");
+        ConfigException.Positive(Epochs, "--epochs");
+        ConfigException.AtMost(Epochs, 10_000, "--epochs");
+        ConfigException.Positive(BatchSize, "batch size");
+        ConfigException.Positive(EvalSamples, "eval samples");
         if (!(LearningRate > 0 && LearningRate <= 1)) throw new ConfigException($"--learning-rate must be in (0, 1] (got {LearningRate})");
     }
 }
