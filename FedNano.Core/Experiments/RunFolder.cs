@@ -83,9 +83,11 @@ public static class RunFolder
 
     private static readonly JsonSerializerOptions InfoJson = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
-    /// <summary>Whether <paramref name="dir"/> holds a finished run (run.json says so and both CSV files are there).</summary>
-    public static bool IsFinished(string dir) =>
-        ReadInfo(dir)?.Status == "finished" && File.Exists(Path.Combine(dir, RoundsFile)) && File.Exists(Path.Combine(dir, SummaryFile));
+    /// <summary>
+    /// Whether <paramref name="dir"/> holds a finished run: run.json says so and both CSV files hold every row the
+    /// config implies (a folder whose files are cut short is not finished: running it again rewrites them).
+    /// </summary>
+    public static bool IsFinished(string dir) => ReadInfo(dir)?.Status == "finished" && RunResults.IsComplete(dir);
 
     /// <summary>The <c>run.json</c> of a folder, or null if it has none or it cannot be read.</summary>
     public static RunInfo? ReadInfo(string dir)
