@@ -74,7 +74,7 @@ public sealed record RunResults(string Directory, SimulationConfig Config, IRead
                     UploadedBytes = Optional(c, "uploaded_bytes") ?? up * LegacyBytesPerParameter,
                     DownloadedParams = Optional(c, "downloaded_params") ?? 0, DownloadedBytes = Optional(c, "downloaded_bytes") ?? 0,
                     SplitBytesTrain = Optional(c, "split_bytes_train") ?? 0, SplitBytesEval = Optional(c, "split_bytes_eval") ?? 0,
-                    ClientResidentParams = Optional(c, "client_resident_params"),
+                    ClientResidentParams = Optional(c, "client_resident_params"), NonFinite = (int)(Optional(c, "nonfinite") ?? 0),
                 };
             }));
     }
