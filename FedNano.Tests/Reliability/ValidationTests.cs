@@ -61,3 +61,17 @@ public class ValidationTests
         AssertRefused(["run", "--config", big], "too large");
     }
 }
+
+public class ParamsConfigTests
+{
+    [Test]
+    public void ASimulationConfigIsNotCountedAsAModel()
+    {
+        string quickstart = Path.Combine(Data.DataFixtures.RepoRoot, "configs", "quickstart.json");
+        var error = new StringWriter();
+        int code = FedNano.Cli.Commands.ParamsCommand.Build().Parse(["--model", "tiny", "--config", quickstart])
+            .Invoke(new System.CommandLine.InvocationConfiguration { Output = new StringWriter(), Error = error });
+        Assert.That(code, Is.EqualTo(2));
+        Assert.That(error.ToString(), Does.Contain("is not a LLaVA model config.json"));
+    }
+}
