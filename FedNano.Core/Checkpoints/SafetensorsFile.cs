@@ -79,6 +79,8 @@ public sealed class SafetensorsFile
         stream.ReadExactly(header);
         long dataLength = length - 8 - headerLength;
 
+        try { new UTF8Encoding(false, true).GetCharCount(header); }
+        catch (DecoderFallbackException) { throw new ConfigException($"{path}: the safetensors header is not valid UTF-8 (a corrupt file)"); }
         JsonDocument doc;
         try { doc = JsonDocument.Parse(header); }
         catch (JsonException e) { throw new ConfigException($"{path}: the safetensors header is not valid JSON: {e.Message}"); }
