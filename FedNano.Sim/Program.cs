@@ -20,7 +20,8 @@ if (args.Length == 0) args = ["run"];
 var parsed = root.Parse(args);
 if (parsed.Errors.Count > 0 && parsed.Action is not System.CommandLine.Help.HelpAction)
 {
-    Console.Error.WriteLine($"fednano: {string.Join("; ", parsed.Errors.Select(e => e.Message))} (run 'fednano --help' for usage)");
+    Console.Error.WriteLine($"fednano: {string.Join("; ", parsed.Errors.Select(e => e.Message))} " +
+                            $"(run 'fednano --help' for usage)");
     return 2;
 }
 // One error boundary for every command (exit 2: bad input; 1: anything else), instead of System.CommandLine's

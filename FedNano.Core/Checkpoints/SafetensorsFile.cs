@@ -104,7 +104,8 @@ public sealed class SafetensorsFile
         foreach (var e in entries.Values.Where(e => e.End > e.Begin).OrderBy(e => e.Begin))
         {
             if (previous is not null && e.Begin < previous.End)
-                throw new ConfigException($"{path}: tensors '{previous.Name}' [{previous.Begin}, {previous.End}) and '{e.Name}' [{e.Begin}, {e.End}) " +
+                throw new ConfigException($"{path}: tensors '{previous.Name}' [{previous.Begin}, " +
+                                          $"{previous.End}) and '{e.Name}' [{e.Begin}, {e.End}) " +
                                           "overlap in the data section (a corrupt or hand-edited header)");
             previous = e;
         }
@@ -156,7 +157,8 @@ public sealed class SafetensorsFile
         return t;
     }
 
-    /// <summary>Reads a frozen weight: as <see cref="Read(FileStream, SafetensorsEntry)"/>, refusing NaN or infinite values.</summary>
+    /// <summary>Reads a frozen weight: as <see cref="Read(FileStream, SafetensorsEntry)"/>, refusing NaN or infinite
+    /// values.</summary>
     internal Tensor ReadFinite(FileStream stream, SafetensorsEntry e)
     {
         var t = Read(stream, e);
@@ -177,13 +179,16 @@ public sealed class SafetensorsFile
     {
         var shapes = expected.ToDictionary(p => p.Name, p => p.Shape, StringComparer.Ordinal);
         foreach (var key in Entries.Keys)
-            if (!shapes.ContainsKey(key)) throw new ConfigException($"{Path}: unexpected key '{key}': the model of {configName} has no such parameter");
+            if (!shapes.ContainsKey(key)) throw new ConfigException($"{Path}: unexpected key '{key}': " +
+                                                                    $"the model of {configName} has no such parameter");
         foreach (var (key, shape) in shapes)
         {
             if (!Entries.TryGetValue(key, out var e))
-                throw new ConfigException($"{Path}: parameter '{key}' is missing (checkpoint incomplete, or {configName} disagrees with the weights)");
+                throw new ConfigException($"{Path}: parameter '{key}' is missing (checkpoint incomplete, " +
+                                          $"or {configName} disagrees with the weights)");
             if (e.ScalarType is not (ScalarType.Float32 or ScalarType.Float16 or ScalarType.BFloat16 or ScalarType.Float64))
-                throw new ConfigException($"{Path}: key '{key}' has dtype {e.DType}; weights must be F32, F16, BF16 or F64");
+                throw new ConfigException($"{Path}: key '{key}' has dtype {e.DType}; weights must be F32, F16, " +
+                                          $"BF16 or F64");
             if (!e.Shape.SequenceEqual(shape))
                 throw new ConfigException($"{Path}: key '{key}' has shape {e.ShapeText} but {configName} gives {ShapeText(shape)}: {configName} disagrees with the weights");
         }

@@ -115,11 +115,13 @@ public static class RealDatasets
     {
         string full = Path.GetFullPath(path), top = Path.TrimEndingDirectorySeparator(Path.GetFullPath(root)) + Path.DirectorySeparatorChar;
         if (!full.StartsWith(top, StringComparison.Ordinal))
-            throw new ConfigException($"{who}: the path {full} lies outside the data root {top}; data files may only name files inside it");
+            throw new ConfigException($"{who}: the path {full} lies outside the data root {top}; " +
+                                      $"data files may only name files inside it");
         return full;
     }
 
-    /// <summary>Refuses an id listed in two splits (it would land in a client's train and test parts at once).</summary>
+    /// <summary>Refuses an id listed in two splits (it would land in a client's train and test parts at
+    /// once).</summary>
     internal static void CheckDisjoint(string file, IEnumerable<(string Split, IEnumerable<string> Ids)> splits)
     {
         var seen = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -128,7 +130,8 @@ public static class RealDatasets
                 if (!seen.TryAdd(id, split))
                     throw new ConfigException(seen[id] == split
                         ? $"{file}: id '{id}' is listed twice in split '{split}'"
-                        : $"{file}: id '{id}' is in split '{seen[id]}' and in split '{split}'; each question may be in one split only");
+                        : $"{file}: id '{id}' is in split '{seen[id]}' and in split '{split}'; " +
+                          $"each question may be in one split only");
     }
 
     /// <summary>The ConfigException for images missing under <see cref="MissingImagePolicy.Error"/>.</summary>

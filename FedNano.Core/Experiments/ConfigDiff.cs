@@ -10,7 +10,8 @@ public static class ConfigDiff
     public static IReadOnlyList<string> Describe(SimulationConfig folder, SimulationConfig now, params string[] ignore) =>
         Describe(folder, now, "in the folder", ignore);
 
-    /// <summary>As <see cref="Describe(SimulationConfig, SimulationConfig, string[])"/>, the first config's values labelled <paramref name="where"/>.</summary>
+    /// <summary>As <see cref="Describe(SimulationConfig, SimulationConfig, string[])"/>, the first config's values
+    /// labelled <paramref name="where"/>.</summary>
     internal static IReadOnlyList<string> Describe(SimulationConfig first, SimulationConfig now, string where, params string[] ignore)
     {
         var a = JsonNode.Parse(first.ToJson())!.AsObject();

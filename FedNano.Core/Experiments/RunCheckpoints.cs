@@ -41,7 +41,8 @@ public static class RunCheckpoints
     private sealed record MethodEntry(string Method, int Round, int[] ClientStates, List<RoundResult> Rows, List<List<PredictionEntry>> Final);
     private sealed record StateFile(int Format, int Step, string TensorsSha256, List<MethodEntry> Completed, MethodEntry? Current)
     {
-        /// <summary>SHA-256 of the config's JSON the checkpoint belongs to (null in checkpoints made before it was recorded).</summary>
+        /// <summary>SHA-256 of the config's JSON the checkpoint belongs to (null in checkpoints made before it was
+        /// recorded).</summary>
         public string? ConfigSha256 { get; init; }
         /// <summary>That config, to name the fields that differ.</summary>
         public System.Text.Json.Nodes.JsonObject? Config { get; init; }
@@ -116,7 +117,8 @@ public static class RunCheckpoints
             {
                 string aside = Path.Combine(root, $".unusable-{Path.GetFileName(dir)}-{Guid.NewGuid():N}");
                 Directory.Move(dir, aside);
-                warn($"checkpoint {dir} is unusable ({e.Message}); moved aside to {aside}, falling back to an older one");
+                warn($"checkpoint {dir} is unusable ({e.Message}); moved aside to {aside}, " +
+                     $"falling back to an older one");
             }
         }
         return null;

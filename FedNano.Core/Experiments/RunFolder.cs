@@ -43,7 +43,8 @@ public sealed record RunOutcome(string Directory, bool AlreadyFinished, IReadOnl
 public sealed record RunInfo(string Status, string Version, int Seed, string Machine, string Os, string Runtime, int Threads, string Backbone, string Device, string Precision,
     string Started, string? Finished, IReadOnlyList<string> Resumes)
 {
-    /// <summary>Why the run stopped, when <see cref="Status"/> is <c>failed</c> (it continues from its last checkpoint with <c>--resume</c>).</summary>
+    /// <summary>Why the run stopped, when <see cref="Status"/> is <c>failed</c> (it continues from its last checkpoint
+    /// with <c>--resume</c>).</summary>
     public string? Error { get; init; }
 }
 
@@ -63,7 +64,8 @@ public static class RunFolder
     public static IReadOnlyList<(string Method, IReadOnlyList<Evaluation.CategoryAccuracy> Rows)> Breakdowns(SimulationConfig config, IEnumerable<MethodResult> results) =>
         config.IsRealDataset ? results.Select(r => (r.Method, Evaluation.Breakdowns.For(config.Dataset, r.FinalRecords))).ToArray() : [];
 
-    /// <summary>Key in <see cref="Exception.Data"/> of the run folder a failure was recorded in (marked failed in run.json).</summary>
+    /// <summary>Key in <see cref="Exception.Data"/> of the run folder a failure was recorded in (marked failed in
+    /// run.json).</summary>
     public const string FailedFolderKey = "fednano.run_folder";
 
     /// <summary>

@@ -20,7 +20,8 @@ public sealed record RunResults(string Directory, SimulationConfig Config, IRead
         if (RunFolder.ReadInfo(dir)?.Status != "finished") throw new ConfigException($"{dir} does not hold a finished run (run.json status 'finished')");
         var results = Read(dir);
         if (results.Incomplete() is { } why)
-            throw new CheckpointException($"{dir}: {why}; the files are cut short: rewrite them with fednano run --resume {dir}");
+            throw new CheckpointException($"{dir}: {why}; the files are cut short: " +
+                                          $"rewrite them with fednano run --resume {dir}");
         return results;
     }
 
@@ -33,7 +34,8 @@ public sealed record RunResults(string Directory, SimulationConfig Config, IRead
 
     /// <summary>
     /// Null when <c>summary.csv</c> holds a row per method (zero-shot first) and client plus the mean, and
-    /// <c>rounds.csv</c> a row per method, round (0 for zero-shot) and client, as the config implies; else what is missing.
+    /// <c>rounds.csv</c> a row per method, round (0 for zero-shot) and client, as the config implies; else what is
+    /// missing.
     /// </summary>
     internal string? Incomplete()
     {
@@ -41,18 +43,21 @@ public sealed record RunResults(string Directory, SimulationConfig Config, IRead
         var clients = Enumerable.Range(0, Config.Clients).ToArray();
         var summary = methods.SelectMany(m => clients.Select(k => (m, k.ToString(CultureInfo.InvariantCulture))).Append((m, "mean"))).ToArray();
         if (!Summary.Select(r => (r.Method, r.Client)).SequenceEqual(summary))
-            return $"{RunFolder.SummaryFile} holds {Summary.Count} rows where its config implies {summary.Length} ({methods.Length} methods x ({Config.Clients} clients + mean))";
+            return $"{RunFolder.SummaryFile} holds {Summary.Count} rows where its config implies {summary.Length} " +
+                   $"({methods.Length} methods x ({Config.Clients} clients + mean))";
         var rounds = methods.SelectMany(m => (m == "zero-shot" ? [0] : Enumerable.Range(1, Config.Rounds)).SelectMany(r => clients.Select(k => (m, r, k))))
             .Order().ToArray();
         if (!Rounds.Select(r => (r.Method, r.Round, r.Client)).Order().SequenceEqual(rounds))
-            return $"{RunFolder.RoundsFile} holds {Rounds.Count} rows where its config implies {rounds.Length} (a row per method, round and client)";
+            return $"{RunFolder.RoundsFile} holds {Rounds.Count} rows where its config implies {rounds.Length} " +
+                   $"(a row per method, round and client)";
         return null;
     }
 
     private static RunResults Read(string dir)
     {
         foreach (var f in new[] { RunFolder.SummaryFile, RunFolder.RoundsFile })
-            if (!File.Exists(Path.Combine(dir, f))) throw new CheckpointException($"{dir}: {f} is missing; rewrite it with fednano run --resume {dir}");
+            if (!File.Exists(Path.Combine(dir, f))) throw new CheckpointException($"{dir}: {f} is missing; " +
+                $"rewrite it with fednano run --resume {dir}");
         return new RunResults(dir, RunFolder.LoadConfig(dir),
             Read(Path.Combine(dir, RunFolder.SummaryFile), c => new SummaryRow
             {
@@ -96,8 +101,9 @@ public sealed record RunResults(string Directory, SimulationConfig Config, IRead
         }
         catch (Exception e) when (e is not ConfigException and not IOException)
         {
-            throw new CheckpointException($"{path}: cannot be read as this version's results ({e.Message.ReplaceLineEndings(" ")}); " +
-                                          $"if it was cut short, rewrite it with fednano run --resume {Path.GetDirectoryName(path)}");
+            throw new CheckpointException($"{path}: cannot be read as this version's results " +
+                                          $"({e.Message.ReplaceLineEndings(" ")}); if it was cut short, " +
+                                          $"rewrite it with fednano run --resume {Path.GetDirectoryName(path)}");
         }
         return rows;
     }

@@ -40,7 +40,8 @@ public sealed record PretrainOptions
         ConfigException.AtMost(Epochs, 10_000, "--epochs");
         ConfigException.Positive(BatchSize, "batch size");
         ConfigException.Positive(EvalSamples, "eval samples");
-        if (!(LearningRate > 0 && LearningRate <= 1)) throw new ConfigException($"--learning-rate must be in (0, 1] (got {LearningRate})");
+        if (!(LearningRate > 0 && LearningRate <= 1)) throw new ConfigException($"--learning-rate must be in (0, 1] " +
+                                                                                $"(got {LearningRate})");
     }
 }
 
@@ -93,7 +94,8 @@ public static class TinyBackbone
         var config = LlavaConfig.Load(configPath);
         var tokenizer = TinyTokenizer.Load(vocabPath);
         if (config.TextConfig.VocabSize != tokenizer.VocabSize)
-            throw new ConfigException($"{configPath}: text_config.vocab_size is {config.TextConfig.VocabSize} but {vocabPath} holds {tokenizer.VocabSize} tokens: the files are of different backbones");
+            throw new ConfigException($"{configPath}: text_config.vocab_size is {config.TextConfig.VocabSize} " +
+                $"but {vocabPath} holds {tokenizer.VocabSize} tokens: the files are of different backbones");
         var file = Checkpoints.SafetensorsFile.Open(weights); // header, keys and shapes checked before anything is allocated
         file.CheckWeights(Checkpoints.LlavaCheckpoint.ExpectedParameters(config), configPath);
         var model = new LlavaModel(config);
@@ -195,7 +197,8 @@ public static class TinyBackbone
 
     private static string TempDir(string dir) => Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir)) + ".tmp";
 
-    /// <summary>Writes the backbone to a temporary folder, then swaps it in; the previous epoch's stays until then.</summary>
+    /// <summary>Writes the backbone to a temporary folder, then swaps it in; the previous epoch's stays until
+    /// then.</summary>
     private static void Save(string dir, LlavaModel model, string vocab, object record)
     {
         string tmp = TempDir(dir), old = Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir)) + ".old";

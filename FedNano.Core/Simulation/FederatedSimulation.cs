@@ -45,7 +45,8 @@ public sealed record ClientTraffic
 /// <param name="Traffic">What the client moved across the network and the split this round, and what it holds.</param>
 public sealed record RoundResult(string Method, int Round, int Client, double Accuracy, double Loss, double TrainLoss, ClientTraffic Traffic)
 {
-    /// <summary>The client trained, but its loss or update was NaN or infinite, so it was left out (<c>on_nonfinite: skip</c>).</summary>
+    /// <summary>The client trained, but its loss or update was NaN or infinite, so it was left out (<c>on_nonfinite:
+    /// skip</c>).</summary>
     public bool NonFinite { get; init; }
 
     /// <summary>Parameters the client uploaded this round.</summary>
@@ -190,8 +191,9 @@ public sealed class FederatedSimulation
                 if (!double.IsFinite(loss) || !Finite(state) || !Finite(fisher))
                 {
                     if (Config.OnNonFinite == "stop")
-                        throw new NonFiniteException($"{strategy.Name}, round {round}, client {k}: the training loss ({loss}) or the update is NaN or " +
-                            "infinite; lower learning_rate, set max_grad_norm, or set on_nonfinite: skip to leave such clients out");
+                        throw new NonFiniteException($"{strategy.Name}, round {round}, client {k}: the training loss " +
+                            $"({loss}) or the update is NaN or infinite; lower learning_rate, set max_grad_norm, " +
+                            "or set on_nonfinite: skip to leave such clients out");
                     nonFinite[k] = true; // skip: left out of the aggregate and the client's own state
                     fit = fit with { Upload = false };
                 }

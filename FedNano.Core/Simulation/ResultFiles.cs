@@ -57,7 +57,8 @@ public sealed partial record RoundRow
     [CsvColumn("split_bytes_eval")] public required long SplitBytesEval { get; init; }
     /// <summary>Parameters resident on the client (empty without clients).</summary>
     [CsvColumn("client_resident_params")] public required long? ClientResidentParams { get; init; }
-    /// <summary>1 when the client's loss or update was NaN or infinite and it was left out of the aggregate, else 0.</summary>
+    /// <summary>1 when the client's loss or update was NaN or infinite and it was left out of the aggregate, else
+    /// 0.</summary>
     [CsvColumn("nonfinite")] public int NonFinite { get; init; }
 }
 

@@ -130,7 +130,8 @@ public sealed record SimulationConfig
             (Dataset, "dataset"), (MissingImages, "missing_images"), (PartitionBy, "partition_by"), (Adapter, "adapter"),
             (Methods, "methods"), (FedDpa, "feddpa"), (Backbone, "backbone"), (Device, "device"), (Precision, "precision"),
         })
-            if (value is null) throw new ConfigException($"{field} is null; give a value or leave the field out for its default");
+            if (value is null) throw new ConfigException($"{field} is null; " +
+                                                         $"give a value or leave the field out for its default");
         if (!Datasets.Contains(Dataset)) throw new ConfigException($"dataset '{Dataset}' is not one of {string.Join(", ", Datasets)}");
         if (IsRealDataset && string.IsNullOrWhiteSpace(DataRoot))
             throw new ConfigException($"dataset '{Dataset}' needs data_root (--data-root): the folder holding the official release");
@@ -171,7 +172,8 @@ public sealed record SimulationConfig
         Checkpoints.DeviceChoice.Resolve(Device, Precision);
         if (!(FedProxMu >= 0)) throw new ConfigException($"fedprox_mu must be >= 0 (got {FedProxMu})");
         ConfigException.AtMost(FedProxMu, 1e6, "fedprox_mu");
-        if (!(FisherFloor >= 0 && FisherFloor <= 1)) throw new ConfigException($"fisher_floor must be in [0, 1] (got {FisherFloor})");
+        if (!(FisherFloor >= 0 && FisherFloor <= 1)) throw new ConfigException($"fisher_floor must be in [0, 1] " +
+                                                                               $"(got {FisherFloor})");
         if (OnNonFinite is not ("skip" or "stop")) throw new ConfigException($"on_nonfinite '{OnNonFinite}' must be skip or stop");
         FedDpa.Validate();
     }
@@ -184,7 +186,8 @@ public sealed record SimulationConfig
         AllowTrailingCommas = true,
     };
 
-    /// <summary>Largest config file read (a config is a few hundred bytes; this keeps <c>/dev/zero</c> from being read).</summary>
+    /// <summary>Largest config file read (a config is a few hundred bytes; this keeps <c>/dev/zero</c> from being
+    /// read).</summary>
     public const int MaxFileBytes = 1 << 20;
 
     /// <summary>Reads and validates a config file; errors name the file and the field.</summary>
@@ -198,14 +201,16 @@ public sealed record SimulationConfig
         return config;
     }
 
-    /// <summary>The file's text, refused past <see cref="MaxFileBytes"/> (read in a bounded buffer: devices report no length).</summary>
+    /// <summary>The file's text, refused past <see cref="MaxFileBytes"/> (read in a bounded buffer: devices report no
+    /// length).</summary>
     private static string ReadBounded(string path)
     {
         using var f = File.OpenRead(path);
         var buffer = new byte[MaxFileBytes + 1];
         int n = 0, read;
         while (n < buffer.Length && (read = f.Read(buffer, n, buffer.Length - n)) > 0) n += read;
-        if (n > MaxFileBytes) throw new ConfigException($"{path}: more than {MaxFileBytes / 1024} KB, too large for a config file");
+        if (n > MaxFileBytes) throw new ConfigException($"{path}: more than {MaxFileBytes / 1024} KB, " +
+                                                        $"too large for a config file");
         return System.Text.Encoding.UTF8.GetString(buffer, 0, n);
     }
 

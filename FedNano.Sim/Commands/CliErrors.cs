@@ -19,7 +19,8 @@ internal static class CliErrors
         catch (Exception e) { return Report(e, Console.Error); }
     }
 
-    /// <summary>Writes the one line for <paramref name="e"/> (and, under <see cref="Verbose"/>, its details); returns the exit code.</summary>
+    /// <summary>Writes the one line for <paramref name="e"/> (and, under <see cref="Verbose"/>, its details); returns
+    /// the exit code.</summary>
     public static int Report(Exception e, TextWriter error)
     {
         while (e is System.Reflection.TargetInvocationException or AggregateException && e.InnerException is { } inner) e = inner;
@@ -30,10 +31,12 @@ internal static class CliErrors
         {
             FedNanoException => e.Message,
             _ when Experiments.RunFolder.IsOutOfMemory(e) =>
-                $"out of memory ({FirstLine(e.Message)}); lower batch_size or eval_batch_tokens, or set activation_checkpointing: true",
+                $"out of memory ({FirstLine(e.Message)}); lower batch_size or eval_batch_tokens, " +
+                $"or set activation_checkpointing: true",
             OperationCanceledException => "stopped",
             IOException or UnauthorizedAccessException =>
-                $"{FirstLine(e.Message).TrimEnd('.')}: check that the path exists, is writable and the disk is not full",
+                $"{FirstLine(e.Message).TrimEnd('.')}: check that the path exists, " +
+                $"is writable and the disk is not full",
             _ => $"{e.GetType().Name}: {FirstLine(e.Message)}",
         };
         error.WriteLine($"fednano: {OneLine(line)}{folder}" + (code == 1 && !Verbose ? " (--verbose for details)" : ""));

@@ -38,7 +38,8 @@ internal static class SweepCommand
         try { return text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(t => parse(t, CultureInfo.InvariantCulture)).ToArray(); }
         catch (Exception e) when (e is FormatException or OverflowException)
         {
-            throw new FedNano.ConfigException($"{option} '{text}': expected comma-separated numbers in range, e.g. 0.1,0.5,1 ({e.Message})");
+            throw new FedNano.ConfigException($"{option} '{text}': expected comma-separated numbers in range, " +
+                                              $"e.g. 0.1,0.5,1 ({e.Message})");
         }
     }
 

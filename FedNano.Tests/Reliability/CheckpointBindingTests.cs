@@ -5,7 +5,8 @@ using NUnit.Framework;
 
 namespace FedNano.Tests.Reliability;
 
-/// <summary>Checkpoints belong to their config; unusable ones and an unreadable run.json are moved aside, never mixed in.</summary>
+/// <summary>Checkpoints belong to their config; unusable ones and an unreadable run.json are moved aside, never mixed
+/// in.</summary>
 [NonParallelizable]
 public class CheckpointBindingTests
 {
@@ -14,7 +15,8 @@ public class CheckpointBindingTests
     [SetUp] public void SetUp() => dir = TinyRuns.TempDir("binding");
     [TearDown] public void TearDown() { RunFolder.InjectOutOfMemoryAtStep = null; Directory.Delete(dir, true); }
 
-    /// <summary>A fedavg run of 3 rounds into a new folder, failed (as by an out-of-memory) after checkpoint <paramref name="step"/>.</summary>
+    /// <summary>A fedavg run of 3 rounds into a new folder, failed (as by an out-of-memory) after checkpoint
+    /// <paramref name="step"/>.</summary>
     private string Failed(int step)
     {
         string config = Cli.Config(dir, new Dictionary<string, object?> { ["rounds"] = 3, ["methods"] = new[] { "fedavg" } });

@@ -10,7 +10,8 @@ internal static class Cli
     /// <summary>Runs fednano with <paramref name="args"/>; its exit code and what it wrote to stderr.</summary>
     public static (int code, string err) Fednano(params string[] args) => Simulation.RunCommandTests.Fednano(args);
 
-    /// <summary>A config file in <paramref name="dir"/>: 1 round of fednano on 40 synthetic samples, fields overridden by <paramref name="overrides"/>.</summary>
+    /// <summary>A config file in <paramref name="dir"/>: 1 round of fednano on 40 synthetic samples, fields overridden
+    /// by <paramref name="overrides"/>.</summary>
     public static string Config(string dir, IReadOnlyDictionary<string, object?>? overrides = null)
     {
         var fields = new Dictionary<string, object?>

@@ -10,7 +10,8 @@ using SixLabors.ImageSharp.PixelFormats;
 
 namespace FedNano.Tests.Reliability;
 
-/// <summary>Data files may only name files inside the data root; ids are in one split; images decode at load time.</summary>
+/// <summary>Data files may only name files inside the data root; ids are in one split; images decode at load
+/// time.</summary>
 public class DataConfinementTests
 {
     private string tmp = "";

@@ -4,7 +4,8 @@ using NUnit.Framework;
 
 namespace FedNano.Tests.Reliability;
 
-/// <summary>Every command's failures end as one line on stderr with exit code 2 (bad input) or 1 (anything else).</summary>
+/// <summary>Every command's failures end as one line on stderr with exit code 2 (bad input) or 1 (anything
+/// else).</summary>
 [NonParallelizable]
 public class ErrorBoundaryTests
 {

@@ -37,7 +37,8 @@ public class FuzzTests
 
     private T Pick<T>(IReadOnlyList<T> items) => items[rng.Next(items.Count)];
 
-    /// <summary>Runs fednano and checks the contract; <paramref name="outDir"/> is the folder the command may write.</summary>
+    /// <summary>Runs fednano and checks the contract; <paramref name="outDir"/> is the folder the command may
+    /// write.</summary>
     private int Check(string? outDir, params string[] args)
     {
         cases++;
@@ -148,7 +149,8 @@ public class FuzzTests
             Check(null, "partition", "--config", config, "--dataset", "scienceqa", "--data-root", sqa, "--missing-images", Pick(new[] { "error", "skip" }));
             File.WriteAllBytes(png, good);
         }
-        TestContext.Out.WriteLine($"{cases} cases in {clock.Elapsed.TotalSeconds:F0} s; exit 0/1/2: {string.Join("/", codes)}");
+        TestContext.Out.WriteLine($"{cases} cases in {clock.Elapsed.TotalSeconds:F0} s; exit 0/1/2: " +
+                                  $"{string.Join("/", codes)}");
         Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromMinutes(2)));
     }
 }

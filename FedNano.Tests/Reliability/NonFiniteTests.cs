@@ -7,11 +7,13 @@ using static TorchSharp.torch;
 
 namespace FedNano.Tests.Reliability;
 
-/// <summary>A client whose training turns NaN is detected: left out of the aggregate (skip) or the run stops (stop).</summary>
+/// <summary>A client whose training turns NaN is detected: left out of the aggregate (skip) or the run stops
+/// (stop).</summary>
 [NonParallelizable]
 public class NonFiniteTests
 {
-    /// <summary>FedAvg, except that client 0's local loss has a NaN term, so its gradients and update are NaN.</summary>
+    /// <summary>FedAvg, except that client 0's local loss has a NaN term, so its gradients and update are
+    /// NaN.</summary>
     private sealed class PoisonedClientZero : IStrategy
     {
         private readonly FedAvg inner = new();

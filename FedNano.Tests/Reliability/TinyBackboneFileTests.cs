@@ -8,7 +8,8 @@ using static TorchSharp.torch;
 
 namespace FedNano.Tests.Reliability;
 
-/// <summary>Broken copies of a tiny backbone folder: each is refused by <see cref="TinyBackbone.Load"/>, naming the file and key.</summary>
+/// <summary>Broken copies of a tiny backbone folder: each is refused by <see cref="TinyBackbone.Load"/>, naming the
+/// file and key.</summary>
 public class TinyBackboneFileTests
 {
     private string dir = "";

@@ -3,7 +3,8 @@ using NUnit.Framework;
 
 namespace FedNano.Tests.Reliability;
 
-/// <summary>Values that once passed validation and then crashed or ran away: each is one line, exit 2, nothing written.</summary>
+/// <summary>Values that once passed validation and then crashed or ran away: each is one line, exit 2, nothing
+/// written.</summary>
 [NonParallelizable]
 public class ValidationTests
 {

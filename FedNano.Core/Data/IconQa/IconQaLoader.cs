@@ -21,7 +21,8 @@ internal sealed record IconQaEntry(string Pid, string Task, string Split, string
 {
     public string ImagePath => Path.Combine(Folder, "image.png");
     public IEnumerable<string> ReferencedImages => Task == IconQaLoader.ChooseImg
-        ? Data.Choices!.Select(c => RealDatasets.Confined(Folder, Path.Combine(Folder, c), $"{DataPath}: choice image '{c}'")).Prepend(ImagePath)
+        ? Data.Choices!.Select(c => RealDatasets.Confined(Folder, Path.Combine(Folder, c), $"{DataPath}: " +
+            $"choice image '{c}'")).Prepend(ImagePath)
         : [ImagePath];
 }
 
