@@ -46,9 +46,9 @@ public class RoundBenchmarks
         edge = new NanoEdge(backbone.Model, sim.Adapter, backbone.Pixels);
         var server = new SplitServer(backbone.Model.LanguageModel);
         trainer = new ClientTrainer(edge, server, sim);
-        evaluator = new Evaluator(edge, server, tokenizer, batchSize: BatchSize);
         samples = SyntheticBenchmark.Generate(BatchSize, 3, SyntheticDialect.Client, config.VisionConfig.ImageSize)
             .Select(s => EncodedSample.Encode(s, LlavaPrompt.Build(s), tokenizer, config.ImageTokens)).ToArray();
+        evaluator = new Evaluator(edge, server, tokenizer, batchTokens: BatchSize * samples.Max(s => s.PromptIds.Length));
         Console.WriteLine($"// {Preset}: {backbone.Model.parameters().Sum(p => p.numel()):N0} frozen parameters, " +
                           $"{edge.AdapterParameters().Sum(p => p.parameter.numel()):N0} adapter parameters, " +
                           $"prompt lengths {string.Join(",", samples.Select(s => s.PromptIds.Length))} tokens, torch threads {get_num_threads()}");

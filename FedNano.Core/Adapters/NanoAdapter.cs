@@ -60,11 +60,24 @@ public sealed class NanoAdapter : nn.Module<Tensor, Tensor>
     /// <summary>
     /// Per-sample gradients of this adapter's parameters, squared and summed over the batch, given its inputs
     /// <paramref name="x"/> [B, T, d], the gradient <paramref name="gradOut"/> [B, T, d] of a sum of per-sample
-    /// losses with respect to its outputs, and a [B, T] mask of the positions it was applied to. Exact: the
-    /// adapter is linear in each weight, so sample b's gradient is a sum over its own positions only.
-    /// Returns one tensor per parameter, keyed as <see cref="nn.Module.named_parameters"/> names them.
+    /// losses with respect to its outputs, and a [B, T] mask of the positions it was applied to (see
+    /// <see cref="PerSampleGradients"/>). Returns one tensor per parameter, keyed as
+    /// <see cref="nn.Module.named_parameters"/> names them.
     /// </summary>
     public Dictionary<string, Tensor> SquaredPerSampleGradients(Tensor x, Tensor gradOut, Tensor mask)
+    {
+        using var scope = NewDisposeScope();
+        return PerSampleGradients(x, gradOut, mask)
+            .ToDictionary(p => p.Key, p => p.Value.pow(2).sum(dim: 0).MoveToOuterDisposeScope());
+    }
+
+    /// <summary>
+    /// Each sample's gradient of this adapter's parameters, <c>down.weight</c> [B, r, d] and <c>up.weight</c>
+    /// [B, d, r], given its inputs <paramref name="x"/> [B, T, d], the gradient <paramref name="gradOut"/> [B, T, d]
+    /// of a sum of per-sample losses with respect to its outputs, and a [B, T] mask of the positions it was applied
+    /// to. Exact: the adapter is linear in each weight, so sample b's gradient is a sum over its own positions only.
+    /// </summary>
+    public Dictionary<string, Tensor> PerSampleGradients(Tensor x, Tensor gradOut, Tensor mask)
     {
         using var scope = NewDisposeScope();
         var m = mask.unsqueeze(-1).to_type(ScalarType.Float32);
@@ -73,11 +86,10 @@ public sealed class NanoAdapter : nn.Module<Tensor, Tensor>
         var h = down.forward(xs);                                   // [B, T, r]
         var gUp = einsum("btd,btr->bdr", g, h);                     // d loss_b / d up.weight   [B, d, r]
         var gDown = einsum("btr,btd->brd", g.matmul(up.weight!), xs); // d loss_b / d down.weight [B, r, d]
-        var result = new Dictionary<string, Tensor>
+        return new Dictionary<string, Tensor>
         {
-            ["down.weight"] = gDown.pow(2).sum(dim: 0).MoveToOuterDisposeScope(),
-            ["up.weight"] = gUp.pow(2).sum(dim: 0).MoveToOuterDisposeScope(),
+            ["down.weight"] = gDown.MoveToOuterDisposeScope(),
+            ["up.weight"] = gUp.MoveToOuterDisposeScope(),
         };
-        return result;
     }
 }

@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using FedNano.Adapters;
 using FedNano.Data;
 using FedNano.Models;
@@ -18,55 +17,62 @@ namespace FedNano.Edge;
 /// </summary>
 public sealed class NanoEdge : nn.Module<Tensor, Tensor>
 {
-    private readonly ClipVisionModel vision_tower;
-    private readonly LlavaMultiModalProjector multi_modal_projector;
     private readonly Embedding embed_tokens;
     private readonly NanoAdapter adapter_i, adapter_t;
-    private readonly LlavaConfig config;
+    // the visual path is the backbone's own (shared, frozen): delegates and a list, so nothing registers twice
+    private readonly Func<Tensor, Tensor> encode, features;
+    private readonly (string name, Parameter parameter)[] visualParameters;
     private readonly Func<SampleImage, Tensor> pixels;
-    private readonly ConditionalWeakTable<SampleImage, Tensor> visualCache = new(), featureCache = new();
+    private readonly VisualTokenCache visualCache, featureCache;
+
+    /// <summary>Default bound of the visual-token cache in host memory: 4 GiB.</summary>
+    public const long DefaultVisualCacheBytes = 4L << 30;
 
     /// <summary>
     /// The NanoEdge of <paramref name="backbone"/> with fresh (identity) adapters. <paramref name="pixels"/> turns
-    /// an image into the normalised [C, S, S] tensor the vision tower takes. When <paramref name="cacheVisualTokens"/>,
-    /// the frozen encoder and connector run once per image and their output is kept (it cannot change).
+    /// an image into the normalised [C, S, S] tensor the vision tower takes. The frozen encoder and connector run once
+    /// per image and their output is kept in host memory up to <paramref name="visualCacheBytes"/> (least recently
+    /// used dropped past it, and recomputed when needed; 0: nothing kept).
     /// </summary>
-    public NanoEdge(LlavaModel backbone, AdapterConfig adapters, Func<SampleImage, Tensor> pixels, bool cacheVisualTokens = true) : base("nano_edge")
+    public NanoEdge(IMultimodalModel backbone, AdapterConfig adapters, Func<SampleImage, Tensor> pixels,
+        long visualCacheBytes = DefaultVisualCacheBytes) : base("nano_edge")
     {
-        config = backbone.Config;
-        vision_tower = backbone.VisionTower;
-        multi_modal_projector = backbone.Projector;
         embed_tokens = backbone.LanguageModel.Model.EmbedTokens;
-        int d = config.TextConfig.HiddenSize;
+        encode = backbone.Encode;
+        features = backbone.Features;
+        visualParameters = backbone.VisualParameters().ToArray();
+        int d = backbone.LanguageModel.Config.HiddenSize;
         adapter_i = new NanoAdapter(d, adapters, "adapter_i");
         adapter_t = new NanoAdapter(d, adapters, "adapter_t");
         this.pixels = pixels;
-        CacheVisualTokens = cacheVisualTokens;
+        visualCache = new VisualTokenCache(visualCacheBytes);
+        featureCache = new VisualTokenCache(visualCacheBytes);
         RegisterComponents();
         var device = embed_tokens.weight!.device;
         adapter_i.to(device); adapter_t.to(device);
         foreach (var (_, p) in FrozenParameters()) p.requires_grad = false;
     }
 
-    /// <summary>Whether visual tokens of an image are computed once and kept.</summary>
-    public bool CacheVisualTokens { get; }
     /// <summary>NanoAdapter-I, on the visual tokens.</summary>
     public NanoAdapter AdapterI => adapter_i;
     /// <summary>NanoAdapter-T, on the text-token embeddings.</summary>
     public NanoAdapter AdapterT => adapter_t;
     /// <summary>The device the edge runs on.</summary>
     public Device Device => embed_tokens.weight!.device;
+    /// <summary>Bytes of visual tokens and vision features held in host memory now.</summary>
+    public long CachedBytes => visualCache.Bytes + featureCache.Bytes;
 
     /// <summary>The trainable parameters: the two adapters', named <c>adapter_i.down.weight</c> etc.</summary>
     public IEnumerable<(string name, Parameter parameter)> AdapterParameters() =>
         named_parameters().Where(p => p.name.StartsWith("adapter_"));
 
-    /// <summary>The frozen parameters resident on the client (vision tower, connector, token embedding).</summary>
+    /// <summary>The frozen parameters resident on the client (the visual path, e.g. vision tower and connector, and the token embedding).</summary>
     public IEnumerable<(string name, Parameter parameter)> FrozenParameters() =>
-        named_parameters().Where(p => !p.name.StartsWith("adapter_"));
+        visualParameters.Concat(named_parameters().Where(p => !p.name.StartsWith("adapter_")));
 
     /// <summary>A detached copy of the adapters' parameters.</summary>
-    public AdapterState AdapterState() => new(AdapterParameters().ToDictionary(p => p.name, p => p.parameter.detach().clone()));
+    public AdapterState AdapterState() =>
+        new(AdapterParameters().ToDictionary(p => p.name, p => p.parameter.detach().clone()));
 
     /// <summary>Copies <paramref name="state"/> into the adapters.</summary>
     public void LoadAdapterState(AdapterState state)
@@ -75,32 +81,21 @@ public sealed class NanoEdge : nn.Module<Tensor, Tensor>
         foreach (var (name, p) in AdapterParameters()) p.copy_(state[name]);
     }
 
-    /// <summary>Visual tokens [P, d] of one image (frozen encoder and connector; no gradient).</summary>
-    internal Tensor VisualTokens(SampleImage image)
-    {
-        if (CacheVisualTokens && visualCache.TryGetValue(image, out var cached)) return cached;
-        using var _ = no_grad();
-        using var scope = NewDisposeScope();
-        var px = pixels(image).to(Device).unsqueeze(0);
-        var feats = vision_tower.Features(px, config.VisionFeatureLayer, config.VisionFeatureSelectStrategy == "default");
-        var tokens = multi_modal_projector.forward(feats)[0].to_type(embed_tokens.weight!.dtype);
-        if (!CacheVisualTokens) return tokens.MoveToOuterDisposeScope();
-        visualCache.AddOrUpdate(image, tokens.DetachFromDisposeScope()); // kept for the edge's lifetime, outside any scope
-        return tokens;
-    }
+    private Tensor Pixels(SampleImage image) => pixels(image).to(Device).unsqueeze(0);
 
-    /// <summary>The frozen vision tower's selected features [P, d_vision] of one image (kept like the visual tokens).</summary>
-    internal Tensor VisionFeatures(SampleImage image)
+    /// <summary>Visual tokens [P, d] of one image (frozen encoder and connector; no gradient).</summary>
+    internal Tensor VisualTokens(SampleImage image) => visualCache.Get(image, Device, () =>
     {
-        if (CacheVisualTokens && featureCache.TryGetValue(image, out var cached)) return cached;
         using var _ = no_grad();
-        using var scope = NewDisposeScope();
-        var px = pixels(image).to(Device).unsqueeze(0);
-        var feats = vision_tower.Features(px, config.VisionFeatureLayer, config.VisionFeatureSelectStrategy == "default")[0];
-        if (!CacheVisualTokens) return feats.MoveToOuterDisposeScope();
-        featureCache.AddOrUpdate(image, feats.DetachFromDisposeScope());
-        return feats;
-    }
+        return encode(Pixels(image))[0].to_type(embed_tokens.weight!.dtype);
+    });
+
+    /// <summary>The frozen features [P, d_features] of one image before the connector (kept like the visual tokens).</summary>
+    internal Tensor VisionFeatures(SampleImage image) => featureCache.Get(image, Device, () =>
+    {
+        using var _ = no_grad();
+        return features(Pixels(image))[0];
+    });
 
     /// <summary>
     /// The frozen input sequence [B, T, d] of a batch before the adapters: token embeddings with the visual
@@ -118,7 +113,7 @@ public sealed class NanoEdge : nn.Module<Tensor, Tensor>
     /// The input sequence of a batch with the visual tokens from <paramref name="connector"/> (a client's own,
     /// trainable connector; gradients flow into it) on the frozen vision features, without the NanoAdapters.
     /// </summary>
-    internal Tensor RawSequence(EncodedBatch batch, LlavaMultiModalProjector connector)
+    internal Tensor RawSequence(EncodedBatch batch, nn.Module<Tensor, Tensor> connector)
     {
         using var scope = NewDisposeScope();
         Tensor? visual = null;
@@ -134,8 +129,11 @@ public sealed class NanoEdge : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>The adapters applied to a raw sequence: NanoAdapter-I at image places, NanoAdapter-T elsewhere.</summary>
-    internal Tensor Adapt(Tensor raw, Tensor isImage) =>
-        where(isImage.unsqueeze(-1), adapter_i.forward(raw), adapter_t.forward(raw));
+    internal Tensor Adapt(Tensor raw, Tensor isImage)
+    {
+        using var scope = NewDisposeScope();
+        return where(isImage.unsqueeze(-1), adapter_i.forward(raw), adapter_t.forward(raw)).MoveToOuterDisposeScope();
+    }
 
     /// <summary>The client's output for a batch: the adapted input-embedding sequence for the server.</summary>
     internal Tensor Forward(EncodedBatch batch)
@@ -144,8 +142,26 @@ public sealed class NanoEdge : nn.Module<Tensor, Tensor>
         return Adapt(raw, batch.IsImage);
     }
 
-    /// <summary>Not used: the edge takes encoded batches (see the simulation).</summary>
-    public override Tensor forward(Tensor ids) => adapter_t.forward(embed_tokens.forward(ids));
+    /// <summary>The frozen token embedding of <paramref name="ids"/> [B, T], without the adapters.</summary>
+    internal Tensor Embed(Tensor ids)
+    {
+        using var _ = no_grad();
+        return embed_tokens.forward(ids);
+    }
+
+    /// <summary>Text tokens <paramref name="ids"/> [B, T] embedded and through NanoAdapter-T (no images).</summary>
+    public override Tensor forward(Tensor ids)
+    {
+        using var x = Embed(ids);
+        return adapter_t.forward(x);
+    }
+
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) { visualCache.Dispose(); featureCache.Dispose(); }
+        base.Dispose(disposing);
+    }
 }
 
 /// <summary>A detached set of adapter parameters (or of values shaped like them, such as Fisher information), by name.</summary>

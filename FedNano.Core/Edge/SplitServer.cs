@@ -10,10 +10,14 @@ namespace FedNano.Edge;
 /// </summary>
 public sealed class SplitServer
 {
-    /// <summary>A server that runs <paramref name="llm"/>, which it freezes.</summary>
-    public SplitServer(LlamaForCausalLM llm)
+    /// <summary>
+    /// A server that runs <paramref name="llm"/>, which it freezes; with <paramref name="activationCheckpointing"/>
+    /// its blocks are recomputed in the backward instead of keeping their activations.
+    /// </summary>
+    public SplitServer(LlamaForCausalLM llm, bool activationCheckpointing = false)
     {
         Llm = llm;
+        ActivationCheckpointing = activationCheckpointing;
         foreach (var p in llm.parameters()) p.requires_grad = false;
         llm.eval();
     }
@@ -21,20 +25,31 @@ public sealed class SplitServer
     /// <summary>The frozen language model.</summary>
     public LlamaForCausalLM Llm { get; }
 
-    /// <summary>
-    /// Per-sample negative log-likelihood [B] of the target tokens (labels != -100) for input embeddings
-    /// [B, T, d]; logits are computed only where there is a label. <paramref name="delta"/> is a per-client
-    /// correction inside the LLM (FedDPA-F's LoRA), null for FedNano.
-    /// </summary>
-    public Tensor TargetNll(Tensor inputsEmbeds, Tensor labels, ILinearDelta? delta = null) =>
-        Sequences.TargetNll(Llm, inputsEmbeds, labels, delta);
+    /// <summary>Whether training steps recompute the blocks in the backward (activation checkpointing).</summary>
+    public bool ActivationCheckpointing { get; }
 
-    /// <summary>Log-probabilities [B, V] of the next token at the given position of each sample.</summary>
-    public Tensor NextTokenLogProbs(Tensor inputsEmbeds, long[] positions, ILinearDelta? delta = null)
+    /// <summary>
+    /// The server's part of a training step on the sequences <paramref name="received"/> [B, T, d]: the per-sample
+    /// negative log-likelihood [B] of the target tokens (labels != -100) and the gradient of its mean (or
+    /// <paramref name="sum"/>) with respect to <paramref name="received"/>, the message back to the client.
+    /// <paramref name="delta"/> is a per-client correction inside the LLM (FedDPA-F's LoRA, whose gradients
+    /// accumulate in its parameters), null for FedNano.
+    /// </summary>
+    public (Tensor nll, Tensor gradient) LossAndGradient(Tensor received, Tensor labels, bool sum = false,
+        ILinearDelta? delta = null) => Llm.TargetNllBackward(received, labels, sum, delta, ActivationCheckpointing);
+
+    /// <summary>
+    /// Log-probabilities [B, V] of the next token at the given position of each sample. With a
+    /// <paramref name="cache"/>, the sequences continue the cached ones at <paramref name="positions"/> ([B, T]),
+    /// attending only to the keys <paramref name="keyMask"/> allows (see <see cref="LlamaModel.Forward"/>).
+    /// </summary>
+    public Tensor NextTokenLogProbs(Tensor inputsEmbeds, long[] positionsInBatch, ILinearDelta? delta = null,
+        KvCache? cache = null, Tensor? positions = null, Tensor? keyMask = null)
     {
-        var hidden = Llm.Hidden(inputsEmbeds, delta);
-        var idx = tensor(positions, device: hidden.device);
+        using var scope = NewDisposeScope();
+        var hidden = Llm.Hidden(inputsEmbeds, delta, cache, positions, keyMask);
+        var idx = tensor(positionsInBatch, device: hidden.device);
         var picked = hidden[arange(hidden.shape[0], device: hidden.device), idx];
-        return Llm.Head(picked).to_type(ScalarType.Float32).log_softmax(-1);
+        return Llm.Head(picked).to_type(ScalarType.Float32).log_softmax(-1).MoveToOuterDisposeScope();
     }
 }

@@ -60,9 +60,13 @@ public static class RunFolder
     /// <summary>File names inside a run folder.</summary>
     public const string ConfigFile = "config.json", InfoFile = "run.json", RoundsFile = "rounds.csv", SummaryFile = "summary.csv", BreakdownFile = "breakdown.csv";
 
-    /// <summary>Accuracy per category of a real data set (ScienceQA's or IconQA's breakdown) for each method; empty for the synthetic benchmark.</summary>
+    /// <summary>
+    /// Accuracy per category (the data set's <see cref="Data.IFederatedDataset.Breakdown"/>, e.g. ScienceQA's) for
+    /// each method; empty for none.
+    /// </summary>
     public static IReadOnlyList<(string Method, IReadOnlyList<Evaluation.CategoryAccuracy> Rows)> Breakdowns(SimulationConfig config, IEnumerable<MethodResult> results) =>
-        config.IsRealDataset ? results.Select(r => (r.Method, Evaluation.Breakdowns.For(config.Dataset, r.FinalRecords))).ToArray() : [];
+        Data.DatasetRegistry.Find(config.Dataset) is { } d
+            ? results.Select(r => (r.Method, d.Breakdown(r.FinalRecords))).Where(b => b.Item2.Count > 0).ToArray() : [];
 
     /// <summary>Key in <see cref="Exception.Data"/> of the run folder a failure was recorded in (marked failed in
     /// run.json).</summary>

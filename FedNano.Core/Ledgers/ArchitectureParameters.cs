@@ -87,9 +87,13 @@ public sealed record ArchitectureParameters
     /// <summary>
     /// MiniGPT-4 (7B): EVA ViT-g/14 at 224 px as in LAVIS' <c>create_eva_vit_g</c> (39 blocks, no final norm),
     /// <c>ln_vision</c>, the BLIP-2 Q-Former as MiniGPT-4 prunes it (no word/position embeddings, no text FFNs,
-    /// no LM head), 32 query tokens, <c>llama_proj</c> 768→4096 and Vicuna-7B (vocabulary 32,000).
+    /// no LM head), 32 query tokens, <c>llama_proj</c> 768→4096 and Vicuna-7B (vocabulary 32,000), counted from
+    /// <see cref="MiniGpt4Model"/> (built on the meta device on first use).
     /// </summary>
-    public static ArchitectureParameters MiniGpt4_7B { get; } = MiniGpt4(new LlamaConfig());
+    public static ArchitectureParameters MiniGpt4_7B => MiniGpt4Default.Value;
+
+    private static readonly Lazy<ArchitectureParameters> MiniGpt4Default =
+        new(() => MiniGpt4(new MiniGpt4Config(), "minigpt4-7b"));
 
     /// <summary>The names <see cref="Preset"/> knows without a config file.</summary>
     public static IReadOnlyList<string> PresetNames { get; } = ["llava-1.5-7b", "minigpt4-7b"];
@@ -115,19 +119,54 @@ public sealed record ArchitectureParameters
     }
 
     /// <summary>MiniGPT-4 with the given Vicuna/LLaMA language model (see <see cref="MiniGpt4_7B"/>).</summary>
-    public static ArchitectureParameters MiniGpt4(LlamaConfig llm)
+    public static ArchitectureParameters MiniGpt4(LlamaConfig llm) =>
+        MiniGpt4(new MiniGpt4Config { TextConfig = llm }, "minigpt4-7b");
+
+    /// <summary>
+    /// A MiniGPT-4 of <paramref name="config"/>, counted parameter by parameter from a <see cref="MiniGpt4Model"/>
+    /// built on the meta device (shapes only, no memory). Hugging Face's <c>vision_model.post_layernorm</c> is LAVIS'
+    /// <c>ln_vision</c> and counts with the connector.
+    /// </summary>
+    public static ArchitectureParameters MiniGpt4(MiniGpt4Config config, string name)
     {
-        llm.Validate();
-        const int evaWidth = 1408, qformerWidth = 768;
-        long llamaProj = Linear(qformerWidth, llm.HiddenSize);
-        return WithLlm("minigpt4-7b", llm, llamaProj,
-            new ParameterGroup("EVA ViT-g/14 (39 x 1408, 224 px)", ModelPart.VisionEncoder,
-                EvaVit(width: evaWidth, layers: 39, mlp: (int)(evaWidth * 4.3637), imageSize: 224, patch: 14)),
-            new ParameterGroup("ln_vision + Q-Former (12 x 768) + 32 query tokens", ModelPart.Connector,
-                LayerNorm(evaWidth) + QFormer(width: qformerWidth, layers: 12, mlp: 3072, visionWidth: evaWidth, crossAttentionEvery: 2)
-                + 32L * qformerWidth),
-            new ParameterGroup($"llama_proj {qformerWidth}->{llm.HiddenSize}", ModelPart.Connector, llamaProj));
+        config.Validate();
+        Dictionary<string, long> counts;
+        var meta = new TorchSharp.torch.Device(TorchSharp.DeviceType.META);
+        using (var model = Checkpoints.MiniGpt4Checkpoint.Construct(config, meta))
+            counts = model.named_parameters().GroupBy(p => MiniGpt4Group(p.name))
+                .ToDictionary(g => g.Key, g => g.Sum(p => p.parameter.numel()));
+        long Count(string group) => counts.GetValueOrDefault(group);
+        var (v, q, t) = (config.VisionConfig, config.QFormerConfig, config.TextConfig);
+        var arch = WithLlm(name, t, Count("projection"),
+            new ParameterGroup($"EVA ViT ({v.NumHiddenLayers} x {v.HiddenSize}, patch {v.PatchSize}, {v.ImageSize} px)",
+                ModelPart.VisionEncoder, Count("vision")),
+            new ParameterGroup(
+                $"ln_vision + Q-Former ({q.NumHiddenLayers} x {q.HiddenSize}) + {config.NumQueryTokens} query tokens",
+                ModelPart.Connector, Count("qformer")),
+            new ParameterGroup($"llama_proj {q.HiddenSize}->{t.HiddenSize}", ModelPart.Connector, Count("projection")));
+        // the language model's groups as counted (a tied LM head holds nothing of its own)
+        var llm = new Dictionary<ModelPart, long>
+        {
+            [ModelPart.TokenEmbedding] = Count("embedding"), [ModelPart.Decoder] = Count("decoder"),
+            [ModelPart.LmHead] = t.TieWordEmbeddings ? 0 : Count("head"),
+        };
+        return arch with
+        {
+            Groups = [.. arch.Groups.Select(g => llm.TryGetValue(g.Part, out var n) ? g with { Count = n } : g)],
+        };
     }
+
+    private static string MiniGpt4Group(string name) => name switch
+    {
+        _ when name.StartsWith("vision_model.post_layernorm.", StringComparison.Ordinal) => "qformer", // ln_vision
+        _ when name.StartsWith("vision_model.", StringComparison.Ordinal) => "vision",
+        _ when name.StartsWith("qformer.", StringComparison.Ordinal) || name == "query_tokens" => "qformer",
+        _ when name.StartsWith("language_projection.", StringComparison.Ordinal) => "projection",
+        _ when name.StartsWith("language_model.model.embed_tokens.", StringComparison.Ordinal) => "embedding",
+        _ when name.StartsWith("language_model.model.", StringComparison.Ordinal) => "decoder",
+        _ when name.StartsWith("language_model.lm_head.", StringComparison.Ordinal) => "head",
+        _ => throw new InvalidOperationException($"MiniGPT-4 parameter '{name}' belongs to no part"),
+    };
 
     private static ArchitectureParameters WithLlm(string name, LlamaConfig t, long tunableConnector, params ParameterGroup[] visual)
     {

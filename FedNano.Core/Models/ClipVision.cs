@@ -98,11 +98,12 @@ public sealed class ClipEncoderLayer : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    /// <inheritdoc/>
+    /// <summary>The block's output; its intermediates are freed when it returns (autograd keeps what it needs).</summary>
     public override Tensor forward(Tensor x)
     {
+        using var scope = NewDisposeScope();
         var h = x + self_attn.forward(layer_norm1.forward(x));
-        return h + mlp.forward(layer_norm2.forward(h));
+        return (h + mlp.forward(layer_norm2.forward(h))).MoveToOuterDisposeScope();
     }
 }
 
@@ -118,11 +119,17 @@ public sealed class ClipEncoder : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    /// <summary>Runs the first <paramref name="count"/> blocks.</summary>
+    /// <summary>Runs the first <paramref name="count"/> blocks, freeing each block's input once the next has it.</summary>
     public Tensor Forward(Tensor x, int count)
     {
-        for (int i = 0; i < count; i++) x = layers[i].forward(x);
-        return x;
+        var h = x;
+        for (int i = 0; i < count; i++)
+        {
+            var next = layers[i].forward(h);
+            if (!ReferenceEquals(h, x)) h.Dispose();
+            h = next;
+        }
+        return ReferenceEquals(h, x) ? h.alias() : h;
     }
 
     /// <inheritdoc/>

@@ -42,37 +42,84 @@ public sealed class LlamaRmsNorm : nn.Module<Tensor, Tensor>
     }
 }
 
-/// <summary>Rotary position embedding of LLaMA (Hugging Face's <c>rotate_half</c> convention).</summary>
-internal static class Rotary
+/// <summary>Rotary position tables: cos and sin of shape [B or 1, 1, T, headDim], float32.</summary>
+/// <param name="Cos">Cosines.</param>
+/// <param name="Sin">Sines.</param>
+public sealed record Rope(Tensor Cos, Tensor Sin)
 {
-    /// <summary>cos and sin tables of shape [T, headDim] for positions 0..T-1.</summary>
-    public static (Tensor cos, Tensor sin) Tables(long length, int headDim, double theta, Device device)
+    /// <summary>
+    /// Tables for <paramref name="positions"/> ([B or 1, T] int64) with LLaMA's frequencies
+    /// (Hugging Face's <c>rotate_half</c> convention), computed in float64.
+    /// </summary>
+    public static Rope For(Tensor positions, int headDim, double theta)
     {
-        var invFreq = 1.0 / pow(theta, arange(0, headDim, 2, ScalarType.Float64, device) / headDim);
-        var t = arange(length, ScalarType.Float64, device);
-        var freqs = outer(t, invFreq);
-        var emb = cat([freqs, freqs], -1);
-        return (emb.cos().to_type(ScalarType.Float32), emb.sin().to_type(ScalarType.Float32));
+        using var scope = NewDisposeScope();
+        var invFreq = 1.0 / pow(theta, arange(0, headDim, 2, ScalarType.Float64, positions.device) / headDim);
+        var freqs = positions.to_type(ScalarType.Float64).unsqueeze(-1) * invFreq;   // [B, T, headDim / 2]
+        var emb = cat([freqs, freqs], -1).unsqueeze(1);                                // [B, 1, T, headDim]
+        return new Rope(emb.cos().to_type(ScalarType.Float32).MoveToOuterDisposeScope(),
+            emb.sin().to_type(ScalarType.Float32).MoveToOuterDisposeScope());
     }
 
     /// <summary>Applies the rotation to x of shape [B, H, T, headDim].</summary>
-    public static Tensor Apply(Tensor x, Tensor cos, Tensor sin)
+    public Tensor Apply(Tensor x)
     {
         long half = x.shape[^1] / 2;
         var rotated = cat([-x.narrow(-1, half, half), x.narrow(-1, 0, half)], -1);
-        return x * cos.to_type(x.dtype) + rotated * sin.to_type(x.dtype);
+        return x * Cos.to_type(x.dtype) + rotated * Sin.to_type(x.dtype);
     }
 }
 
+/// <summary>
+/// Keys and values of earlier positions, per block, for incremental decoding: each block appends the keys and
+/// values of the positions it is given and attends over all of them. Holds [B, kvHeads, T, headDim] per block.
+/// </summary>
+public sealed class KvCache(int layers) : IDisposable
+{
+    private readonly Tensor?[] keys = new Tensor?[layers], values = new Tensor?[layers];
+
+    /// <summary>Positions held (0 before the first forward).</summary>
+    public long Length => keys[0]?.shape[2] ?? 0;
+
+    /// <summary>Appends block <paramref name="layer"/>'s new keys and values; returns all of them.</summary>
+    internal (Tensor k, Tensor v) Append(int layer, Tensor k, Tensor v)
+    {
+        var (oldK, oldV) = (keys[layer], values[layer]);
+        var allK = oldK is null ? k : cat([oldK, k], 2);
+        var allV = oldV is null ? v : cat([oldV, v], 2);
+        keys[layer] = allK.DetachFromDisposeScope();
+        values[layer] = allV.DetachFromDisposeScope();
+        oldK?.Dispose(); oldV?.Dispose();
+        return (allK, allV);
+    }
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        foreach (var t in keys.Concat(values)) t?.Dispose();
+        Array.Clear(keys); Array.Clear(values);
+    }
+}
+
+/// <summary>
+/// What a decoder block takes per call besides its weights (as Microsoft.ML.GenAI's <c>DecoderLayerInput</c>).
+/// </summary>
+/// <param name="HiddenStates">The residual stream [B, T, d].</param>
+/// <param name="Rope">Rotary tables of the T positions.</param>
+/// <param name="Delta">A per-client correction of the linear layers (FedDPA-F's LoRA), or null.</param>
+/// <param name="Cache">Keys and values of earlier positions (incremental decoding), or null.</param>
+/// <param name="KeyMask">
+/// [B, T_keys] bool, the keys each sample may attend to (padding excluded) on top of causality; null: all.
+/// </param>
+public sealed record DecoderLayerInput(
+    Tensor HiddenStates, Rope Rope, ILinearDelta? Delta = null, KvCache? Cache = null, Tensor? KeyMask = null);
+
 /// <summary>Causal multi-head self-attention of LLaMA with rotary positions and grouped key/value heads.</summary>
-public sealed class LlamaAttention : nn.Module<Tensor, Tensor>
+public sealed class LlamaAttention : nn.Module<DecoderLayerInput, Tensor>
 {
     private readonly Linear q_proj, k_proj, v_proj, o_proj;
-    private readonly int heads, kvHeads, headDim;
+    private readonly int heads, kvHeads, headDim, layer;
     private readonly string path;
-
-    internal Tensor? Cos, Sin;
-    internal ILinearDelta? DeltaSource;
 
     /// <summary>The attention of block <paramref name="layer"/>.</summary>
     public LlamaAttention(LlamaConfig c, int layer) : base("self_attn")
@@ -82,37 +129,46 @@ public sealed class LlamaAttention : nn.Module<Tensor, Tensor>
         k_proj = nn.Linear(c.HiddenSize, kvHeads * headDim, hasBias: false);
         v_proj = nn.Linear(c.HiddenSize, kvHeads * headDim, hasBias: false);
         o_proj = nn.Linear(heads * headDim, c.HiddenSize, hasBias: false);
+        this.layer = layer;
         path = $"model.layers.{layer}.self_attn.";
         RegisterComponents();
     }
 
-    private Tensor Project(Linear linear, string name, Tensor x) => LlamaMlp.Apply(linear, path + name, x, DeltaSource);
-
-    /// <inheritdoc/>
-    public override Tensor forward(Tensor x)
+    /// <summary>Attention over <see cref="DecoderLayerInput.HiddenStates"/> (already normed).</summary>
+    public override Tensor forward(DecoderLayerInput input)
     {
+        var x = input.HiddenStates;
         long b = x.shape[0], t = x.shape[1];
-        var q = Project(q_proj, "q_proj", x).view(b, t, heads, headDim).transpose(1, 2);
-        var k = Project(k_proj, "k_proj", x).view(b, t, kvHeads, headDim).transpose(1, 2);
-        var v = Project(v_proj, "v_proj", x).view(b, t, kvHeads, headDim).transpose(1, 2);
-        q = Rotary.Apply(q, Cos!, Sin!);
-        k = Rotary.Apply(k, Cos!, Sin!);
+        Tensor Project(Linear l, string name) => LlamaMlp.Apply(l, path + name, x, input.Delta);
+        var q = input.Rope.Apply(Project(q_proj, "q_proj").view(b, t, heads, headDim).transpose(1, 2));
+        var k = input.Rope.Apply(Project(k_proj, "k_proj").view(b, t, kvHeads, headDim).transpose(1, 2));
+        var v = Project(v_proj, "v_proj").view(b, t, kvHeads, headDim).transpose(1, 2);
+        if (input.Cache is { } cache) (k, v) = cache.Append(layer, k, v);
         if (kvHeads != heads)
         {
             k = k.repeat_interleave(heads / kvHeads, dim: 1);
             v = v.repeat_interleave(heads / kvHeads, dim: 1);
         }
-        var o = nn.functional.scaled_dot_product_attention(q, k, v, is_casual: true);
-        return Project(o_proj, "o_proj", o.transpose(1, 2).reshape(b, t, heads * headDim));
+        long keysLength = k.shape[2];
+        Tensor o;
+        if (input.KeyMask is null && keysLength == t)
+            o = nn.functional.scaled_dot_product_attention(q, k, v, is_casual: true);
+        else
+        {
+            // query i (at key index i + keysLength - t) sees keys up to itself, and only the unmasked ones
+            var mask = ones(t, keysLength, ScalarType.Bool, x.device).tril(keysLength - t).unsqueeze(0).unsqueeze(0);
+            if (input.KeyMask is { } keyMask) mask = mask.logical_and(keyMask.unsqueeze(1).unsqueeze(1));
+            o = nn.functional.scaled_dot_product_attention(q, k, v, mask);
+        }
+        return LlamaMlp.Apply(o_proj, path + "o_proj", o.transpose(1, 2).reshape(b, t, heads * headDim), input.Delta);
     }
 }
 
 /// <summary>The SwiGLU MLP of LLaMA: <c>down(silu(gate(x)) * up(x))</c>.</summary>
-public sealed class LlamaMlp : nn.Module<Tensor, Tensor>
+public sealed class LlamaMlp : nn.Module<Tensor, ILinearDelta?, Tensor>
 {
     private readonly Linear gate_proj, up_proj, down_proj;
     private readonly string path;
-    internal ILinearDelta? DeltaSource;
 
     /// <summary>The MLP of block <paramref name="layer"/>.</summary>
     public LlamaMlp(LlamaConfig c, int layer) : base("mlp")
@@ -130,15 +186,16 @@ public sealed class LlamaMlp : nn.Module<Tensor, Tensor>
         return delta?.Delta(name, x) is { } d ? y + d.to_type(y.dtype) : y;
     }
 
-    /// <inheritdoc/>
-    public override Tensor forward(Tensor x) =>
-        Apply(down_proj, path + "down_proj",
-            nn.functional.silu(Apply(gate_proj, path + "gate_proj", x, DeltaSource)) * Apply(up_proj, path + "up_proj", x, DeltaSource),
-            DeltaSource);
+    /// <summary>The MLP of <paramref name="x"/>, each linear corrected by <paramref name="delta"/> if given.</summary>
+    public override Tensor forward(Tensor x, ILinearDelta? delta)
+    {
+        var gate = nn.functional.silu(Apply(gate_proj, path + "gate_proj", x, delta));
+        return Apply(down_proj, path + "down_proj", gate * Apply(up_proj, path + "up_proj", x, delta), delta);
+    }
 }
 
 /// <summary>A pre-norm LLaMA decoder block.</summary>
-public sealed class LlamaDecoderLayer : nn.Module<Tensor, Tensor>
+public sealed class LlamaDecoderLayer : nn.Module<DecoderLayerInput, Tensor>
 {
     private readonly LlamaAttention self_attn;
     private readonly LlamaMlp mlp;
@@ -154,17 +211,16 @@ public sealed class LlamaDecoderLayer : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    internal void Prepare(Tensor cos, Tensor sin, ILinearDelta? delta)
+    /// <summary>
+    /// The block's output [B, T, d]. Runs in a dispose scope of its own: only the output leaves it, so the
+    /// block's intermediates are freed when it returns (autograd keeps what its backward needs).
+    /// </summary>
+    public override Tensor forward(DecoderLayerInput input)
     {
-        self_attn.Cos = cos; self_attn.Sin = sin;
-        self_attn.DeltaSource = delta; mlp.DeltaSource = delta;
-    }
-
-    /// <inheritdoc/>
-    public override Tensor forward(Tensor x)
-    {
-        var h = x + self_attn.forward(input_layernorm.forward(x));
-        return h + mlp.forward(post_attention_layernorm.forward(h));
+        using var scope = NewDisposeScope();
+        var x = input.HiddenStates;
+        var h = x + self_attn.forward(input with { HiddenStates = input_layernorm.forward(x) });
+        return (h + mlp.forward(post_attention_layernorm.forward(h), input.Delta)).MoveToOuterDisposeScope();
     }
 }
 
@@ -181,7 +237,8 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor>
     {
         config = c;
         embed_tokens = nn.Embedding(c.VocabSize, c.HiddenSize);
-        layers = new ModuleList<LlamaDecoderLayer>(Enumerable.Range(0, c.NumHiddenLayers).Select(i => new LlamaDecoderLayer(c, i)).ToArray());
+        layers = new ModuleList<LlamaDecoderLayer>(
+            Enumerable.Range(0, c.NumHiddenLayers).Select(i => new LlamaDecoderLayer(c, i)).ToArray());
         norm = new LlamaRmsNorm(c.HiddenSize, c.RmsNormEps);
         RegisterComponents();
     }
@@ -190,23 +247,72 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor>
     public Embedding EmbedTokens => embed_tokens;
 
     /// <summary>
-    /// Final hidden states [B, T, d] for input embeddings [B, T, d] (causal, positions 0..T-1). The embeddings are
-    /// cast to the model's dtype (a client may send float32 to a half-precision LLM; the gradient returns in the sender's dtype).
+    /// Final hidden states [B, T, d] for input embeddings [B, T, d]. The embeddings are cast to the model's dtype
+    /// (a client may send float32 to a half-precision LLM; the gradient returns in the sender's dtype). Positions
+    /// are 0..T-1 after the <paramref name="cache"/>'s length, or <paramref name="positions"/> ([B, T]) when given;
+    /// <paramref name="keyMask"/> ([B, cached + T]) excludes padded keys. Each block's intermediates are freed
+    /// as soon as it returns, and each block's input as soon as the next block has it, so the peak memory of a
+    /// forward without gradient is one block's.
     /// </summary>
-    public Tensor Forward(Tensor inputsEmbeds, ILinearDelta? delta)
+    public Tensor Forward(Tensor inputsEmbeds, ILinearDelta? delta = null, KvCache? cache = null,
+        Tensor? positions = null, Tensor? keyMask = null)
     {
-        var (cos, sin) = Rotary.Tables(inputsEmbeds.shape[1], config.HeadDim, config.RopeTheta, inputsEmbeds.device);
+        using var scope = NewDisposeScope();
         var h = inputsEmbeds.to_type(embed_tokens.weight!.dtype);
+        var rope = RopeFor(h, cache, positions);
         foreach (var layer in layers)
         {
-            layer.Prepare(cos, sin, delta);
-            h = layer.forward(h);
+            var next = layer.forward(new DecoderLayerInput(h, rope, delta, cache, keyMask));
+            h.Dispose();
+            h = next;
         }
-        return norm.forward(h);
+        return norm.forward(h).MoveToOuterDisposeScope();
+    }
+
+    private Rope RopeFor(Tensor h, KvCache? cache, Tensor? positions) => Rope.For(
+        positions ?? arange(cache?.Length ?? 0, (cache?.Length ?? 0) + h.shape[1], ScalarType.Int64, h.device).unsqueeze(0),
+        config.HeadDim, config.RopeTheta);
+
+    /// <summary>
+    /// Activation checkpointing of the frozen blocks: runs the blocks without autograd keeping only each block's
+    /// input, back-propagates the sum (or mean) of <paramref name="perSampleLoss"/> of the final hidden states, then
+    /// recomputes the blocks one at a time from the last, back-propagating through each. Returns the per-sample loss
+    /// (detached) and the gradient with respect to <paramref name="inputsEmbeds"/> (in its dtype); gradients also
+    /// reach any trainable tensor of <paramref name="delta"/>. Peak memory: the blocks' inputs plus one block's
+    /// activations.
+    /// </summary>
+    internal (Tensor loss, Tensor gradient) BackwardCheckpointed(
+        Tensor inputsEmbeds, ILinearDelta? delta, Func<Tensor, Tensor> perSampleLoss, bool sum)
+    {
+        using var scope = NewDisposeScope();
+        Tensor h;
+        using (no_grad()) h = inputsEmbeds.detach().to_type(embed_tokens.weight!.dtype);
+        var rope = RopeFor(h, null, null);
+        var inputs = new List<Tensor>();
+        using (no_grad())
+            foreach (var layer in layers)
+            {
+                inputs.Add(h);
+                h = layer.forward(new DecoderLayerInput(h, rope, delta));
+            }
+        var last = h.requires_grad_(true);
+        var loss = perSampleLoss(norm.forward(last));
+        (sum ? loss.sum() : loss.mean()).backward();
+        var grad = last.grad!;
+        for (int i = layers.Count - 1; i >= 0; i--)
+        {
+            using var block = NewDisposeScope();
+            var x = inputs[i].requires_grad_(true);
+            layers[i].forward(new DecoderLayerInput(x, rope, delta)).backward([grad]);
+            grad.Dispose();
+            grad = x.grad!.MoveToOuterDisposeScope();
+            x.Dispose();
+        }
+        return (loss.detach().MoveToOuterDisposeScope(), grad.to_type(inputsEmbeds.dtype).MoveToOuterDisposeScope());
     }
 
     /// <inheritdoc/>
-    public override Tensor forward(Tensor inputsEmbeds) => Forward(inputsEmbeds, null);
+    public override Tensor forward(Tensor inputsEmbeds) => Forward(inputsEmbeds);
 }
 
 /// <summary>
@@ -233,14 +339,51 @@ public sealed class LlamaForCausalLM : nn.Module<Tensor, Tensor>
     /// <summary>The decoder stack.</summary>
     public LlamaModel Model => model;
 
-    /// <summary>Final hidden states (after the last norm) for input embeddings.</summary>
-    public Tensor Hidden(Tensor inputsEmbeds, ILinearDelta? delta = null) => model.Forward(inputsEmbeds, delta);
+    /// <summary>Final hidden states (after the last norm) for input embeddings; see <see cref="LlamaModel.Forward"/>.</summary>
+    public Tensor Hidden(Tensor inputsEmbeds, ILinearDelta? delta = null, KvCache? cache = null,
+        Tensor? positions = null, Tensor? keyMask = null) => model.Forward(inputsEmbeds, delta, cache, positions, keyMask);
 
     /// <summary>Logits [B, T, vocab] for input embeddings [B, T, d], with an optional per-client linear delta.</summary>
     public Tensor Forward(Tensor inputsEmbeds, ILinearDelta? delta) => lm_head.forward(model.Forward(inputsEmbeds, delta));
 
     /// <summary>Logits of the hidden states [.., d] (the LM head alone).</summary>
     public Tensor Head(Tensor hidden) => lm_head.forward(hidden);
+
+    /// <summary>
+    /// Per-sample negative log-likelihood [B] of the target tokens (labels != -100) for input embeddings
+    /// [B, T, d]; logits are computed only where there is a label.
+    /// </summary>
+    public Tensor TargetNll(Tensor inputsEmbeds, Tensor labels, ILinearDelta? delta = null) =>
+        NllOfHidden(model.Forward(inputsEmbeds, delta), labels);
+
+    private Tensor NllOfHidden(Tensor hidden, Tensor labels)
+    {
+        using var scope = NewDisposeScope();
+        var where = labels.ne(-100);
+        var rows = where.nonzero();
+        var logits = lm_head.forward(hidden[where]).to_type(ScalarType.Float32);
+        var nll = nn.functional.cross_entropy(logits, labels[where], reduction: nn.Reduction.None);
+        return zeros(labels.shape[0], dtype: ScalarType.Float32, device: labels.device)
+            .index_add(0, rows[.., 0], nll, 1.0).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The server's half of a training step: the per-sample target NLL [B] (detached) of
+    /// <paramref name="inputsEmbeds"/>, and the gradient of its sum (<paramref name="sum"/>) or mean with respect
+    /// to <paramref name="inputsEmbeds"/> (in its dtype), also accumulated into any trainable tensor of
+    /// <paramref name="delta"/>. With <paramref name="checkpoint"/> the blocks are recomputed in the backward
+    /// (activation checkpointing): the same gradients to float rounding, with one block's activations alive at a time.
+    /// </summary>
+    public (Tensor nll, Tensor gradient) TargetNllBackward(Tensor inputsEmbeds, Tensor labels, bool sum = false,
+        ILinearDelta? delta = null, bool checkpoint = false)
+    {
+        if (checkpoint) return model.BackwardCheckpointed(inputsEmbeds, delta, h => NllOfHidden(h, labels), sum);
+        using var scope = NewDisposeScope();
+        var x = inputsEmbeds.detach().requires_grad_(true);
+        var nll = TargetNll(x, labels, delta);
+        (sum ? nll.sum() : nll.mean()).backward();
+        return (nll.detach().MoveToOuterDisposeScope(), x.grad!.MoveToOuterDisposeScope());
+    }
 
     /// <inheritdoc/>
     public override Tensor forward(Tensor inputsEmbeds) => Forward(inputsEmbeds, null);

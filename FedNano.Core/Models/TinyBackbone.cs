@@ -218,7 +218,7 @@ public static class TinyBackbone
     {
         var visual = batch.Images.Length == 0 ? null : model.ImageTokens(stack(batch.Images.Select(pixels).ToArray())).flatten(0, 1);
         var x = Sequences.Assemble(model.LanguageModel.Model.EmbedTokens, visual, batch);
-        return Sequences.TargetNll(model.LanguageModel, x, batch.Labels);
+        return model.LanguageModel.TargetNll(x, batch.Labels);
     }
 
     private static double Accuracy(LlavaModel model, ITextTokenizer tokenizer, Func<SampleImage, Tensor> pixels, IReadOnlyList<MultimodalSample> samples)

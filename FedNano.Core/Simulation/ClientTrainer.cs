@@ -28,13 +28,11 @@ internal sealed class ClientTrainer(NanoEdge edge, SplitServer server, Simulatio
         {
             return Optimise(edge.AdapterParameters().ToArray(), train, fit, global, rng, config, config.LocalEpochs, steps, edge.Device, batch =>
             {
-                var sent = edge.Forward(batch);                             // client: NanoEdge
-                var received = sent.detach().requires_grad_(true);          // ---- split: activations up ----
-                var loss = server.TargetNll(received, batch.Labels).mean(); // server: frozen LLM + loss
-                loss.backward();
-                sent.backward([received.grad!]);                            // ---- split: gradient down, into the adapters ----
+                var sent = edge.Forward(batch);                                    // client: NanoEdge
+                var (nll, grad) = server.LossAndGradient(sent.detach(), batch.Labels); // split up; server: LLM + loss
+                sent.backward([grad]);                                             // split down, into the adapters
                 SplitBytes += 2 * sent.numel() * sent.ElementSize;
-                return loss;
+                return nll.mean();
             });
         }
         finally { edge.eval(); }
@@ -101,9 +99,7 @@ internal sealed class ClientTrainer(NanoEdge edge, SplitServer server, Simulatio
             var raw = edge.RawSequence(batch);
             Tensor sent;
             using (no_grad()) sent = edge.Adapt(raw, batch.IsImage);
-            var received = sent.detach().requires_grad_(true);
-            server.TargetNll(received, batch.Labels).sum().backward();
-            var g = received.grad!;
+            var (_, g) = server.LossAndGradient(sent, batch.Labels, sum: true);
             SplitBytes += 2 * sent.numel() * sent.ElementSize;
             using (no_grad())
             {

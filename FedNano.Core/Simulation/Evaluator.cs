@@ -1,4 +1,5 @@
 using FedNano.Edge;
+using FedNano.Models;
 using static TorchSharp.torch;
 
 namespace FedNano.Simulation;
@@ -12,36 +13,47 @@ namespace FedNano.Simulation;
 public sealed record Prediction(Data.MultimodalSample Sample, int Predicted, string? PredictedText, bool Correct, double Loss);
 
 /// <summary>
+/// How a client turns its test batches into what it sends the server: the input-embedding sequence of a batch,
+/// the embedding of generated token ids [B, T], and optionally a correction inside the LLM for a batch given its
+/// sequence (FedDPA-F's LoRA mixture).
+/// </summary>
+internal sealed record EvalClient(
+    Func<EncodedBatch, Tensor> Sequence, Func<Tensor, Tensor> EmbedTokens, Func<EncodedBatch, Tensor, ILinearDelta?>? Delta = null);
+
+/// <summary>
 /// Scores the current adapters on test samples through the split. Multiple choice: the option whose letter
 /// the LLM finds most likely as the next token (likelihood scoring over the offered letters, as LLaVA's
-/// ScienceQA evaluation reads a single letter); free-form: greedy generation up to a few tokens,
-/// exact match after <see cref="Data.Prompts.AnswerParser.NormalizeFreeAnswer"/>.
+/// ScienceQA evaluation reads a single letter); free-form: batched greedy generation with a key/value cache up to
+/// <paramref name="maxNewTokens"/> tokens, exact match after <see cref="Data.Prompts.AnswerParser.NormalizeFreeAnswer"/>.
+/// Batches are sized by tokens: a batch's samples times its longest sequence (every image's visual tokens counted)
+/// stays within <paramref name="batchTokens"/>; a longer sample runs alone.
 /// </summary>
-internal sealed class Evaluator(NanoEdge edge, SplitServer server, Tokenizers.ITextTokenizer tokenizer, int batchSize = 64, int maxNewTokens = 8)
+internal sealed class Evaluator(NanoEdge edge, SplitServer server, Tokenizers.ITextTokenizer tokenizer,
+    int batchTokens = Evaluator.DefaultBatchTokens, int maxNewTokens = 8)
 {
+    /// <summary>Default token budget of an evaluation batch.</summary>
+    public const int DefaultBatchTokens = 8192;
+
     /// <summary>
-    /// Bytes that crossed the split since creation: the input-embedding sequences up, and back the scores of the
-    /// offered letters (multiple choice) or the generated token ids (free-form, 4 bytes each).
+    /// Bytes that crossed the split since creation: the input-embedding sequences up (for free-form answers the
+    /// prompt once, then each generated token's embedding), and back the scores of the offered letters (multiple
+    /// choice) or the generated token ids (4 bytes each).
     /// </summary>
     public long SplitBytes { get; private set; }
 
-    /// <summary>
-    /// Predictions of the edge's current adapters, or of a client's own model: <paramref name="client"/> gives, for a
-    /// batch, the input-embedding sequence and the delta inside the LLM (FedDPA-F's LoRA), instead of the NanoEdge.
-    /// </summary>
-    public IReadOnlyList<Prediction> Predict(IReadOnlyList<EncodedSample> samples, Func<EncodedBatch, (Tensor sequence, Models.ILinearDelta? delta)>? client = null)
+    /// <summary>Predictions of the edge's current adapters, or of <paramref name="client"/>'s own model.</summary>
+    public IReadOnlyList<Prediction> Predict(IReadOnlyList<EncodedSample> samples, EvalClient? client = null)
     {
-        client ??= b => (edge.Forward(b), null);
+        client ??= new EvalClient(edge.Forward, edge.forward);
         using var _ = no_grad();
         var result = new List<Prediction>(samples.Count);
-        var mc = samples.Where(s => s.ChoiceIds.Length > 0).ToArray();
-        for (int i = 0; i < mc.Length; i += batchSize)
+        foreach (var group in Batches(samples.Where(s => s.ChoiceIds.Length > 0), s => s.PromptIds.Length, batchTokens))
         {
             using var scope = NewDisposeScope();
-            using var batch = EncodedBatch.Create(mc[i..Math.Min(i + batchSize, mc.Length)], false, tokenizer.PadId, edge.Device);
-            var (sequence, delta) = client(batch);
-            SplitBytes += sequence.numel() * sequence.ElementSize + batch.Samples.Sum(x => x.ChoiceIds.Length) * sizeof(float);
-            var logProbs = server.NextTokenLogProbs(sequence, batch.AnswerPositions, delta).cpu();
+            using var batch = EncodedBatch.Create(group, false, tokenizer.PadId, edge.Device);
+            var sequence = client.Sequence(batch);
+            SplitBytes += sequence.numel() * sequence.ElementSize + group.Sum(x => x.ChoiceIds.Length) * sizeof(float);
+            var logProbs = server.NextTokenLogProbs(sequence, batch.AnswerPositions, client.Delta?.Invoke(batch, sequence)).cpu();
             for (int b = 0; b < batch.Count; b++)
             {
                 var s = batch.Samples[b];
@@ -50,29 +62,79 @@ internal sealed class Evaluator(NanoEdge edge, SplitServer server, Tokenizers.IT
                 result.Add(new Prediction(s.Sample, best, null, best == s.Sample.AnswerIndex, -logProbs[b, s.TargetIds[0]].item<float>()));
             }
         }
-        foreach (var s in samples.Where(s => s.ChoiceIds.Length == 0)) result.Add(Generate(s, client));
+        var free = samples.Where(s => s.ChoiceIds.Length == 0);
+        foreach (var group in Batches(free, s => s.PromptIds.Length + maxNewTokens, batchTokens))
+            result.AddRange(Generate(group, client));
         return result;
     }
 
-    private Prediction Generate(EncodedSample s, Func<EncodedBatch, (Tensor sequence, Models.ILinearDelta? delta)> client)
+    /// <summary>
+    /// Consecutive groups of <paramref name="samples"/> whose size times their longest <paramref name="length"/> is at
+    /// most <paramref name="budget"/> (a sample longer than the budget alone).
+    /// </summary>
+    internal static IEnumerable<EncodedSample[]> Batches(IEnumerable<EncodedSample> samples, Func<EncodedSample, int> length, long budget)
     {
-        var produced = new List<int>();
-        double loss = double.NaN;
-        for (int step = 0; step < maxNewTokens; step++)
+        var batch = new List<EncodedSample>();
+        long longest = 0;
+        foreach (var s in samples)
         {
-            using var scope = NewDisposeScope();
-            var prompt = s with { PromptIds = s.PromptIds.Concat(produced).ToArray() };
-            using var batch = EncodedBatch.Create([prompt], false, tokenizer.PadId, edge.Device);
-            var (sequence, delta) = client(batch);
-            SplitBytes += sequence.numel() * sequence.ElementSize + sizeof(int);
-            var logProbs = server.NextTokenLogProbs(sequence, batch.AnswerPositions, delta)[0];
-            if (step == 0) loss = -logProbs[s.TargetIds[0]].item<float>();
-            int next = (int)logProbs.argmax().item<long>();
-            if (next == tokenizer.EosId) break;
-            produced.Add(next);
+            long l = Math.Max(longest, length(s));
+            if (batch.Count > 0 && l * (batch.Count + 1) > budget)
+            {
+                yield return batch.ToArray();
+                batch.Clear();
+                l = length(s);
+            }
+            batch.Add(s);
+            longest = l;
         }
-        string text = tokenizer.Decode(produced).Trim();
-        bool correct = s.Sample.AnswerText is { } answer && Data.Prompts.AnswerParser.FreeAnswerMatches(text, answer);
-        return new Prediction(s.Sample, -1, text, correct, loss);
+        if (batch.Count > 0) yield return batch.ToArray();
+    }
+
+    /// <summary>
+    /// Greedy decoding of a batch: the prompts go through the LLM once, filling a key/value cache; then each step
+    /// sends only the new tokens' embeddings, at each sample's next position, attending to its own prompt (padding
+    /// masked) and the tokens generated so far. The same tokens as re-running the whole prefix at every step.
+    /// </summary>
+    private IEnumerable<Prediction> Generate(EncodedSample[] group, EvalClient client)
+    {
+        using var scope = NewDisposeScope();
+        using var batch = EncodedBatch.Create(group, false, tokenizer.PadId, edge.Device);
+        using var cache = new KvCache(server.Llm.Config.NumHiddenLayers);
+        var device = edge.Device;
+        var sequence = client.Sequence(batch);
+        var delta = client.Delta?.Invoke(batch, sequence);
+        SplitBytes += sequence.numel() * sequence.ElementSize;
+        var logProbs = server.NextTokenLogProbs(sequence, batch.AnswerPositions, delta, cache);
+        var lengths = group.Select(s => (long)s.PromptIds.Length).ToArray();
+        var keyMask = arange(sequence.shape[1], device: device).unsqueeze(0).lt(tensor(lengths, device: device).unsqueeze(1));
+        var loss = group.Select((s, b) => -logProbs[b, s.TargetIds[0]].item<float>()).ToArray();
+        var produced = group.Select(_ => new List<int>()).ToArray();
+        var done = new bool[group.Length];
+        var atFirst = new long[group.Length];
+        for (int step = 0; ; step++)
+        {
+            var next = logProbs.argmax(-1).cpu().data<long>().ToArray();
+            int active = done.Count(d => !d);
+            SplitBytes += active * sizeof(int);
+            for (int b = 0; b < group.Length; b++)
+            {
+                if (done[b]) continue;
+                if (next[b] == tokenizer.EosId) done[b] = true;
+                else produced[b].Add((int)next[b]);
+            }
+            if (step == maxNewTokens - 1 || done.All(d => d)) break;
+            var embedded = client.EmbedTokens(tensor(next, [group.Length, 1], device: device));
+            SplitBytes += done.Count(d => !d) * embedded.shape[^1] * embedded.ElementSize;
+            var positions = tensor(lengths.Select(l => l + step).ToArray(), [group.Length, 1], device: device);
+            keyMask = cat([keyMask, ones(group.Length, 1, ScalarType.Bool, device)], 1);
+            logProbs = server.NextTokenLogProbs(embedded, atFirst, delta, cache, positions, keyMask);
+        }
+        return group.Select((s, b) =>
+        {
+            string text = tokenizer.Decode(produced[b]).Trim();
+            bool correct = s.Sample.AnswerText is { } answer && Data.Prompts.AnswerParser.FreeAnswerMatches(text, answer);
+            return new Prediction(s.Sample, -1, text, correct, loss[b]);
+        }).ToArray();
     }
 }

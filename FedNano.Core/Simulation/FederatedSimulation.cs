@@ -99,16 +99,16 @@ public sealed class FederatedSimulation
         Backbone = backbone;
         Data = data;
         manual_seed(Seeds.Derive(config.Seed, Seeds.Purpose("adapter init")));
-        Edge = new NanoEdge(backbone.Model, config.Adapter, backbone.Pixels);
-        Server = new SplitServer(backbone.Model.LanguageModel);
+        Edge = new NanoEdge(backbone.Model, config.Adapter, backbone.Pixels, (long)config.VisualCacheMb << 20);
+        Server = new SplitServer(backbone.Model.LanguageModel, config.ActivationCheckpointing);
         Initial = Edge.AdapterState();
-        EncodedSample Encode(MultimodalSample s) => EncodedSample.Encode(s, backbone.Template(LlavaPrompt.Build(s)), backbone.Tokenizer, backbone.Model.Config.ImageTokens);
+        EncodedSample Encode(MultimodalSample s) => EncodedSample.Encode(s, backbone.Template(LlavaPrompt.Build(s)), backbone.Tokenizer, backbone.Model.TokensPerImage);
         Train = data.Clients.Select(c => c.Train.Select(Encode).ToArray()).ToArray();
         Test = data.Clients.Select(c => c.Test.Select(Encode).ToArray()).ToArray();
         Trainer = new ClientTrainer(Edge, Server, config);
-        Evaluator = new Evaluator(Edge, Server, backbone.Tokenizer);
+        Evaluator = new Evaluator(Edge, Server, backbone.Tokenizer, config.EvalBatchTokens);
         EdgeFrozenParameters = Edge.FrozenParameters().Sum(p => p.parameter.numel());
-        Architecture = Ledgers.ArchitectureParameters.Llava(backbone.Model.Config, backbone.Name);
+        Architecture = backbone.Model.Architecture(backbone.Name);
     }
 
     /// <summary>The clients' data.</summary>
@@ -265,7 +265,7 @@ public sealed class FederatedSimulation
     /// (the evaluation's split bytes filled in) and returns the predictions.
     /// </summary>
     internal IReadOnlyList<IReadOnlyList<Prediction>> EvaluateAll(AdapterState? state, Func<int, ClientTraffic> traffic, string method, int round, List<RoundResult> rows,
-        Func<int, AdapterState>? stateOf = null, double[]? trainLoss = null, Func<int, Func<EncodedBatch, (Tensor, ILinearDelta?)>>? client = null, bool countSplit = true,
+        Func<int, AdapterState>? stateOf = null, double[]? trainLoss = null, Func<int, EvalClient>? client = null, bool countSplit = true,
         bool[]? nonFinite = null)
     {
         var preds = new IReadOnlyList<Prediction>[Test.Length];

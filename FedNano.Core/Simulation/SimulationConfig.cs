@@ -32,7 +32,10 @@ public sealed record FedDpaConfig
 /// </summary>
 public sealed record SimulationConfig
 {
-    /// <summary>Data set: <c>synthetic</c> (generated from the seed), <c>scienceqa</c> or <c>iconqa</c> (read from <see cref="DataRoot"/>).</summary>
+    /// <summary>
+    /// Data set: <c>synthetic</c> (generated from the seed), <c>scienceqa</c> or <c>iconqa</c> (read from
+    /// <see cref="DataRoot"/>), or one registered with <see cref="Data.DatasetRegistry.Register"/>.
+    /// </summary>
     [JsonPropertyName("dataset")] public string Dataset { get; init; } = "synthetic";
     /// <summary>Folder of a real data set in its official layout (required for <c>scienceqa</c> and <c>iconqa</c>).</summary>
     [JsonPropertyName("data_root")] public string? DataRoot { get; init; }
@@ -57,6 +60,17 @@ public sealed record SimulationConfig
     /// <c>skill</c>, <c>grade</c>; IconQA: <c>skill</c>, <c>task</c>, <c>grade</c>). See <see cref="DefaultPartitionLabel"/>.
     /// </summary>
     [JsonPropertyName("partition_by")] public string PartitionBy { get; init; } = "category";
+    /// <summary>
+    /// How samples are shared out (see <see cref="Partitioning.PartitionerRegistry"/>): <c>label</c> (default; per
+    /// label, the clients' shares from Dirichlet(alpha)), <c>client</c> (for many clients; per client, its label mix
+    /// from Dirichlet(alpha) and its size from <see cref="ClientSizeSigma"/>) or a registered partitioner's name.
+    /// </summary>
+    [JsonPropertyName("partition_scheme")] public string PartitionScheme { get; init; } = "label";
+    /// <summary>
+    /// Partition scheme <c>client</c>: spread of the clients' sizes, the sigma of the log-normal weights the samples
+    /// beyond <see cref="MinPartitionSize"/> are shared by (FedLab's <c>unbalance_sgm</c>); 0 (default): equal sizes.
+    /// </summary>
+    [JsonPropertyName("client_size_sigma")] public double ClientSizeSigma { get; init; }
     /// <summary>Fewest samples a client may hold (the partition is redrawn until every client has them).</summary>
     [JsonPropertyName("min_partition_size")] public int MinPartitionSize { get; init; } = 10;
     /// <summary>Share of each client's samples held out as its test part.</summary>
@@ -76,6 +90,21 @@ public sealed record SimulationConfig
     /// <c>max_grad_norm</c>, default 1.0); 0 turns clipping off.
     /// </summary>
     [JsonPropertyName("max_grad_norm")] public double MaxGradNorm { get; init; } = 1.0;
+    /// <summary>
+    /// Token budget of an evaluation batch: samples times the longest sequence (every image's visual tokens
+    /// counted) stays within it; a longer sample runs alone. Bounds evaluation memory whatever the sample lengths.
+    /// </summary>
+    [JsonPropertyName("eval_batch_tokens")] public int EvalBatchTokens { get; init; } = Evaluator.DefaultBatchTokens;
+    /// <summary>
+    /// Recompute the frozen LLM's blocks in the backward of a training step instead of keeping their activations
+    /// (the same gradients to float rounding; less memory, about one more forward of time).
+    /// </summary>
+    [JsonPropertyName("activation_checkpointing")] public bool ActivationCheckpointing { get; init; }
+    /// <summary>
+    /// Host memory (MiB) for the clients' visual tokens, computed once per image and moved to the device per batch;
+    /// past it the least recently used are recomputed when needed. 0 keeps none.
+    /// </summary>
+    [JsonPropertyName("visual_cache_mb")] public int VisualCacheMb { get; init; } = 4096;
     /// <summary>Share of clients sampled each round (at least one).</summary>
     [JsonPropertyName("client_fraction")] public double ClientFraction { get; init; } = 1.0;
     /// <summary>NanoAdapter rank and scale.</summary>
@@ -107,14 +136,18 @@ public sealed record SimulationConfig
     /// </summary>
     [JsonPropertyName("on_nonfinite")] public string OnNonFinite { get; init; } = "skip";
 
-    /// <summary>Data sets a config may name.</summary>
-    public static IReadOnlyList<string> Datasets { get; } = ["synthetic", .. Data.RealDatasets.Names];
+    /// <summary>Data sets a config may name: those of <see cref="Data.DatasetRegistry"/>.</summary>
+    public static IReadOnlyList<string> Datasets => Data.DatasetRegistry.Names;
 
-    /// <summary>The partition label used for <paramref name="dataset"/> when none is given: <c>skill</c> for IconQA, else <c>category</c>.</summary>
-    public static string DefaultPartitionLabel(string dataset) => dataset == "iconqa" ? "skill" : "category";
+    /// <summary>
+    /// The partition label used for <paramref name="dataset"/> when none is given: its
+    /// <see cref="Data.IFederatedDataset.DefaultPartitionBy"/> (<c>skill</c> for IconQA), else <c>category</c>.
+    /// </summary>
+    public static string DefaultPartitionLabel(string dataset) =>
+        Data.DatasetRegistry.Find(dataset)?.DefaultPartitionBy ?? "category";
 
-    /// <summary>True for the data sets read from <see cref="DataRoot"/>.</summary>
-    public bool IsRealDataset => Data.RealDatasets.Names.Contains(Dataset);
+    /// <summary>True for the data sets read from <see cref="DataRoot"/> (ScienceQA, IconQA, registered ones).</summary>
+    public bool IsRealDataset => Data.DatasetRegistry.Find(Dataset)?.NeedsDataRoot == true;
 
     /// <summary>Most synthetic samples (each is generated and encoded in memory up front).</summary>
     public const int MaxSyntheticSamples = 1_000_000;
@@ -129,10 +162,13 @@ public sealed record SimulationConfig
         {
             (Dataset, "dataset"), (MissingImages, "missing_images"), (PartitionBy, "partition_by"), (Adapter, "adapter"),
             (Methods, "methods"), (FedDpa, "feddpa"), (Backbone, "backbone"), (Device, "device"), (Precision, "precision"),
+            (PartitionScheme, "partition_scheme"),
         })
             if (value is null) throw new ConfigException($"{field} is null; " +
                                                          $"give a value or leave the field out for its default");
-        if (!Datasets.Contains(Dataset)) throw new ConfigException($"dataset '{Dataset}' is not one of {string.Join(", ", Datasets)}");
+        // data set and partitioner names are looked up where the data is made (a user's are registered at run time)
+        if (string.IsNullOrWhiteSpace(Dataset))
+            throw new ConfigException($"dataset must name a data set, e.g. one of {string.Join(", ", Datasets)}");
         if (IsRealDataset && string.IsNullOrWhiteSpace(DataRoot))
             throw new ConfigException($"dataset '{Dataset}' needs data_root (--data-root): the folder holding the official release");
         Data.DatasetLoadOptions.ParsePolicy(MissingImages);
@@ -142,6 +178,8 @@ public sealed record SimulationConfig
         ConfigException.Positive(Rounds, "rounds");
         ConfigException.Positive(LocalEpochs, "local_epochs");
         ConfigException.Positive(BatchSize, "batch_size");
+        ConfigException.Positive(EvalBatchTokens, "eval_batch_tokens");
+        if (VisualCacheMb < 0) throw new ConfigException($"visual_cache_mb must be >= 0, 0 for no cache (got {VisualCacheMb})");
         ConfigException.Positive(SyntheticSamples, "synthetic_samples");
         ConfigException.AtMost(MaxContextTokens, 100_000, "max_context_tokens");
         ConfigException.AtMost(SyntheticSamples, MaxSyntheticSamples, "synthetic_samples");
@@ -151,6 +189,8 @@ public sealed record SimulationConfig
         ConfigException.AtMost(LocalEpochs, 10_000, "local_epochs");
         ConfigException.AtMost(BatchSize, 65_536, "batch_size");
         ConfigException.AtMost(MinPartitionSize, MaxSyntheticSamples, "min_partition_size");
+        ConfigException.AtMost(EvalBatchTokens, 100_000_000, "eval_batch_tokens");
+        ConfigException.AtMost(VisualCacheMb, 1_000_000, "visual_cache_mb");
         if (MinPartitionSize < 2) throw new ConfigException($"min_partition_size must be >= 2 so every client has a train and a test part (got {MinPartitionSize})");
         if (!(LearningRate >= 0)) throw new ConfigException($"learning_rate must be >= 0 (got {LearningRate})");
         if (!(WeightDecay >= 0)) throw new ConfigException($"weight_decay must be >= 0 (got {WeightDecay})");
@@ -161,6 +201,11 @@ public sealed record SimulationConfig
         if (!(TestFraction > 0 && TestFraction < 1)) throw new ConfigException($"test_fraction must be in (0, 1) (got {TestFraction})");
         if (!(ClientFraction > 0 && ClientFraction <= 1)) throw new ConfigException($"client_fraction must be in (0, 1] (got {ClientFraction})");
         if (string.IsNullOrWhiteSpace(PartitionBy)) throw new ConfigException("partition_by must name a metadata field, e.g. 'category'");
+        if (string.IsNullOrWhiteSpace(PartitionScheme))
+            throw new ConfigException("partition_scheme must name a partitioner, e.g. 'label' or 'client'");
+        if (!(ClientSizeSigma >= 0))
+            throw new ConfigException($"client_size_sigma must be >= 0, 0 for equal sizes (got {ClientSizeSigma})");
+        ConfigException.AtMost(ClientSizeSigma, 100, "client_size_sigma");
         if (Methods.Length == 0) throw new ConfigException("methods must name at least one method");
         foreach (var m in Methods)
         {
@@ -169,7 +214,7 @@ public sealed record SimulationConfig
         }
         Adapter.Validate();
         if (!Checkpoints.Backbones.Names.Contains(Backbone)) throw new ConfigException($"backbone '{Backbone}' is not one of {string.Join(", ", Checkpoints.Backbones.Names)}");
-        Checkpoints.DeviceChoice.Resolve(Device, Precision);
+        Checkpoints.DeviceChoice.Check(Device, Precision); // spelling only: the machine is asked where the model loads
         if (!(FedProxMu >= 0)) throw new ConfigException($"fedprox_mu must be >= 0 (got {FedProxMu})");
         ConfigException.AtMost(FedProxMu, 1e6, "fedprox_mu");
         if (!(FisherFloor >= 0 && FisherFloor <= 1)) throw new ConfigException($"fisher_floor must be in [0, 1] " +

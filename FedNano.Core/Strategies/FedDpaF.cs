@@ -55,10 +55,8 @@ public sealed class FedDpaF : IStrategy
         var device = sim.Edge.Device;
         int rank = config.FedDpa.LoraRank ?? config.Adapter.Rank;
         manual_seed(Seeds.Derive(config.Seed, Seeds.Purpose("feddpa init")));
-        using var lora = new LoraSet(model.Config.TextConfig, rank, device: device);
-        var connector = new LlavaMultiModalProjector(model.Config.VisionConfig.HiddenSize, model.Config.TextConfig.HiddenSize);
-        connector.load_state_dict(model.Projector.state_dict());
-        connector.to(device);
+        using var lora = new LoraSet(model.LanguageModel.Config, rank, device: device);
+        var connector = model.CopyConnector();
         AdapterState State() => new(lora.State().Tensors.Concat(connector.named_parameters().Select(p => KeyValuePair.Create(ConnectorPrefix + p.name, p.parameter.detach().clone())))
             .ToDictionary(p => p.Key, p => p.Value));
         void Load(AdapterState s)
@@ -124,7 +122,8 @@ public sealed class FedDpaF : IStrategy
             lora.Load(globalLora);
             var t = traffic;
             final = sim.EvaluateAll(null, k => (t[k] ?? new ClientTraffic()) with { ClientResidentParams = resident }, Name, round, rows, trainLoss: trainLoss,
-                client: round == config.Rounds ? k => Mixed(sim, k, lora, rank, Sequence, disposables) : _ => b => (Sequence(b), lora), countSplit: false);
+                client: round == config.Rounds ? k => Mixed(sim, k, lora, rank, Sequence, disposables)
+                    : _ => new EvalClient(Sequence, sim.Edge.Embed, (_, _) => lora), countSplit: false);
             afterRound?.Invoke(new SimulationState(Name, round, global, local, rows, final));
             sim.Report(Name, round, rows);
         }
@@ -136,16 +135,16 @@ public sealed class FedDpaF : IStrategy
 
     private static Tensor Step(FederatedSimulation sim, Tensor sequence, EncodedBatch batch, ILinearDelta delta)
     {
-        var loss = sim.Server.TargetNll(sequence, batch.Labels, delta).mean();
-        loss.backward();
-        return loss;
+        var (nll, grad) = sim.Server.LossAndGradient(sequence.detach(), batch.Labels, delta: delta);
+        if (sequence.requires_grad) sequence.backward([grad]); // into the client's own connector
+        return nll.mean();
     }
 
     /// <summary>The evaluation of client k: per batch, its sequence and the instance-wise mixture of the global and its local LoRA.</summary>
-    private Func<EncodedBatch, (Tensor, ILinearDelta?)> Mixed(FederatedSimulation sim, int k, LoraSet global, int rank, Func<EncodedBatch, Tensor> sequence, List<IDisposable> disposables)
+    private EvalClient Mixed(FederatedSimulation sim, int k, LoraSet global, int rank, Func<EncodedBatch, Tensor> sequence, List<IDisposable> disposables)
     {
         var device = sim.Edge.Device;
-        var localSet = new LoraSet(sim.Backbone.Model.Config.TextConfig, rank, device: device);
+        var localSet = new LoraSet(sim.Backbone.Model.LanguageModel.Config, rank, device: device);
         localSet.Load(local[k]);
         var rng = sim.DataOrder(0, k);
         var references = sim.Train[k].OrderBy(_ => rng.Next()).Take(sim.Config.FedDpa.Instances).ToArray();
@@ -155,13 +154,11 @@ public sealed class FedDpaF : IStrategy
             refs = nn.functional.normalize(LastHidden(sim, sequence(batch), batch, global), dim: -1).DetachFromDisposeScope();
         disposables.Add(localSet);
         disposables.Add(refs);
-        return batch =>
+        return new EvalClient(sequence, sim.Edge.Embed, (batch, seq) =>
         {
-            var seq = sequence(batch);
             var h = nn.functional.normalize(LastHidden(sim, seq, batch, global), dim: -1);
-            var weight = h.matmul(refs.T).mean([1L]).clamp(0, 1);
-            return (seq, new MixedDelta(global, localSet, weight));
-        };
+            return new MixedDelta(global, localSet, h.matmul(refs.T).mean([1L]).clamp(0, 1));
+        });
     }
 
     private static Tensor LastHidden(FederatedSimulation sim, Tensor sequence, EncodedBatch batch, ILinearDelta delta)

@@ -20,7 +20,7 @@ public class PrecisionTests
         var tokenizer = TinyTokenizer.Build(SyntheticBenchmark.Vocabulary(), 400);
         manual_seed(11);
         var backbone = Backbones.Random("tiny", TinyBackbone.Config(tokenizer.VocabSize), tokenizer, DeviceChoice.Resolve("cpu", "bfloat16"));
-        using var model = backbone.Model;
+        using var model = backbone.Llava();
         var config = new SimulationConfig { BatchSize = 8, LocalEpochs = 1, LearningRate = 1e-2, Adapter = new AdapterConfig { Rank = 4 } };
         using var edge = new NanoEdge(model, config.Adapter, backbone.Pixels);
         var server = new SplitServer(model.LanguageModel);
@@ -36,10 +36,10 @@ public class PrecisionTests
         using (var batch = EncodedBatch.Create(samples, true, tokenizer.PadId, edge.Device))
         {
             // a float32 sequence is cast on the server; its gradient comes back in float32
-            var received = rand(batch.Labels.shape[0], batch.Labels.shape[1], model.Config.TextConfig.HiddenSize).requires_grad_(true);
-            server.TargetNll(received, batch.Labels).sum().backward();
-            Assert.That(received.grad!.dtype, Is.EqualTo(ScalarType.Float32));
-            Assert.That(received.grad!.abs().sum().item<float>(), Is.GreaterThan(0f));
+            var received = rand(batch.Labels.shape[0], batch.Labels.shape[1], model.Config.TextConfig.HiddenSize);
+            var (_, grad) = server.LossAndGradient(received, batch.Labels, sum: true);
+            Assert.That(grad.dtype, Is.EqualTo(ScalarType.Float32));
+            Assert.That(grad.abs().sum().item<float>(), Is.GreaterThan(0f));
         }
 
         var frozen = model.named_parameters().ToDictionary(p => p.name, p => p.parameter.bytes.ToArray());
