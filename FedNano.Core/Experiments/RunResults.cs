@@ -11,10 +11,53 @@ namespace FedNano.Experiments;
 /// <param name="Rounds">Its <c>rounds.csv</c>.</param>
 public sealed record RunResults(string Directory, SimulationConfig Config, IReadOnlyList<SummaryRow> Summary, IReadOnlyList<RoundRow> Rounds)
 {
-    /// <summary>Reads a finished run folder; throws <see cref="ConfigException"/> if it is not one.</summary>
+    /// <summary>
+    /// Reads a finished run folder; throws <see cref="ConfigException"/> if it is not one, and
+    /// <see cref="CheckpointException"/> if its CSV files lack rows its config implies (see <see cref="Incomplete"/>).
+    /// </summary>
     public static RunResults Load(string dir)
     {
-        if (!RunFolder.IsFinished(dir)) throw new ConfigException($"{dir} does not hold a finished run (run.json status 'finished', rounds.csv and summary.csv)");
+        if (RunFolder.ReadInfo(dir)?.Status != "finished") throw new ConfigException($"{dir} does not hold a finished run (run.json status 'finished')");
+        var results = Read(dir);
+        if (results.Incomplete() is { } why)
+            throw new CheckpointException($"{dir}: {why}; the files are cut short: " +
+                                          $"rewrite them with fednano run --resume {dir}");
+        return results;
+    }
+
+    /// <summary>Whether the folder's result files can be read and hold every row its config implies.</summary>
+    internal static bool IsComplete(string dir)
+    {
+        try { return Read(dir).Incomplete() is null; }
+        catch (Exception e) when (e is FedNanoException or IOException) { return false; }
+    }
+
+    /// <summary>
+    /// Null when <c>summary.csv</c> holds a row per method (zero-shot first) and client plus the mean, and
+    /// <c>rounds.csv</c> a row per method, round (0 for zero-shot) and client, as the config implies; else what is
+    /// missing.
+    /// </summary>
+    internal string? Incomplete()
+    {
+        string[] methods = ["zero-shot", .. MethodCatalog.Expand(Config.Methods)];
+        var clients = Enumerable.Range(0, Config.Clients).ToArray();
+        var summary = methods.SelectMany(m => clients.Select(k => (m, k.ToString(CultureInfo.InvariantCulture))).Append((m, "mean"))).ToArray();
+        if (!Summary.Select(r => (r.Method, r.Client)).SequenceEqual(summary))
+            return $"{RunFolder.SummaryFile} holds {Summary.Count} rows where its config implies {summary.Length} " +
+                   $"({methods.Length} methods x ({Config.Clients} clients + mean))";
+        var rounds = methods.SelectMany(m => (m == "zero-shot" ? [0] : Enumerable.Range(1, Config.Rounds)).SelectMany(r => clients.Select(k => (m, r, k))))
+            .Order().ToArray();
+        if (!Rounds.Select(r => (r.Method, r.Round, r.Client)).Order().SequenceEqual(rounds))
+            return $"{RunFolder.RoundsFile} holds {Rounds.Count} rows where its config implies {rounds.Length} " +
+                   $"(a row per method, round and client)";
+        return null;
+    }
+
+    private static RunResults Read(string dir)
+    {
+        foreach (var f in new[] { RunFolder.SummaryFile, RunFolder.RoundsFile })
+            if (!File.Exists(Path.Combine(dir, f))) throw new CheckpointException($"{dir}: {f} is missing; " +
+                $"rewrite it with fednano run --resume {dir}");
         return new RunResults(dir, RunFolder.LoadConfig(dir),
             Read(Path.Combine(dir, RunFolder.SummaryFile), c => new SummaryRow
             {
@@ -36,7 +79,7 @@ public sealed record RunResults(string Directory, SimulationConfig Config, IRead
                     UploadedBytes = Optional(c, "uploaded_bytes") ?? up * LegacyBytesPerParameter,
                     DownloadedParams = Optional(c, "downloaded_params") ?? 0, DownloadedBytes = Optional(c, "downloaded_bytes") ?? 0,
                     SplitBytesTrain = Optional(c, "split_bytes_train") ?? 0, SplitBytesEval = Optional(c, "split_bytes_eval") ?? 0,
-                    ClientResidentParams = Optional(c, "client_resident_params"),
+                    ClientResidentParams = Optional(c, "client_resident_params"), NonFinite = (int)(Optional(c, "nonfinite") ?? 0),
                 };
             }));
     }
@@ -58,7 +101,9 @@ public sealed record RunResults(string Directory, SimulationConfig Config, IRead
         }
         catch (Exception e) when (e is not ConfigException and not IOException)
         {
-            throw new ConfigException($"{path}: cannot be read as this version's results ({e.Message})");
+            throw new CheckpointException($"{path}: cannot be read as this version's results " +
+                                          $"({e.Message.ReplaceLineEndings(" ")}); if it was cut short, " +
+                                          $"rewrite it with fednano run --resume {Path.GetDirectoryName(path)}");
         }
         return rows;
     }

@@ -45,6 +45,10 @@ public sealed record ClientTraffic
 /// <param name="Traffic">What the client moved across the network and the split this round, and what it holds.</param>
 public sealed record RoundResult(string Method, int Round, int Client, double Accuracy, double Loss, double TrainLoss, ClientTraffic Traffic)
 {
+    /// <summary>The client trained, but its loss or update was NaN or infinite, so it was left out (<c>on_nonfinite:
+    /// skip</c>).</summary>
+    public bool NonFinite { get; init; }
+
     /// <summary>Parameters the client uploaded this round.</summary>
     public long UploadedParameters => Traffic.UploadedParams;
 }
@@ -170,6 +174,7 @@ public sealed class FederatedSimulation
             var trainLoss = Enumerable.Repeat(double.NaN, Train.Length).ToArray();
             var traffic = new ClientTraffic[Train.Length];
             var resident = new long[Train.Length];
+            var nonFinite = new bool[Train.Length];
             foreach (int k in SampleClients(round))
             {
                 var fit = strategy.ConfigureFit(round, k);
@@ -181,7 +186,16 @@ public sealed class FederatedSimulation
                 var fisher = fit.ComputeFisher ? Trainer.Fisher(Train[k]) : squared;
                 var state = Edge.AdapterState();
                 trained.Add(state);
-                strategy.OnClientTrained(round, k, state);
+                if (!double.IsFinite(loss) || !Finite(state) || !Finite(fisher))
+                {
+                    if (Config.OnNonFinite == "stop")
+                        throw new NonFiniteException($"{strategy.Name}, round {round}, client {k}: the training loss " +
+                            $"({loss}) or the update is NaN or infinite; lower learning_rate, set max_grad_norm, " +
+                            "or set on_nonfinite: skip to leave such clients out");
+                    nonFinite[k] = true; // skip: left out of the aggregate and the client's own state
+                    fit = fit with { Upload = false };
+                }
+                else strategy.OnClientTrained(round, k, state);
                 var (up, upBytes) = (0L, 0L);
                 var (fisherValues, fisherBytes) = (0L, 0L);
                 if (fit.Upload)
@@ -199,19 +213,25 @@ public sealed class FederatedSimulation
                     UploadedBytes = upBytes + fisherBytes, SplitBytesTrain = Trainer.SplitBytes - split,
                 };
             }
-            var next = strategy.Aggregate(round, global, updates);
+            var next = updates.Count == 0 && nonFinite.Any(x => x) ? global.Clone() : strategy.Aggregate(round, global, updates);
             global.Dispose();
             global = next;
             foreach (var u in updates) u.Fisher?.Dispose();
             foreach (var t in trained) t.Dispose();
             var g = global;
             final = EvaluateAll(null, k => (traffic[k] ?? new ClientTraffic()) with { ClientResidentParams = EdgeFrozenParameters + g.Count + resident[k] },
-                strategy.Name, round, rows, k => strategy.ClientState(k, g) ?? g, trainLoss);
+                strategy.Name, round, rows, k => strategy.ClientState(k, g) ?? g, trainLoss, nonFinite: nonFinite);
             afterRound?.Invoke(new SimulationState(strategy.Name, round, global, strategy.ExportClientStates(), rows, final));
             Report(strategy.Name, round, rows);
         }
         global.Dispose();
         return new MethodResult(strategy.Name, rows, final);
+    }
+
+    private static bool Finite(AdapterState? state)
+    {
+        using var _ = NewDisposeScope();
+        return state is null || state.Tensors.Values.All(t => isfinite(t).all().item<bool>());
     }
 
     internal static readonly IReadOnlyDictionary<int, AdapterState> NoClientState = new Dictionary<int, AdapterState>();
@@ -245,7 +265,8 @@ public sealed class FederatedSimulation
     /// (the evaluation's split bytes filled in) and returns the predictions.
     /// </summary>
     internal IReadOnlyList<IReadOnlyList<Prediction>> EvaluateAll(AdapterState? state, Func<int, ClientTraffic> traffic, string method, int round, List<RoundResult> rows,
-        Func<int, AdapterState>? stateOf = null, double[]? trainLoss = null, Func<int, EvalClient>? client = null, bool countSplit = true)
+        Func<int, AdapterState>? stateOf = null, double[]? trainLoss = null, Func<int, EvalClient>? client = null, bool countSplit = true,
+        bool[]? nonFinite = null)
     {
         var preds = new IReadOnlyList<Prediction>[Test.Length];
         var evaluated = EvaluatedClients(round);
@@ -264,7 +285,7 @@ public sealed class FederatedSimulation
             var t = traffic(k) with { SplitBytesEval = countSplit ? Evaluator.SplitBytes - before : 0 };
             rows.Add(new RoundResult(method, round, k,
                 p.Count == 0 ? double.NaN : p.Count(x => x.Correct) / (double)p.Count,
-                p.Count == 0 ? double.NaN : p.Average(x => x.Loss), trainLoss?[k] ?? double.NaN, t));
+                p.Count == 0 ? double.NaN : p.Average(x => x.Loss), trainLoss?[k] ?? double.NaN, t) { NonFinite = nonFinite?[k] ?? false });
         }
         return preds;
     }

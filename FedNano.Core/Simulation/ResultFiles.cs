@@ -57,6 +57,9 @@ public sealed partial record RoundRow
     [CsvColumn("split_bytes_eval")] public required long SplitBytesEval { get; init; }
     /// <summary>Parameters resident on the client (empty without clients).</summary>
     [CsvColumn("client_resident_params")] public required long? ClientResidentParams { get; init; }
+    /// <summary>1 when the client's loss or update was NaN or infinite and it was left out of the aggregate, else
+    /// 0.</summary>
+    [CsvColumn("nonfinite")] public int NonFinite { get; init; }
 }
 
 /// <summary>Writes a simulation's results as CSV files, each written to a temporary file and renamed into place.</summary>
@@ -81,7 +84,8 @@ public static class ResultFiles
         results.SelectMany(r => r.Rounds).Select(x => new RoundRow
         {
             Method = x.Method, Round = x.Round, Client = x.Client, Accuracy = Math.Round(x.Accuracy, 6), Loss = Math.Round(x.Loss, 6),
-            TrainLoss = double.IsNaN(x.TrainLoss) ? null : Math.Round(x.TrainLoss, 6),
+            // empty: did not train; a non-finite loss is written as it was (NaN, Infinity), flagged in nonfinite
+            TrainLoss = x.NonFinite ? x.TrainLoss : double.IsNaN(x.TrainLoss) ? null : Math.Round(x.TrainLoss, 6), NonFinite = x.NonFinite ? 1 : 0,
             DownloadedParams = x.Traffic.DownloadedParams, DownloadedBytes = x.Traffic.DownloadedBytes,
             UploadedParams = x.Traffic.UploadedParams, UploadedFisher = x.Traffic.UploadedFisher, UploadedBytes = x.Traffic.UploadedBytes,
             SplitBytesTrain = x.Traffic.SplitBytesTrain, SplitBytesEval = x.Traffic.SplitBytesEval, ClientResidentParams = x.Traffic.ClientResidentParams,

@@ -42,13 +42,30 @@ public static class ParamsCommand
 
     internal static ArchitectureParameters Resolve(string model, FileInfo? config)
     {
-        if (config is not null) return ArchitectureParameters.Llava(LlavaConfig.Load(config.FullName), model);
+        if (config is not null) return ArchitectureParameters.Llava(LlavaConfig.Load(CheckLlavaConfig(config.FullName)), model);
         if (model != "tiny" && !ArchitectureParameters.PresetNames.Contains(model))
             throw new ConfigException($"--model: unknown model '{model}' (known: tiny, {string.Join(", ", ArchitectureParameters.PresetNames)}; or pass --config <config.json>)");
         if (model != "tiny") return ArchitectureParameters.Preset(model);
         string path = FindUpwards(TinyConfigPath)
             ?? throw new ConfigException($"--model tiny: {TinyConfigPath} not found from {Environment.CurrentDirectory} upwards; run from the repository or pass --config <config.json>");
         return ArchitectureParameters.Llava(LlavaConfig.Load(path), "tiny");
+    }
+
+    /// <summary>Refuses a JSON file that is not a model's LLaVA config.json (e.g. a simulation config), which would
+    /// count LLaVA-7B's defaults.</summary>
+    private static string CheckLlavaConfig(string path)
+    {
+        System.Text.Json.Nodes.JsonObject? root;
+        try { root = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path)) as System.Text.Json.Nodes.JsonObject; }
+        catch (System.Text.Json.JsonException e) { throw new ConfigException($"--config {path}: malformed JSON " +
+                                                                             $"({e.Message})"); }
+        string[] llava = ["text_config", "vision_config", "mm_vision_tower", "mm_projector_type"];
+        if (root is null || !llava.Any(root.ContainsKey))
+            throw new ConfigException($"--config {path} is not a LLaVA model config.json " +
+                                      $"(it has none of {string.Join(", ", llava)}); " +
+                                      $"pass a model folder's config.json, e.g. {TinyConfigPath}, " +
+                                      $"or leave --config out");
+        return path;
     }
 
     private static string? FindUpwards(string relative)

@@ -19,7 +19,7 @@ internal static class PretrainCommand
         cmd.SetAction(r => CliErrors.Guard(() =>
         {
             var o = new PretrainOptions { Seed = r.GetValue(seed), Samples = r.GetValue(samples), Epochs = r.GetValue(epochs), LearningRate = r.GetValue(lr) };
-            if (o.Samples <= 0 || o.Epochs <= 0) throw new ConfigException("--samples and --epochs must be > 0");
+            o.Validate();
             var (general, client) = TinyBackbone.Pretrain(r.GetValue(outOpt)!, o, Console.WriteLine);
             Console.WriteLine($"wrote {r.GetValue(outOpt)} (general {general:P1}, client dialect zero-shot {client:P1})");
             return 0;

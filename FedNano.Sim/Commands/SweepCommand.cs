@@ -36,7 +36,11 @@ internal static class SweepCommand
     {
         if (text is null) return null;
         try { return text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(t => parse(t, CultureInfo.InvariantCulture)).ToArray(); }
-        catch (FormatException) { throw new FedNano.ConfigException($"{option} '{text}': expected comma-separated numbers, e.g. 0.1,0.5,1"); }
+        catch (Exception e) when (e is FormatException or OverflowException)
+        {
+            throw new FedNano.ConfigException($"{option} '{text}': expected comma-separated numbers in range, " +
+                                              $"e.g. 0.1,0.5,1 ({e.Message})");
+        }
     }
 
     private static int Run(SimulationConfig baseConfig, SweepGrid grid, string dir)
