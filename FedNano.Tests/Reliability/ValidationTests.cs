@@ -34,7 +34,7 @@ public class ValidationTests
     [TestCase("\"alpha\": 1e400", "alpha must be > 0 and finite")]
     [TestCase("\"adapter\": null", "adapter is null")]
     [TestCase("\"methods\": null", "methods is null")]
-    [TestCase("\"methods\": [null]", "methods holds a null")]
+    [TestCase("\"methods\": [null]", "methods must not hold empty or null names")]
     [TestCase("\"feddpa\": null", "feddpa is null")]
     [TestCase("\"dataset\": null", "dataset is null")]
     [TestCase("\"fisher_floor\": -1", "fisher_floor must be in [0, 1]")]
