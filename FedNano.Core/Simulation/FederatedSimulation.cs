@@ -218,7 +218,7 @@ public sealed class FederatedSimulation
     /// Local training of a round's sampled <paramref name="clients"/> from <paramref name="starts"/> (and the exact
     /// Fisher pass where asked): one after another, or batched through the frozen LLM (<c>execution</c>).
     /// </summary>
-    private ClientOutcome[] TrainClients(int round, int[] clients, FitInstructions[] fits, AdapterState[] starts, AdapterState global)
+    internal ClientOutcome[] TrainClients(int round, int[] clients, FitInstructions[] fits, AdapterState[] starts, AdapterState global)
     {
         AdapterState? Prox(int j) => fits[j].ProximalMu > 0 ? global : null;
         if (Config.Execution == "sequential")
