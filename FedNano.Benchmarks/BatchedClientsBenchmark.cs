@@ -46,15 +46,18 @@ public class BatchedClientsBenchmark
             SyntheticSamples = 2000, Clients = Clients, MinPartitionSize = 10, LocalEpochs = 2, BatchSize = 16,
             LearningRate = 5e-3, Methods = ["fedavg"], Execution = Execution,
         };
-        var samples = SyntheticBenchmark.Generate(config.SyntheticSamples, 3, SyntheticDialect.Client, arch.VisionConfig.ImageSize);
+        int size = arch.VisionConfig.ImageSize;
+        var samples = SyntheticBenchmark.Generate(config.SyntheticSamples, 3, SyntheticDialect.Client, size);
         sim = new FederatedSimulation(config, backbone, FederatedData.Partition(samples, config));
         clients = Enumerable.Range(0, Clients).ToArray();
         fits = clients.Select(_ => new FitInstructions()).ToArray();
         starts = clients.Select(_ => sim.Initial).ToArray();
         var steps = sim.Train.Select(t => sim.Trainer.StepsFor(t.Length)).ToArray();
-        Console.WriteLine($"// {Execution}: {Clients} clients, {sim.Train.Sum(t => t.Length)} training samples " +
-                          $"({sim.Train.Min(t => t.Length)}-{sim.Train.Max(t => t.Length)} per client), {steps.Sum()} local steps " +
-                          $"({steps.Min()}-{steps.Max()} per client), torch threads {get_num_threads()}");
+        var sizes = sim.Train.Select(t => t.Length).ToArray();
+        Console.WriteLine($"// {Execution}: {Clients} clients, {sizes.Sum()} training samples " +
+                          $"({sizes.Min()}-{sizes.Max()} per client), {steps.Sum()} local steps " +
+                          $"({steps.Min()}-{steps.Max()} per client), " +
+                          $"torch threads {get_num_threads()}");
     }
 
     /// <summary>Local training of every client of round 1 from the initial adapters.</summary>
@@ -72,7 +75,8 @@ public class BatchedClientsBenchmark
 
     private sealed class OneRound : ManualConfig
     {
-        public OneRound() => AddJob(Job.Default.WithStrategy(RunStrategy.Monitoring).WithWarmupCount(1).WithIterationCount(3)
-            .WithLaunchCount(1).WithToolchain(new InProcessEmitToolchain(TimeSpan.FromHours(1), logOutput: true)));
+        public OneRound() => AddJob(Job.Default.WithStrategy(RunStrategy.Monitoring)
+            .WithWarmupCount(1).WithIterationCount(3).WithLaunchCount(1)
+            .WithToolchain(new InProcessEmitToolchain(TimeSpan.FromHours(1), logOutput: true)));
     }
 }

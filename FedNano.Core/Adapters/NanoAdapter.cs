@@ -92,7 +92,8 @@ public sealed class NanoAdapter : nn.Module<Tensor, Tensor>
     /// <see cref="PerSampleGradients(Tensor, Tensor, Tensor)"/> of an adapter with weights <paramref name="down"/>
     /// [r, d] and <paramref name="up"/> [d, r], or of one adapter per sample ([B, r, d] and [B, d, r]).
     /// </summary>
-    internal static Dictionary<string, Tensor> PerSampleGradientsOf(Tensor x, Tensor gradOut, Tensor mask, Tensor down, Tensor up, double scale)
+    internal static Dictionary<string, Tensor> PerSampleGradientsOf(
+        Tensor x, Tensor gradOut, Tensor mask, Tensor down, Tensor up, double scale)
     {
         using var scope = NewDisposeScope();
         var m = mask.unsqueeze(-1).to_type(ScalarType.Float32);

@@ -142,12 +142,15 @@ public sealed class NanoEdge : nn.Module<Tensor, Tensor>
     /// <paramref name="client"/>[b], an index into <paramref name="adapters"/> (each client's live parameters named
     /// as <see cref="AdapterParameters"/> names them), stacked (see <see cref="NanoAdapter.Stacked"/>).
     /// </summary>
-    internal Tensor Adapt(Tensor raw, Tensor isImage, Tensor client, IReadOnlyList<IReadOnlyDictionary<string, Tensor>> adapters)
+    internal Tensor Adapt(
+        Tensor raw, Tensor isImage, Tensor client, IReadOnlyList<IReadOnlyDictionary<string, Tensor>> adapters)
     {
         using var scope = NewDisposeScope();
-        Tensor Side(string prefix, double scale) => NanoAdapter.Stacked(raw,
-            stack(adapters.Select(a => a[prefix + ".down.weight"])), stack(adapters.Select(a => a[prefix + ".up.weight"])), client, scale);
-        return where(isImage.unsqueeze(-1), Side("adapter_i", adapter_i.Scale), Side("adapter_t", adapter_t.Scale)).MoveToOuterDisposeScope();
+        Tensor Stack(string name) => stack(adapters.Select(a => a[name]));
+        Tensor Side(string side, double scale) =>
+            NanoAdapter.Stacked(raw, Stack(side + ".down.weight"), Stack(side + ".up.weight"), client, scale);
+        var image = Side("adapter_i", adapter_i.Scale);
+        return where(isImage.unsqueeze(-1), image, Side("adapter_t", adapter_t.Scale)).MoveToOuterDisposeScope();
     }
 
     /// <summary>The client's output for a batch: the adapted input-embedding sequence for the server.</summary>

@@ -5,18 +5,19 @@ using static TorchSharp.torch;
 
 namespace FedNano.Simulation;
 
-/// <summary>One client's local training in a batched round: where it starts, its data, its instructions and data order.</summary>
+/// <summary>One client's local training in a batched round.</summary>
 /// <param name="Start">The adapters it starts from (not changed).</param>
 /// <param name="Data">Its training samples.</param>
 /// <param name="Fit">What its strategy asks of it.</param>
 /// <param name="Global">The global adapters of its proximal term, or null.</param>
 /// <param name="Order">Its data order.</param>
-internal sealed record ClientJob(AdapterState Start, IReadOnlyList<EncodedSample> Data, FitInstructions Fit, AdapterState? Global, Random Order);
+internal sealed record ClientJob(
+    AdapterState Start, IReadOnlyList<EncodedSample> Data, FitInstructions Fit, AdapterState? Global, Random Order);
 
 /// <summary>What a client's local training ended with.</summary>
 /// <param name="Trained">Its trained adapters (the caller disposes them).</param>
 /// <param name="Loss">Its mean training loss.</param>
-/// <param name="Fisher">Its Fisher estimate when asked (accumulated squared mini-batch gradients, or the exact pass's).</param>
+/// <param name="Fisher">Its Fisher estimate when asked (squared mini-batch gradients, or the exact pass's).</param>
 /// <param name="SplitBytes">Bytes its batches moved across the split (as if it had run alone).</param>
 internal sealed record ClientOutcome(AdapterState Trained, double Loss, AdapterState? Fisher, long SplitBytes);
 
@@ -25,41 +26,44 @@ internal sealed partial class ClientTrainer
     /// <summary>
     /// Trains several clients together, each with its own adapters, AdamW state, data order and number of steps:
     /// at step s every client that still has a mini-batch s contributes it, their adapters are stacked and
-    /// selected per sample (<see cref="NanoEdge.Adapt(Tensor, Tensor, Tensor, IReadOnlyList{IReadOnlyDictionary{string, Tensor}})"/>),
-    /// and one forward and backward through the frozen LLM serves them all. The loss back-propagated is the sum
-    /// over clients of each one's batch-mean loss, so each client's gradient is its own; the rest of its step
-    /// (clipping, proximal and extra terms, squared gradients) is <see cref="LocalOptimisation.Step"/> on its own
-    /// parameters. The same result as <see cref="Train"/> client by client, to float rounding.
+    /// selected per sample (NanoEdge's stacked <c>Adapt</c>), and one forward and backward through the frozen LLM
+    /// serves them all. The loss back-propagated is the sum over clients of each one's batch-mean loss, so each
+    /// client's gradient is its own; the rest of its step (clipping, proximal and extra terms, squared gradients)
+    /// is <see cref="LocalOptimisation.Step"/> on its own parameters. The same result as <see cref="Train"/>
+    /// client by client, to float rounding.
     /// </summary>
     public ClientOutcome[] TrainBatched(IReadOnlyList<ClientJob> jobs)
     {
         var names = edge.AdapterParameters().Select(p => p.name).ToArray();
-        var parameters = jobs.Select(j => names.Select(n => (n, new Parameter(j.Start[n].clone(), true))).ToArray()).ToArray();
-        var runs = jobs.Select((j, i) => new LocalOptimisation(parameters[i], j.Data, j.Fit, j.Global, j.Order, config, config.LocalEpochs, null)).ToArray();
+        var parameters = jobs.Select(j => names.Select(n => (n, new Parameter(j.Start[n].clone()))).ToArray())
+            .ToArray();
+        var runs = jobs.Select((j, i) => new LocalOptimisation(
+            parameters[i], j.Data, j.Fit, j.Global, j.Order, config, config.LocalEpochs, null)).ToArray();
         var split = new long[jobs.Count];
         try
         {
-            while (true)
+            while (runs.Select((run, i) => (i, samples: run.Next())).Where(a => a.samples is not null).ToArray() is
+                   { Length: > 0 } active)
             {
-                var active = runs.Select((run, i) => (i, samples: run.Next())).Where(a => a.samples is not null).ToArray();
-                if (active.Length == 0) break;
                 using var scope = NewDisposeScope();
-                using var batch = EncodedBatch.Create(active.SelectMany(a => a.samples!).ToArray(), true, 0, edge.Device);
                 var counts = active.Select(a => a.samples!.Length).ToArray();
-                var client = tensor(counts.SelectMany((n, c) => Enumerable.Repeat((long)c, n)).ToArray(), device: edge.Device);
+                var samples = active.SelectMany(a => a.samples!).ToArray();
+                using var batch = EncodedBatch.Create(samples, true, 0, edge.Device);
                 foreach (var (i, _) in active) runs[i].ZeroGrad();
                 var raw = edge.RawSequence(batch);
-                var sent = edge.Adapt(raw, batch.IsImage, client, active.Select(a => runs[a.i].Live).ToArray());
+                var live = active.Select(a => runs[a.i].Live).ToArray();
+                var sent = edge.Adapt(raw, batch.IsImage, ClientIndex(counts), live);
                 var (nll, grad) = server.LossAndGradient(sent.detach(), batch.Labels, sum: true);
-                var perSample = tensor(counts.SelectMany(n => Enumerable.Repeat(1f / n, n)).ToArray(), device: edge.Device);
-                sent.backward([(grad.to_type(ScalarType.Float32) * perSample.view(-1, 1, 1)).to_type(grad.dtype)]);
+                // Each sample's gradient times 1 / its client's batch size: the gradient of the sum of batch means.
+                var weight = tensor(counts.SelectMany(n => Enumerable.Repeat(1f / n, n)).ToArray(), device: edge.Device)
+                    .view(-1, 1, 1);
+                sent.backward([(grad.to_type(ScalarType.Float32) * weight).to_type(grad.dtype)]);
                 int offset = 0;
-                foreach (var (i, samples) in active)
+                foreach (var (i, own) in active)
                 {
-                    int n = samples!.Length;
-                    runs[i].Step(nll[offset..(offset + n)].mean(), n);
-                    split[i] += SequenceBytes(samples, sent);
-                    offset += n;
+                    runs[i].Step(nll[offset..(offset + own!.Length)].mean(), own.Length);
+                    split[i] += SequenceBytes(own, sent);
+                    offset += own.Length;
                 }
             }
             SplitBytes += split.Sum();
@@ -76,4 +80,13 @@ internal sealed partial class ClientTrainer
             foreach (var (_, p) in parameters.SelectMany(p => p)) p.Dispose();
         }
     }
+
+    /// <summary>The client index [B] of a batch of consecutive runs of <paramref name="counts"/> samples.</summary>
+    private Tensor ClientIndex(int[] counts) =>
+        tensor(counts.SelectMany((n, c) => Enumerable.Repeat((long)c, n)).ToArray(), device: edge.Device);
+
+    /// <summary>Bytes a client's batch moves across the split (up and down), padded as when it runs alone.</summary>
+    private static long SequenceBytes(EncodedSample[] samples, Tensor sent) =>
+        2L * samples.Length * samples.Max(s => s.PromptIds.Length + s.TargetIds.Length) * sent.shape[2]
+           * sent.ElementSize;
 }

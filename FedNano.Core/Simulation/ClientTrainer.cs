@@ -1,6 +1,8 @@
 using FedNano.Edge;
 using FedNano.Strategies;
 using TorchSharp;
+using AdapterTensors = System.Collections.Generic.IReadOnlyDictionary<string, TorchSharp.torch.Tensor>;
+using Samples = System.Collections.Generic.IReadOnlyList<FedNano.Edge.EncodedSample>;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -67,20 +69,23 @@ internal sealed partial class ClientTrainer(NanoEdge edge, SplitServer server, S
     /// squared per-sample gradient of the target's log-likelihood, computed exactly from batched passes
     /// (see <see cref="Adapters.NanoAdapter.SquaredPerSampleGradients"/>).
     /// </summary>
-    public AdapterState Fisher(IReadOnlyList<EncodedSample> data) =>
-        FisherPass([(edge.AdapterParameters().ToDictionary(p => p.name, p => (Tensor)p.parameter), data)], true)[0].fisher;
+    public AdapterState Fisher(IReadOnlyList<EncodedSample> data)
+    {
+        var live = edge.AdapterParameters().ToDictionary(p => p.name, p => (Tensor)p.parameter);
+        return FisherPass([(live, data)], edgeAdapters: true)[0].fisher;
+    }
 
     /// <summary>
     /// <see cref="Fisher(IReadOnlyList{EncodedSample})"/> of several clients' adapters, each on its own data, their
     /// i-th batches in one pass through the frozen LLM (adapters stacked as in <see cref="TrainBatched"/>); with the
     /// bytes each client's batches moved across the split.
     /// </summary>
-    public (AdapterState fisher, long splitBytes)[] Fisher(
-        IReadOnlyList<(IReadOnlyDictionary<string, Tensor> adapters, IReadOnlyList<EncodedSample> data)> clients) => FisherPass(clients, false);
+    public (AdapterState fisher, long splitBytes)[] Fisher(IReadOnlyList<(AdapterTensors adapters, Samples data)> clients)
+        => FisherPass(clients, edgeAdapters: false);
 
-    /// <summary>The Fisher pass; <paramref name="edgeAdapters"/>: the one client's adapters are the edge's own (applied as they are).</summary>
+    /// <summary>The Fisher pass; with <paramref name="edgeAdapters"/> the one client's adapters are the edge's.</summary>
     private (AdapterState fisher, long splitBytes)[] FisherPass(
-        IReadOnlyList<(IReadOnlyDictionary<string, Tensor> adapters, IReadOnlyList<EncodedSample> data)> clients, bool edgeAdapters)
+        IReadOnlyList<(AdapterTensors adapters, Samples data)> clients, bool edgeAdapters)
     {
         var split = new long[clients.Count];
         var sums = clients.Select(c => c.adapters.ToDictionary(p => p.Key, p => zeros_like(p.Value))).ToArray();
@@ -88,23 +93,25 @@ internal sealed partial class ClientTrainer(NanoEdge edge, SplitServer server, S
         for (int i = 0; clients.Any(c => i < c.data.Count); i += config.BatchSize)
         {
             using var scope = NewDisposeScope();
-            var active = clients.Select((c, k) => (k, samples: c.data.Skip(i).Take(config.BatchSize).ToArray())).Where(a => a.samples.Length > 0).ToArray();
-            var counts = active.Select(a => a.samples.Length).ToArray();
+            var active = clients.Select((c, k) => (k, samples: c.data.Skip(i).Take(config.BatchSize).ToArray()))
+                .Where(a => a.samples.Length > 0).ToArray();
             using var batch = EncodedBatch.Create(active.SelectMany(a => a.samples).ToArray(), true, 0, edge.Device);
-            var client = tensor(counts.SelectMany((n, c) => Enumerable.Repeat((long)c, n)).ToArray(), device: edge.Device);
+            var client = ClientIndex(active.Select(a => a.samples.Length).ToArray());
             var adapters = active.Select(a => clients[a.k].adapters).ToArray();
             Tensor Weights(string name) => edgeAdapters ? adapters[0][name] : stack(adapters.Select(a => a[name]))[client];
             var raw = edge.RawSequence(batch);
             Tensor sent;
-            using (no_grad()) sent = edgeAdapters ? edge.Adapt(raw, batch.IsImage) : edge.Adapt(raw, batch.IsImage, client, adapters);
+            using (no_grad())
+                sent = edgeAdapters ? edge.Adapt(raw, batch.IsImage) : edge.Adapt(raw, batch.IsImage, client, adapters);
             var (_, g) = server.LossAndGradient(sent, batch.Labels, sum: true);
             foreach (var (k, samples) in active) split[k] += SequenceBytes(samples, sent);
             using (no_grad())
                 foreach (var (prefix, scale, text) in sides)
                 {
                     var mask = text ? batch.IsImage.logical_not() : batch.IsImage;
-                    var grads = Adapters.NanoAdapter.PerSampleGradientsOf(raw, g, mask, Weights(prefix + ".down.weight"), Weights(prefix + ".up.weight"), scale);
-                    foreach (var (name, t) in grads)
+                    var down = Weights(prefix + ".down.weight");
+                    var up = Weights(prefix + ".up.weight");
+                    foreach (var (name, t) in Adapters.NanoAdapter.PerSampleGradientsOf(raw, g, mask, down, up, scale))
                     {
                         int offset = 0;
                         foreach (var (k, samples) in active)
@@ -116,10 +123,7 @@ internal sealed partial class ClientTrainer(NanoEdge edge, SplitServer server, S
                 }
         }
         SplitBytes += split.Sum();
-        return sums.Select((s, k) => (new AdapterState(s.ToDictionary(p => p.Key, p => p.Value.div_(Math.Max(clients[k].data.Count, 1)))), split[k])).ToArray();
+        return sums.Select((s, k) => (new AdapterState(s.ToDictionary(p => p.Key, p => p.Value.div_(Math.Max(clients[k].data.Count, 1)))),
+            split[k])).ToArray();
     }
-
-    /// <summary>Bytes a client's batch of <paramref name="samples"/> moves across the split (up and down), padded as when it runs alone.</summary>
-    private static long SequenceBytes(EncodedSample[] samples, Tensor sent) =>
-        2L * samples.Length * samples.Max(s => s.PromptIds.Length + s.TargetIds.Length) * sent.shape[2] * sent.ElementSize;
 }

@@ -218,7 +218,8 @@ public sealed class FederatedSimulation
     /// Local training of a round's sampled <paramref name="clients"/> from <paramref name="starts"/> (and the exact
     /// Fisher pass where asked): one after another, or batched through the frozen LLM (<c>execution</c>).
     /// </summary>
-    internal ClientOutcome[] TrainClients(int round, int[] clients, FitInstructions[] fits, AdapterState[] starts, AdapterState global)
+    internal ClientOutcome[] TrainClients(
+        int round, int[] clients, FitInstructions[] fits, AdapterState[] starts, AdapterState global)
     {
         AdapterState? Prox(int j) => fits[j].ProximalMu > 0 ? global : null;
         if (Config.Execution == "sequential")
@@ -230,9 +231,11 @@ public sealed class FederatedSimulation
                 var fisher = fits[j].ComputeFisher ? Trainer.Fisher(Train[k]) : squared;
                 return new ClientOutcome(Edge.AdapterState(), loss, fisher, Trainer.SplitBytes - split);
             }).ToArray();
-        var outcomes = Trainer.TrainBatched(clients.Select((k, j) => new ClientJob(starts[j], Train[k], fits[j], Prox(j), DataOrder(round, k))).ToArray());
+        var jobs = clients.Select((k, j) => new ClientJob(starts[j], Train[k], fits[j], Prox(j), DataOrder(round, k)));
+        var outcomes = Trainer.TrainBatched(jobs.ToArray());
         var exact = Enumerable.Range(0, clients.Length).Where(j => fits[j].ComputeFisher).ToArray();
-        var fishers = Trainer.Fisher(exact.Select(j => (outcomes[j].Trained.Tensors, (IReadOnlyList<EncodedSample>)Train[clients[j]])).ToArray());
+        var fishers = Trainer.Fisher(exact.Select(j =>
+            (outcomes[j].Trained.Tensors, (IReadOnlyList<EncodedSample>)Train[clients[j]])).ToArray());
         foreach (var (j, (fisher, bytes)) in exact.Zip(fishers))
             outcomes[j] = outcomes[j] with { Fisher = fisher, SplitBytes = outcomes[j].SplitBytes + bytes };
         return outcomes;

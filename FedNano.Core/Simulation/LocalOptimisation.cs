@@ -26,15 +26,18 @@ internal sealed class LocalOptimisation : IDisposable
     private double lossSum;
     private long seen;
 
-    public LocalOptimisation(IReadOnlyList<(string name, Parameter parameter)> parameters, IReadOnlyList<EncodedSample> data,
-        FitInstructions fit, AdapterState? global, Random rng, SimulationConfig config, int epochs, int? steps)
+    public LocalOptimisation(IReadOnlyList<(string name, Parameter parameter)> parameters,
+        IReadOnlyList<EncodedSample> data, FitInstructions fit, AdapterState? global, Random rng,
+        SimulationConfig config, int epochs, int? steps)
     {
         this.parameters = parameters;
         this.fit = fit;
         this.global = global;
         maxGradNorm = config.MaxGradNorm;
-        optimizer = optim.AdamW(parameters.Select(p => p.parameter), config.LearningRate, weight_decay: config.WeightDecay);
-        squared = fit.AccumulateSquaredGradients ? parameters.ToDictionary(p => p.name, p => zeros_like(p.parameter)) : null;
+        var trainable = parameters.Select(p => p.parameter);
+        optimizer = optim.AdamW(trainable, config.LearningRate, weight_decay: config.WeightDecay);
+        if (fit.AccumulateSquaredGradients)
+            squared = parameters.ToDictionary(p => p.name, p => zeros_like(p.parameter));
         Live = parameters.ToDictionary(p => p.name, p => (Tensor)p.parameter);
         batches = Batches(data, rng, config.BatchSize, epochs, steps).GetEnumerator();
     }
@@ -42,7 +45,8 @@ internal sealed class LocalOptimisation : IDisposable
     /// <summary>The live trainable parameters by name.</summary>
     public IReadOnlyDictionary<string, Tensor> Live { get; }
 
-    private IEnumerable<EncodedSample[]> Batches(IReadOnlyList<EncodedSample> data, Random rng, int size, int epochs, int? steps)
+    private IEnumerable<EncodedSample[]> Batches(
+        IReadOnlyList<EncodedSample> data, Random rng, int size, int epochs, int? steps)
     {
         for (int epoch = 0; data.Count > 0 && (steps is { } s ? done < s : epoch < epochs); epoch++)
         {
@@ -68,7 +72,11 @@ internal sealed class LocalOptimisation : IDisposable
             using (no_grad())
                 foreach (var (name, p) in parameters) squared[name].add_(p.grad!.pow(2));
         if (fit.ProximalMu > 0 && global is not null)
-            (parameters.Select(p => (p.parameter - global[p.name]).pow(2).sum()).Aggregate((a, b) => a + b) * (fit.ProximalMu / 2)).backward();
+        {
+            var distance = parameters.Select(p => (p.parameter - global[p.name]).pow(2).sum())
+                .Aggregate((a, b) => a + b);
+            (distance * (fit.ProximalMu / 2)).backward();
+        }
         fit.ExtraLoss?.Invoke(Live).backward();
         if (maxGradNorm > 0) nn.utils.clip_grad_norm_(parameters.Select(p => p.parameter), maxGradNorm);
         optimizer.step();
@@ -77,11 +85,11 @@ internal sealed class LocalOptimisation : IDisposable
         done++;
     }
 
-    /// <summary>The mean training loss and, when asked, the squared mini-batch gradients averaged over the steps.</summary>
+    /// <summary>The mean training loss and, when asked, the squared mini-batch gradients averaged over steps.</summary>
     public (double loss, AdapterState? squaredGrads) Result()
     {
-        var fisher = squared is null ? null : new AdapterState(squared.ToDictionary(p => p.Key, p => p.Value.div_(Math.Max(done, 1))));
-        return (seen == 0 ? 0 : lossSum / seen, fisher);
+        var mean = squared?.ToDictionary(p => p.Key, p => p.Value.div_(Math.Max(done, 1)));
+        return (seen == 0 ? 0 : lossSum / seen, mean is null ? null : new AdapterState(mean));
     }
 
     public void Dispose()

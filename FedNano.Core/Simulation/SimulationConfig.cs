@@ -158,7 +158,8 @@ public sealed record SimulationConfig
         Checkpoints.DeviceChoice.Resolve(Device, Precision);
         if (!(FedProxMu >= 0)) throw new ConfigException($"fedprox_mu must be >= 0 (got {FedProxMu})");
         FedDpa.Validate();
-        if (Execution is not ("batched" or "sequential")) throw new ConfigException($"execution must be batched or sequential (got '{Execution}')");
+        if (Execution is not ("batched" or "sequential"))
+            throw new ConfigException($"execution must be batched or sequential (got '{Execution}')");
     }
 
     private static readonly JsonSerializerOptions Json = new()

@@ -22,7 +22,8 @@ internal static class RunCommand
         {
             if (r.GetValue(resumeOpt) is { } dir)
             {
-                if (options.All.Append(options.Execution).Any(o => r.GetResult(o) is not null) || r.GetValue(outOpt) is not null)
+                bool others = options.All.Append(options.Execution).Any(o => r.GetResult(o) is not null);
+                if (others || r.GetValue(outOpt) is not null)
                     throw new FedNano.ConfigException("--resume continues a run with the config in its folder; drop the other options");
                 if (!Directory.Exists(dir)) throw new FedNano.ConfigException($"--resume {dir}: folder not found");
                 return Run(RunFolder.LoadConfig(dir), dir);

@@ -26,16 +26,17 @@ public class BatchedClientsTests
         var (bat, batUploads, batGlobals) = Run(method, "batched");
 
         var sizes = TinySetup.Simulation(Config("batched")).Train.Select(t => (t.Length + 3) / 4).ToArray();
-        Assert.That(sizes.Distinct().Count(), Is.EqualTo(3), $"the clients should take different numbers of steps ({string.Join(", ", sizes)})");
+        Assert.That(sizes.Distinct().Count(), Is.EqualTo(3), $"steps should differ ({string.Join(", ", sizes)})");
         Assert.That(batUploads.Select(u => u.Client), Is.EqualTo(seqUploads.Select(u => u.Client)));
         for (int i = 0; i < seqUploads.Count; i++)
         {
-            AssertClose(batUploads[i].Parameters, seqUploads[i].Parameters, 1e-5, $"client {seqUploads[i].Client}'s adapters");
-            if (seqUploads[i].Fisher is { } f)
-                AssertClose(batUploads[i].Fisher!, f, 1e-4 * f.Tensors.Values.Max(t => t.abs().max().item<float>()), "Fisher");
+            var (b, s) = (batUploads[i], seqUploads[i]);
+            AssertClose(b.Parameters, s.Parameters, 1e-5, $"client {s.Client}'s adapters");
+            if (s.Fisher is { } f)
+                AssertClose(b.Fisher!, f, 1e-4 * f.Tensors.Values.Max(t => t.abs().max().item<float>()), "Fisher");
         }
-        for (int i = 0; i < seqGlobals.Count; i++) AssertClose(batGlobals[i], seqGlobals[i], 1e-5, $"global after round {i + 1}");
-        Assert.That(bat.Rounds.Select(r => r.Traffic), Is.EqualTo(seq.Rounds.Select(r => r.Traffic)), "the ledger differs");
+        for (int i = 0; i < seqGlobals.Count; i++) AssertClose(batGlobals[i], seqGlobals[i], 1e-5, $"global {i + 1}");
+        Assert.That(bat.Rounds.Select(r => r.Traffic), Is.EqualTo(seq.Rounds.Select(r => r.Traffic)), "ledger");
         Assert.That(bat.Rounds.Select(r => r.TrainLoss), Is.EqualTo(seq.Rounds.Select(r => r.TrainLoss)).Within(1e-5));
         Assert.That(bat.Rounds.Select(r => r.Loss), Is.EqualTo(seq.Rounds.Select(r => r.Loss)).Within(1e-5));
         if (method == "local") Assert.That(seqUploads, Is.Empty);
@@ -50,7 +51,8 @@ public class BatchedClientsTests
         Assert.That(new SimulationConfig().Execution, Is.EqualTo("batched"));
     }
 
-    private static (MethodResult result, List<FedNano.Strategies.ClientUpdate> uploads, List<AdapterState> globals) Run(string method, string execution)
+    private static (MethodResult result, List<FedNano.Strategies.ClientUpdate> uploads, List<AdapterState> globals) Run(
+        string method, string execution)
     {
         var config = Config(execution);
         var sim = TinySetup.Simulation(config);
@@ -63,7 +65,7 @@ public class BatchedClientsTests
     }
 
     private static List<AdapterState> LocalStates(FederatedSimulation sim, Recorder recorder) =>
-        Enumerable.Range(0, sim.Train.Length).Select(k => recorder.ClientState(k, sim.Edge.AdapterState())!.Clone()).ToList();
+        Enumerable.Range(0, sim.Train.Length).Select(k => recorder.ClientState(k, sim.Initial)!.Clone()).ToList();
 
     private static void AssertClose(AdapterState actual, AdapterState expected, double tolerance, string what)
     {
