@@ -33,9 +33,15 @@ internal static class TestBackbones
     {
         var b = Random(seed);
         Directory.CreateDirectory(dir);
-        b.Model.Config.Save(Path.Combine(dir, "config.json"));
-        b.Model.save_safetensors(Path.Combine(dir, "model.safetensors"));
+        b.Llava().Config.Save(Path.Combine(dir, "config.json"));
+        b.Llava().save_safetensors(Path.Combine(dir, "model.safetensors"));
         File.Copy(Vocab.Value, Path.Combine(dir, TinyTokenizer.FileName), true);
         return dir;
     }
+}
+
+/// <summary>The LLaVA model of a LLaVA backbone (tests of its configuration and weights).</summary>
+internal static class BackboneExtensions
+{
+    public static LlavaModel Llava(this Backbone backbone) => (LlavaModel)backbone.Model;
 }

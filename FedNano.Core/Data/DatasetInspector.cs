@@ -57,7 +57,7 @@ public static class DatasetInspector
     {
         "scienceqa" => ScienceQa(root),
         "iconqa" => IconQa(root),
-        _ => throw new ConfigException($"--dataset '{dataset}' is not one of {string.Join(", ", RealDatasets.Names)}"),
+        _ => throw new ConfigException($"--dataset '{dataset}' is not one of scienceqa, iconqa"),
     };
 
     static DatasetReport ScienceQa(string root)

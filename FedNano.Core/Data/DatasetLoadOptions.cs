@@ -57,20 +57,9 @@ public sealed record LoadedDataset(
             : throw new ConfigException($"{Name} at {Root}: split '{split}' was not loaded (loaded: {string.Join(", ", Splits.Keys)})");
 }
 
-/// <summary>Entry point that picks the loader by data set name.</summary>
+/// <summary>Helpers of the real-data loaders (the data sets are entries of <see cref="DatasetRegistry"/>).</summary>
 public static class RealDatasets
 {
-    /// <summary>Names accepted by <see cref="Load"/>.</summary>
-    public static IReadOnlyList<string> Names { get; } = ["scienceqa", "iconqa"];
-
-    /// <summary>Loads <paramref name="dataset"/> (<c>scienceqa</c> or <c>iconqa</c>) from <paramref name="root"/>.</summary>
-    public static LoadedDataset Load(string dataset, string root, DatasetLoadOptions? options = null) => dataset.ToLowerInvariant() switch
-    {
-        "scienceqa" => ScienceQa.ScienceQaLoader.Load(root, options),
-        "iconqa" => IconQa.IconQaLoader.Load(root, options),
-        _ => throw new ConfigException($"--dataset '{dataset}' is not one of {string.Join(", ", Names)}"),
-    };
-
     /// <summary>
     /// Checks that every sample has a non-empty <paramref name="key"/> field (the label a partition or a
     /// breakdown uses) and returns the distinct values in first-seen order.

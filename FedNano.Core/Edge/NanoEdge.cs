@@ -17,12 +17,11 @@ namespace FedNano.Edge;
 /// </summary>
 public sealed class NanoEdge : nn.Module<Tensor, Tensor>
 {
-    private readonly ClipVisionModel vision_tower;
-    private readonly LlavaMultiModalProjector multi_modal_projector;
     private readonly Embedding embed_tokens;
     private readonly NanoAdapter adapter_i, adapter_t;
-    private readonly Func<Tensor, Tensor> encode; // a delegate, not a module field: registers nothing twice
-    private readonly LlavaConfig config;
+    // the visual path is the backbone's own (shared, frozen): delegates and a list, so nothing registers twice
+    private readonly Func<Tensor, Tensor> encode, features;
+    private readonly (string name, Parameter parameter)[] visualParameters;
     private readonly Func<SampleImage, Tensor> pixels;
     private readonly VisualTokenCache visualCache, featureCache;
 
@@ -35,15 +34,14 @@ public sealed class NanoEdge : nn.Module<Tensor, Tensor>
     /// per image and their output is kept in host memory up to <paramref name="visualCacheBytes"/> (least recently
     /// used dropped past it, and recomputed when needed; 0: nothing kept).
     /// </summary>
-    public NanoEdge(LlavaModel backbone, AdapterConfig adapters, Func<SampleImage, Tensor> pixels,
+    public NanoEdge(IMultimodalModel backbone, AdapterConfig adapters, Func<SampleImage, Tensor> pixels,
         long visualCacheBytes = DefaultVisualCacheBytes) : base("nano_edge")
     {
-        config = backbone.Config;
-        vision_tower = backbone.VisionTower;
-        multi_modal_projector = backbone.Projector;
         embed_tokens = backbone.LanguageModel.Model.EmbedTokens;
-        encode = ((IVisualEncoder)backbone).Encode;
-        int d = config.TextConfig.HiddenSize;
+        encode = backbone.Encode;
+        features = backbone.Features;
+        visualParameters = backbone.VisualParameters().ToArray();
+        int d = backbone.LanguageModel.Config.HiddenSize;
         adapter_i = new NanoAdapter(d, adapters, "adapter_i");
         adapter_t = new NanoAdapter(d, adapters, "adapter_t");
         this.pixels = pixels;
@@ -68,9 +66,9 @@ public sealed class NanoEdge : nn.Module<Tensor, Tensor>
     public IEnumerable<(string name, Parameter parameter)> AdapterParameters() =>
         named_parameters().Where(p => p.name.StartsWith("adapter_"));
 
-    /// <summary>The frozen parameters resident on the client (vision tower, connector, token embedding).</summary>
+    /// <summary>The frozen parameters resident on the client (the visual path, e.g. vision tower and connector, and the token embedding).</summary>
     public IEnumerable<(string name, Parameter parameter)> FrozenParameters() =>
-        named_parameters().Where(p => !p.name.StartsWith("adapter_"));
+        visualParameters.Concat(named_parameters().Where(p => !p.name.StartsWith("adapter_")));
 
     /// <summary>A detached copy of the adapters' parameters.</summary>
     public AdapterState AdapterState() =>
@@ -92,11 +90,11 @@ public sealed class NanoEdge : nn.Module<Tensor, Tensor>
         return encode(Pixels(image))[0].to_type(embed_tokens.weight!.dtype);
     });
 
-    /// <summary>The frozen vision tower's selected features [P, d_vision] of one image (kept like the visual tokens).</summary>
+    /// <summary>The frozen features [P, d_features] of one image before the connector (kept like the visual tokens).</summary>
     internal Tensor VisionFeatures(SampleImage image) => featureCache.Get(image, Device, () =>
     {
         using var _ = no_grad();
-        return vision_tower.Features(Pixels(image), config.VisionFeatureLayer, config.VisionFeatureSelectStrategy == "default")[0];
+        return features(Pixels(image))[0];
     });
 
     /// <summary>
@@ -115,7 +113,7 @@ public sealed class NanoEdge : nn.Module<Tensor, Tensor>
     /// The input sequence of a batch with the visual tokens from <paramref name="connector"/> (a client's own,
     /// trainable connector; gradients flow into it) on the frozen vision features, without the NanoAdapters.
     /// </summary>
-    internal Tensor RawSequence(EncodedBatch batch, LlavaMultiModalProjector connector)
+    internal Tensor RawSequence(EncodedBatch batch, nn.Module<Tensor, Tensor> connector)
     {
         using var scope = NewDisposeScope();
         Tensor? visual = null;

@@ -63,14 +63,6 @@ public static class Breakdowns
         }
     }
 
-    /// <summary>The breakdown of <paramref name="dataset"/> (<c>scienceqa</c> or <c>iconqa</c>).</summary>
-    public static IReadOnlyList<CategoryAccuracy> For(string dataset, IReadOnlyCollection<PredictionRecord> records) => dataset switch
-    {
-        "scienceqa" => ScienceQa(records),
-        "iconqa" => IconQa(records),
-        _ => throw new ConfigException($"no per-category breakdown for data set '{dataset}' (scienceqa, iconqa)"),
-    };
-
     /// <summary>Writes the breakdown as CSV (<c>group,category,count,correct,accuracy</c>; accuracy in percent, two decimals, empty when undefined), atomically.</summary>
     public static void WriteCsv(string path, IEnumerable<CategoryAccuracy> rows)
     {

@@ -33,7 +33,7 @@ public static class Aggregation
     /// <summary>Methods in report order: zero-shot, then <see cref="MethodCatalog.All"/>'s order, then any other by name.</summary>
     public static IEnumerable<string> Order(IEnumerable<string> methods)
     {
-        string[] order = ["zero-shot", .. MethodCatalog.All];
+        string[] order = [MethodCatalog.ZeroShot, .. MethodCatalog.All];
         return methods.Distinct().OrderBy(m => Array.IndexOf(order, m) is var i && i >= 0 ? i : int.MaxValue).ThenBy(m => m, StringComparer.Ordinal);
     }
 

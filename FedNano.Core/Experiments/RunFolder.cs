@@ -55,9 +55,13 @@ public static class RunFolder
     /// <summary>File names inside a run folder.</summary>
     public const string ConfigFile = "config.json", InfoFile = "run.json", RoundsFile = "rounds.csv", SummaryFile = "summary.csv", BreakdownFile = "breakdown.csv";
 
-    /// <summary>Accuracy per category of a real data set (ScienceQA's or IconQA's breakdown) for each method; empty for the synthetic benchmark.</summary>
+    /// <summary>
+    /// Accuracy per category (the data set's <see cref="Data.IFederatedDataset.Breakdown"/>, e.g. ScienceQA's) for
+    /// each method; empty for none.
+    /// </summary>
     public static IReadOnlyList<(string Method, IReadOnlyList<Evaluation.CategoryAccuracy> Rows)> Breakdowns(SimulationConfig config, IEnumerable<MethodResult> results) =>
-        config.IsRealDataset ? results.Select(r => (r.Method, Evaluation.Breakdowns.For(config.Dataset, r.FinalRecords))).ToArray() : [];
+        Data.DatasetRegistry.Find(config.Dataset) is { } d
+            ? results.Select(r => (r.Method, d.Breakdown(r.FinalRecords))).Where(b => b.Item2.Count > 0).ToArray() : [];
 
     private static readonly JsonSerializerOptions InfoJson = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
@@ -98,7 +102,7 @@ public static class RunFolder
         else if (File.Exists(dir) || (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any()))
             throw new ConfigException($"{dir} is not empty and has no {ConfigFile}, so it is not a run folder; choose an empty or new folder");
 
-        string[] methods = ["zero-shot", .. MethodCatalog.Expand(config.Methods)];
+        string[] methods = [MethodCatalog.ZeroShot, .. MethodCatalog.Expand(config.Methods)];
         var log = hooks.Log ?? (_ => { });
         var sim = Experiment.Create(config, log);     // bad data or backbone fails here, before anything is written
         Directory.CreateDirectory(dir);

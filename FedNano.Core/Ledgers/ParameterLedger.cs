@@ -32,26 +32,14 @@ public sealed record MethodParameters(
 /// </summary>
 public static class ParameterLedger
 {
-    /// <summary>The methods, in report order.</summary>
-    public static IReadOnlyList<string> Methods { get; } = ["FedNano", "FedNano-EF", "FedAvg", "FedProx", "FedDPA-F", "Local", "Centralized"];
+    /// <summary>The methods with a stated ledger, in report order (their titles).</summary>
+    public static IReadOnlyList<string> Methods => Simulation.MethodCatalog.Entries.Where(e => e.Ledger is not null).Select(e => e.Title).ToArray();
 
     /// <summary>One row per method in <see cref="Methods"/> order for <paramref name="arch"/> at adapter/LoRA rank <paramref name="rank"/>.</summary>
     /// <exception cref="ConfigException"><paramref name="rank"/> is not positive.</exception>
     public static IReadOnlyList<MethodParameters> Compute(ArchitectureParameters arch, int rank)
     {
-        long adapters = arch.NanoAdapters(rank), lora = arch.Lora(rank), total = arch.Total;
-        long nanoClient = arch.NanoEdgeFrozen + adapters;
-        long dpaShared = lora + arch.TunableConnector;
-        MethodParameters Row(string m, long trainable, long up, long fisher, long? client, string note) => new(m, trainable, up, fisher, client, total, note);
-        return
-        [
-            Row("FedNano", adapters, adapters, adapters, nanoClient, "NanoAdapters up; their diagonal Fisher (same count) up for Fisher merging"),
-            Row("FedNano-EF", adapters, adapters, adapters, nanoClient, "as FedNano, Fisher from squared gradients seen while training"),
-            Row("FedAvg", adapters, adapters, 0, nanoClient, "NanoAdapters up, averaged by data size"),
-            Row("FedProx", adapters, adapters, 0, nanoClient + adapters, "as FedAvg; client also keeps the global adapters for the proximal term"),
-            Row("FedDPA-F", dpaShared + lora, dpaShared, 0, total + 2 * lora, "global LoRA + tunable projector up; local LoRA stays; whole MLLM on the client"),
-            Row("Local", adapters, 0, 0, nanoClient, "NanoAdapters trained alone, nothing communicated"),
-            Row("Centralized", adapters, 0, 0, null, "NanoAdapters trained on pooled data at the server; no clients"),
-        ];
+        ConfigException.Positive(rank, "rank");
+        return Simulation.MethodCatalog.Entries.Where(e => e.Ledger is not null).Select(e => e.Ledger!(arch, rank)).ToArray();
     }
 }

@@ -27,7 +27,7 @@ public sealed class LlavaMultiModalProjector : nn.Module<Tensor, Tensor>
 /// split hands its vision tower, projector and token embedding to the clients' NanoEdge and its language
 /// model to the server.
 /// </summary>
-public sealed class LlavaModel : nn.Module<Tensor, Tensor>, IVisualEncoder
+public sealed class LlavaModel : nn.Module<Tensor, Tensor>, IMultimodalModel
 {
     private readonly ClipVisionModel vision_tower;
     private readonly LlavaMultiModalProjector multi_modal_projector;
@@ -60,7 +60,36 @@ public sealed class LlavaModel : nn.Module<Tensor, Tensor>, IVisualEncoder
     public int TokensPerImage => Config.ImageTokens;
 
     /// <inheritdoc/>
-    public Tensor Encode(Tensor pixels) => ImageTokens(pixels);
+    public Tensor Encode(Tensor pixels)
+    {
+        using var _ = no_grad();
+        return ImageTokens(pixels);
+    }
+
+    /// <inheritdoc/>
+    public int ImageSize => Config.VisionConfig.ImageSize;
+
+    /// <inheritdoc/>
+    public IEnumerable<(string name, Parameter parameter)> VisualParameters() =>
+        named_parameters().Where(p => !p.name.StartsWith("language_model.", StringComparison.Ordinal));
+
+    /// <inheritdoc/>
+    public Tensor Features(Tensor pixels)
+    {
+        using var _ = no_grad();
+        return vision_tower.Features(pixels, Config.VisionFeatureLayer, Config.VisionFeatureSelectStrategy == "default");
+    }
+
+    /// <inheritdoc/>
+    public nn.Module<Tensor, Tensor> CopyConnector()
+    {
+        var copy = new LlavaMultiModalProjector(Config.VisionConfig.HiddenSize, Config.TextConfig.HiddenSize);
+        copy.load_state_dict(multi_modal_projector.state_dict());
+        return copy.to(language_model.Model.EmbedTokens.weight!.device);
+    }
+
+    /// <inheritdoc/>
+    public Ledgers.ArchitectureParameters Architecture(string name) => Ledgers.ArchitectureParameters.Llava(Config, name);
 
     /// <summary>Not used: the model runs in pieces through the split (see <c>NanoEdge</c>).</summary>
     public override Tensor forward(Tensor pixels) => ImageTokens(pixels);

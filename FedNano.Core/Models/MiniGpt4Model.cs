@@ -12,7 +12,7 @@ namespace FedNano.Models;
 /// tokens (ViT, Q-Former, projection); under the FedNano split that path and the token embedding go to the client,
 /// the language model to the server.
 /// </summary>
-public sealed class MiniGpt4Model : nn.Module<Tensor, Tensor>, IVisualEncoder
+public sealed class MiniGpt4Model : nn.Module<Tensor, Tensor>, IMultimodalModel
 {
     private readonly EvaVisionModel vision_model;
     private readonly Blip2QFormerModel qformer;
@@ -70,6 +70,29 @@ public sealed class MiniGpt4Model : nn.Module<Tensor, Tensor>, IVisualEncoder
         using var _ = no_grad();
         return ImageTokens(pixels);
     }
+
+    /// <inheritdoc/>
+    public int ImageSize => Config.VisionConfig.ImageSize;
+
+    /// <summary>The Q-Former's output [N, queries, d_qformer] for pixels [N, 3, S, S]: what the projection maps.</summary>
+    public Tensor Features(Tensor pixels)
+    {
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var image = vision_model.forward(pixels);
+        return qformer.forward(query_tokens.expand(image.shape[0], -1, -1), image).MoveToOuterDisposeScope();
+    }
+
+    /// <inheritdoc/>
+    public nn.Module<Tensor, Tensor> CopyConnector()
+    {
+        var copy = nn.Linear(Config.QFormerConfig.HiddenSize, Config.TextConfig.HiddenSize);
+        copy.load_state_dict(language_projection.state_dict());
+        return copy.to(language_projection.weight.device);
+    }
+
+    /// <inheritdoc/>
+    public Ledgers.ArchitectureParameters Architecture(string name) => Ledgers.ArchitectureParameters.MiniGpt4(Config, name);
 
     /// <summary>Not used: the model runs in pieces through the split.</summary>
     public override Tensor forward(Tensor pixels) => ImageTokens(pixels);

@@ -27,25 +27,40 @@ public static class DirichletPartitioner
         var dirichlet = new Dirichlet(Enumerable.Repeat(alpha, clients).ToArray(), rng);
         for (int attempt = 0; attempt < maxAttempts; attempt++)
         {
-            var parts = Enumerable.Range(0, clients).Select(_ => new List<int>()).ToArray();
-            foreach (var indices in byLabel)
+            // each label's shuffle keys and cut points; the (stable) shuffles are only sorted for a draw that is kept
+            var keys = new int[byLabel.Length][];
+            var cuts = new int[byLabel.Length][];
+            var sizes = new int[clients];
+            for (int l = 0; l < byLabel.Length; l++)
             {
-                var shuffled = indices.OrderBy(_ => rng.Next()).ToArray();
+                int n = byLabel[l].Length;
+                keys[l] = new int[n];
+                for (int i = 0; i < n; i++) keys[l][i] = rng.Next();
                 var p = dirichlet.Sample();
+                cuts[l] = new int[clients + 1];
                 double acc = 0;
-                int start = 0;
                 for (int k = 0; k < clients; k++)
                 {
                     acc += p[k];
-                    int end = k == clients - 1 ? shuffled.Length : (int)Math.Round(acc * shuffled.Length);
-                    end = Math.Clamp(end, start, shuffled.Length);
-                    parts[k].AddRange(shuffled[start..end]);
-                    start = end;
+                    int end = k == clients - 1 ? n : (int)Math.Round(acc * n);
+                    cuts[l][k + 1] = Math.Clamp(end, cuts[l][k], n);
+                    sizes[k] += cuts[l][k + 1] - cuts[l][k];
                 }
             }
-            if (parts.All(p => p.Count >= minSize)) return parts.Select(p => p.Order().ToArray()).ToArray();
+            if (sizes.Any(s => s < minSize)) continue;
+            var parts = Enumerable.Range(0, clients).Select(k => new List<int>(sizes[k])).ToArray();
+            for (int l = 0; l < byLabel.Length; l++)
+            {
+                var order = keys[l];
+                var shuffled = byLabel[l].Select((index, i) => (index, i)).OrderBy(p => order[p.i])
+                    .Select(p => p.index).ToArray();
+                for (int k = 0; k < clients; k++) parts[k].AddRange(shuffled[cuts[l][k]..cuts[l][k + 1]]);
+            }
+            return parts.Select(p => p.Order().ToArray()).ToArray();
         }
-        throw new ConfigException($"no Dirichlet(alpha={alpha}) draw in {maxAttempts} gave every one of {clients} clients at least {minSize} samples; raise alpha, lower min_partition_size or use fewer clients");
+        throw new ConfigException($"no Dirichlet(alpha={alpha}) draw in {maxAttempts} gave every one of {clients} "
+            + $"clients at least {minSize} samples; raise alpha, lower min_partition_size, use fewer clients, "
+            + "or use partition_scheme client (made for many clients)");
     }
 
     /// <summary>Counts of each label per client, labels in ordinal order.</summary>

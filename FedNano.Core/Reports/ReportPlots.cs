@@ -15,7 +15,7 @@ internal sealed class ReportPlots(SweepReport report, string dir)
     /// <summary>A marker shape per method, so methods whose lines coincide stay told apart.</summary>
     private MarkerShape ShapeOf(string method) => Shapes[Math.Max(0, report.Methods.ToList().IndexOf(method)) % Shapes.Length];
 
-    private Color ColorOf(string method) => method == "zero-shot" ? Colors.Gray : Palette.GetColor(report.Methods.ToList().IndexOf(method));
+    private Color ColorOf(string method) => method == Simulation.MethodCatalog.ZeroShot ? Colors.Gray : Palette.GetColor(report.Methods.ToList().IndexOf(method));
 
     private static Plot NewPlot(string title, string x, string y)
     {
@@ -50,10 +50,10 @@ internal sealed class ReportPlots(SweepReport report, string dir)
         {
             var curve = report.Curve(clients, alpha, m);
             if (curve.Count == 0) continue;
-            if (m == "zero-shot")
+            if (m == Simulation.MethodCatalog.ZeroShot)
             {
                 var line = plot.Add.HorizontalLine(curve[0].Accuracy.Mean, 2, ColorOf(m), LinePattern.Dashed);
-                line.LegendText = "zero-shot";
+                line.LegendText = Simulation.MethodCatalog.ZeroShot;
                 continue;
             }
             double[] xs = curve.Select(c => (double)c.Round).ToArray(), ys = curve.Select(c => c.Accuracy.Mean).ToArray();
@@ -89,7 +89,7 @@ internal sealed class ReportPlots(SweepReport report, string dir)
             s.LineWidth = 2;
             s.MarkerSize = 9;
             s.MarkerShape = ShapeOf(m);
-            if (m == "zero-shot") s.LinePattern = LinePattern.Dashed;
+            if (m == Simulation.MethodCatalog.ZeroShot) s.LinePattern = LinePattern.Dashed;
             s.LegendText = m;
             if (points.All(p => p.v!.Value.Std is not null))
             {

@@ -1,6 +1,5 @@
 using FedNano.Checkpoints;
 using FedNano.Data;
-using FedNano.Data.Synthetic;
 using FedNano.Models;
 
 namespace FedNano.Simulation;
@@ -21,31 +20,29 @@ public static class Experiment
     }
 
     /// <summary>
-    /// The samples of the config's data set, the pool the simulation partitions over the clients. For ScienceQA and
-    /// IconQA: every split the release has (train, val, test) pooled, since each client holds out its own test part;
-    /// contexts longer than <c>max_context_tokens</c> are cut at a word boundary. Checks that every sample has the
-    /// <c>partition_by</c> field. <paramref name="log"/> gets one line on what was loaded.
+    /// The samples of the config's data set (<see cref="DatasetRegistry"/>), the pool the simulation partitions
+    /// over the clients: every split it has (for ScienceQA and IconQA train, val, test) pooled, since each client
+    /// holds out its own test part; contexts longer than <c>max_context_tokens</c> are cut at a word boundary.
+    /// Checks that every sample has the <c>partition_by</c> field. <paramref name="log"/> gets what was loaded.
     /// </summary>
     public static IReadOnlyList<MultimodalSample> LoadSamples(SimulationConfig config, Backbone backbone, Action<string>? log = null)
     {
-        IReadOnlyList<MultimodalSample> samples;
-        if (config.IsRealDataset)
+        var dataset = DatasetRegistry.Get(config.Dataset);
+        var splits = dataset.Load(new DatasetContext(config, backbone.Model.ImageSize, log));
+        int cut = 0;
+        var samples = splits.Values.SelectMany(split => split).Select(s =>
         {
-            var loaded = RealDatasets.Load(config.Dataset, config.DataRoot!, new DatasetLoadOptions { MissingImages = DatasetLoadOptions.ParsePolicy(config.MissingImages) });
-            int cut = 0;
-            samples = loaded.Splits.Values.SelectMany(split => split).Select(s =>
-            {
-                var context = TruncateContext(s.Context, backbone.Tokenizer, config.MaxContextTokens);
-                if (ReferenceEquals(context, s.Context)) return s;
-                cut++;
-                return s with { Context = context };
-            }).ToArray();
-            log?.Invoke($"{config.Dataset} at {loaded.Root}: {string.Join(", ", loaded.Splits.Select(p => $"{p.Key} {p.Value.Count}"))} pooled; "
-                + $"missing images {loaded.MissingImages.Count} (captioned {loaded.Captioned}, skipped {loaded.Skipped}); contexts cut to {config.MaxContextTokens} tokens: {cut}");
+            var context = TruncateContext(s.Context, backbone.Tokenizer, config.MaxContextTokens);
+            if (ReferenceEquals(context, s.Context)) return s;
+            cut++;
+            return s with { Context = context };
+        }).ToArray();
+        if (cut > 0) log?.Invoke($"{config.Dataset}: {cut} contexts cut to {config.MaxContextTokens} tokens");
+        if (samples.Length == 0)
+        {
+            string at = config.DataRoot is { } r ? $" at {r}" : "";
+            throw new ConfigException($"dataset '{config.Dataset}' has no samples{at}");
         }
-        else samples = SyntheticBenchmark.Generate(config.SyntheticSamples, Seeds.Derive(config.Seed, Seeds.Purpose("synthetic data")),
-            SyntheticDialect.Client, backbone.Model.Config.VisionConfig.ImageSize);
-        if (samples.Count == 0) throw new ConfigException($"dataset '{config.Dataset}' has no samples{(config.DataRoot is { } r ? $" at {r}" : "")}");
         RealDatasets.LabelValues(samples, config.PartitionBy);
         return samples;
     }

@@ -9,20 +9,24 @@ namespace FedNano.Simulation;
 /// <param name="Test">Local test samples.</param>
 public sealed record ClientData(int Index, IReadOnlyList<MultimodalSample> Train, IReadOnlyList<MultimodalSample> Test);
 
-/// <summary>A data set shared out over clients by a Dirichlet label partition, each client's part split into train and test.</summary>
+/// <summary>
+/// A data set shared out over clients by the config's partition scheme, each client's part split into train and test.
+/// </summary>
 public sealed record FederatedData(IReadOnlyList<ClientData> Clients, string PartitionBy)
 {
     /// <summary>Every client's training samples pooled (for the centralized upper bound).</summary>
     public IReadOnlyList<MultimodalSample> PooledTrain => Clients.SelectMany(c => c.Train).ToArray();
 
     /// <summary>
-    /// Partitions <paramref name="samples"/> over the config's clients by <c>partition_by</c> with
-    /// Dirichlet(alpha), then holds out <c>test_fraction</c> of each client's samples (at least one) as its test part.
+    /// Partitions <paramref name="samples"/> over the config's clients by <c>partition_by</c> with the config's
+    /// <c>partition_scheme</c> (<see cref="PartitionerRegistry"/>), then holds out <c>test_fraction</c> of each
+    /// client's samples (at least one, and at least one left to train on) as its test part.
     /// </summary>
     public static FederatedData Partition(IReadOnlyList<MultimodalSample> samples, SimulationConfig config)
     {
         var labels = samples.Select(s => s.MetaValue(config.PartitionBy)).ToArray();
-        var parts = DirichletPartitioner.Partition(labels, config.Clients, config.Alpha, config.MinPartitionSize, config.Seed);
+        var parts = PartitionerRegistry.Get(config.PartitionScheme).Partition(labels, config);
+        Check(parts, samples.Count, config);
         var rng = new Random(Seeds.Derive(config.Seed, Seeds.Purpose("train-test split")));
         var clients = parts.Select((idx, k) =>
         {
@@ -31,5 +35,26 @@ public sealed record FederatedData(IReadOnlyList<ClientData> Clients, string Par
             return new ClientData(k, shuffled[test..], shuffled[..test]);
         }).ToArray();
         return new FederatedData(clients, config.PartitionBy);
+    }
+
+    /// <summary>A partitioner's answer is one part per client, each of at least two samples, no sample twice.</summary>
+    private static void Check(int[][] parts, int samples, SimulationConfig config)
+    {
+        string who = $"partition_scheme '{config.PartitionScheme}'";
+        if (parts.Length != config.Clients)
+            throw new ConfigException($"{who} made {parts.Length} parts for {config.Clients} clients");
+        var seen = new bool[samples];
+        for (int k = 0; k < parts.Length; k++)
+        {
+            if (parts[k].Length < 2)
+                throw new ConfigException(
+                    $"{who} gave client {k} {parts[k].Length} samples; each needs 2 (a train and a test part)");
+            foreach (int i in parts[k])
+            {
+                if (i < 0 || i >= samples) throw new ConfigException($"{who} gave client {k} sample {i} of {samples}");
+                if (seen[i]) throw new ConfigException($"{who} gave sample {i} to two clients");
+                seen[i] = true;
+            }
+        }
     }
 }

@@ -98,13 +98,13 @@ public sealed class FederatedSimulation
         Edge = new NanoEdge(backbone.Model, config.Adapter, backbone.Pixels, (long)config.VisualCacheMb << 20);
         Server = new SplitServer(backbone.Model.LanguageModel, config.ActivationCheckpointing);
         Initial = Edge.AdapterState();
-        EncodedSample Encode(MultimodalSample s) => EncodedSample.Encode(s, backbone.Template(LlavaPrompt.Build(s)), backbone.Tokenizer, backbone.Model.Config.ImageTokens);
+        EncodedSample Encode(MultimodalSample s) => EncodedSample.Encode(s, backbone.Template(LlavaPrompt.Build(s)), backbone.Tokenizer, backbone.Model.TokensPerImage);
         Train = data.Clients.Select(c => c.Train.Select(Encode).ToArray()).ToArray();
         Test = data.Clients.Select(c => c.Test.Select(Encode).ToArray()).ToArray();
         Trainer = new ClientTrainer(Edge, Server, config);
         Evaluator = new Evaluator(Edge, Server, backbone.Tokenizer, config.EvalBatchTokens);
         EdgeFrozenParameters = Edge.FrozenParameters().Sum(p => p.parameter.numel());
-        Architecture = Ledgers.ArchitectureParameters.Llava(backbone.Model.Config, backbone.Name);
+        Architecture = backbone.Model.Architecture(backbone.Name);
     }
 
     /// <summary>The clients' data.</summary>
@@ -136,19 +136,16 @@ public sealed class FederatedSimulation
     /// (a state reported earlier by <paramref name="afterRound"/> for the same method), calling
     /// <paramref name="afterRound"/> after every round with the state reached (its tensors are only valid during the call).
     /// </summary>
-    public MethodResult Run(string method, SimulationState? start = null, Action<SimulationState>? afterRound = null) => method switch
-    {
-        "zero-shot" => ZeroShot(),
-        Strategies.Centralized.Name => Strategies.Centralized.Run(this, start, afterRound),
-        _ => RunStrategy(MethodCatalog.Strategy(method, Config)!, start, afterRound),
-    };
+    public MethodResult Run(string method, SimulationState? start = null, Action<SimulationState>? afterRound = null) =>
+        method == MethodCatalog.ZeroShot ? ZeroShot() : RunStrategy(MethodCatalog.Strategy(method, Config), start, afterRound);
 
     /// <summary>Identity adapters on every client: the frozen backbone as it is.</summary>
     public MethodResult ZeroShot()
     {
         var rows = new List<RoundResult>();
-        var final = EvaluateAll(Initial, _ => new ClientTraffic { ClientResidentParams = EdgeFrozenParameters + Initial.Count }, "zero-shot", 0, rows);
-        return new MethodResult("zero-shot", rows, final);
+        var final = EvaluateAll(Initial, _ => new ClientTraffic { ClientResidentParams = EdgeFrozenParameters + Initial.Count },
+            MethodCatalog.ZeroShot, 0, rows);
+        return new MethodResult(MethodCatalog.ZeroShot, rows, final);
     }
 
     /// <summary>
@@ -161,6 +158,7 @@ public sealed class FederatedSimulation
     {
         CheckStart(start, strategy.Name);
         if (strategy is FedDpaF dpa) return dpa.Run(this, start, afterRound);
+        if (strategy is Centralized) return Centralized.Run(this, start, afterRound);
         strategy.ImportClientStates(start?.Clients ?? NoClientState);
         var rows = new List<RoundResult>(start?.Rows ?? []);
         var global = (start?.Global ?? Initial).Clone();

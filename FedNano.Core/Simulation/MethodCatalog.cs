@@ -1,34 +1,96 @@
+using FedNano.Ledgers;
 using FedNano.Strategies;
 
 namespace FedNano.Simulation;
 
-/// <summary>The methods the simulation runs by name.</summary>
+/// <summary>
+/// A method the simulation runs by name: its strategy made from a config, and what it trains, uploads and keeps
+/// on a client for an architecture and rank (its row of <see cref="ParameterLedger"/>; null if not stated).
+/// </summary>
+/// <param name="Name">The name in configs, the CLI and results.</param>
+/// <param name="Title">The name as tables print it (e.g. <c>FedNano-EF</c>).</param>
+/// <param name="Create">A fresh strategy for a run of <paramref name="Name"/>.</param>
+/// <param name="Ledger">The method's parameter accounting, or null.</param>
+public sealed record MethodEntry(
+    string Name, string Title, Func<SimulationConfig, IStrategy> Create, Func<ArchitectureParameters, int, MethodParameters>? Ledger = null);
+
+/// <summary>
+/// The registry of methods: the built-in ones (one entry each, in the order <c>all</c> runs them) and any a user
+/// registers from their own code (<see cref="Register"/>), which then run by name from configs, run folders, sweeps,
+/// checkpoints and reports as the built-in ones do.
+/// </summary>
 public static class MethodCatalog
 {
-    /// <summary>Every method name, in the order <c>all</c> runs them (the zero-shot row is always added by <c>fednano run</c>).</summary>
-    public static readonly string[] All = ["centralized", "local", "fedavg", "fedprox", "feddpa-f", "fednano", "fednano-ef"];
+    /// <summary>The frozen backbone with identity adapters: the row every run starts with (no training rounds).</summary>
+    public const string ZeroShot = "zero-shot";
+
+    private static readonly List<MethodEntry> entries =
+    [
+        new(Centralized.MethodName, "Centralized", _ => new Centralized(), (a, r) => Row(a, "Centralized", a.NanoAdapters(r), 0, 0, null,
+            "NanoAdapters trained on pooled data at the server; no clients")),
+        new(Local.MethodName, "Local", _ => new Local(), (a, r) => Row(a, "Local", a.NanoAdapters(r), 0, 0, Nano(a, r),
+            "NanoAdapters trained alone, nothing communicated")),
+        new(FedAvg.MethodName, "FedAvg", _ => new FedAvg(), (a, r) => Row(a, "FedAvg", a.NanoAdapters(r), a.NanoAdapters(r), 0, Nano(a, r),
+            "NanoAdapters up, averaged by data size")),
+        new(FedProx.MethodName, "FedProx", c => new FedProx(c.FedProxMu), (a, r) => Row(a, "FedProx", a.NanoAdapters(r), a.NanoAdapters(r), 0,
+            Nano(a, r) + a.NanoAdapters(r), "as FedAvg; client also keeps the global adapters for the proximal term")),
+        new(FedDpaF.MethodName, "FedDPA-F", _ => new FedDpaF(), (a, r) => Row(a, "FedDPA-F", a.Lora(r) + a.TunableConnector + a.Lora(r),
+            a.Lora(r) + a.TunableConnector, 0, a.Total + 2 * a.Lora(r),
+            "global LoRA + tunable projector up; local LoRA stays; whole MLLM on the client")),
+        new(FedNanoFisher.MethodName, "FedNano", c => new FedNanoFisher(c.FisherFloor), (a, r) => Row(a, "FedNano", a.NanoAdapters(r),
+            a.NanoAdapters(r), a.NanoAdapters(r), Nano(a, r), "NanoAdapters up; their diagonal Fisher (same count) up for Fisher merging")),
+        new(FedNanoEf.MethodName, "FedNano-EF", c => new FedNanoEf(c.FisherFloor), (a, r) => Row(a, "FedNano-EF", a.NanoAdapters(r),
+            a.NanoAdapters(r), a.NanoAdapters(r), Nano(a, r), "as FedNano, Fisher from squared gradients seen while training")),
+    ];
+
+    private static long Nano(ArchitectureParameters a, int rank) => a.NanoEdgeFrozen + a.NanoAdapters(rank);
+
+    private static MethodParameters Row(ArchitectureParameters a, string title, long trainable, long up, long fisher, long? client,
+        string note) => new(title, trainable, up, fisher, client, a.Total, note);
+
+    /// <summary>Every registered method, in the order <c>all</c> runs them.</summary>
+    public static IReadOnlyList<MethodEntry> Entries
+    {
+        get { lock (entries) return entries.ToArray(); }
+    }
+
+    /// <summary>Every method name, in the order <c>all</c> runs them (the zero-shot row is always added by a run).</summary>
+    public static IReadOnlyList<string> All => Entries.Select(e => e.Name).ToArray();
+
+    /// <summary>
+    /// Adds a method from the user's code; its name must be new (and not <c>all</c> or <c>zero-shot</c>). Register it
+    /// before a config naming it is run or a run folder holding it is resumed.
+    /// </summary>
+    public static void Register(MethodEntry entry)
+    {
+        if (string.IsNullOrWhiteSpace(entry.Name) || entry.Name is "all" or ZeroShot || entry.Name.Contains(','))
+            throw new ArgumentException($"'{entry.Name}' cannot name a method", nameof(entry));
+        lock (entries)
+        {
+            if (entries.Any(e => e.Name == entry.Name)) throw new ArgumentException($"method '{entry.Name}' is already registered", nameof(entry));
+            entries.Add(entry);
+        }
+    }
+
+    /// <summary>The entry of <paramref name="name"/>; a <see cref="ConfigException"/> listing the known ones if none.</summary>
+    public static MethodEntry Get(string name) =>
+        Entries.FirstOrDefault(e => e.Name == name)
+        ?? throw new ConfigException($"unknown method '{name}' (known: {string.Join(", ", All)}, all)");
 
     /// <summary>Throws <see cref="ConfigException"/> for an unknown method name.</summary>
     public static void Check(string name)
     {
-        if (name != "all" && !All.Contains(name))
-            throw new ConfigException($"unknown method '{name}' (known: {string.Join(", ", All)}, all)");
+        if (name != "all") Get(name);
     }
 
-    /// <summary>The names with <c>all</c> expanded, in order, without repeats.</summary>
-    public static string[] Expand(IEnumerable<string> names) =>
-        names.SelectMany(n => n == "all" ? All : [n]).Distinct().ToArray();
-
-    /// <summary>A fresh strategy of a federated method, or null for one that is not aggregated (centralized).</summary>
-    public static IStrategy? Strategy(string name, SimulationConfig config) => name switch
+    /// <summary>The names with <c>all</c> expanded, in order, without repeats; unknown names refused.</summary>
+    public static string[] Expand(IEnumerable<string> names)
     {
-        "fedavg" => new FedAvg(),
-        "fedprox" => new FedProx(config.FedProxMu),
-        "fednano" => new FedNanoFisher(config.FisherFloor),
-        "fednano-ef" => new FedNanoEf(config.FisherFloor),
-        "local" => new Local(),
-        "feddpa-f" => new FedDpaF(),
-        "centralized" => null,
-        _ => throw new ConfigException($"unknown method '{name}' (known: {string.Join(", ", All)}, all)"),
-    };
+        var expanded = names.SelectMany(n => n == "all" ? All : [n]).Distinct().ToArray();
+        foreach (var n in expanded) Check(n);
+        return expanded;
+    }
+
+    /// <summary>A fresh strategy of the method <paramref name="name"/>.</summary>
+    public static IStrategy Strategy(string name, SimulationConfig config) => Get(name).Create(config);
 }

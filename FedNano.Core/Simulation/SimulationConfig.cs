@@ -29,7 +29,10 @@ public sealed record FedDpaConfig
 /// </summary>
 public sealed record SimulationConfig
 {
-    /// <summary>Data set: <c>synthetic</c> (generated from the seed), <c>scienceqa</c> or <c>iconqa</c> (read from <see cref="DataRoot"/>).</summary>
+    /// <summary>
+    /// Data set: <c>synthetic</c> (generated from the seed), <c>scienceqa</c> or <c>iconqa</c> (read from
+    /// <see cref="DataRoot"/>), or one registered with <see cref="Data.DatasetRegistry.Register"/>.
+    /// </summary>
     [JsonPropertyName("dataset")] public string Dataset { get; init; } = "synthetic";
     /// <summary>Folder of a real data set in its official layout (required for <c>scienceqa</c> and <c>iconqa</c>).</summary>
     [JsonPropertyName("data_root")] public string? DataRoot { get; init; }
@@ -54,6 +57,17 @@ public sealed record SimulationConfig
     /// <c>skill</c>, <c>grade</c>; IconQA: <c>skill</c>, <c>task</c>, <c>grade</c>). See <see cref="DefaultPartitionLabel"/>.
     /// </summary>
     [JsonPropertyName("partition_by")] public string PartitionBy { get; init; } = "category";
+    /// <summary>
+    /// How samples are shared out (see <see cref="Partitioning.PartitionerRegistry"/>): <c>label</c> (default; per
+    /// label, the clients' shares from Dirichlet(alpha)), <c>client</c> (for many clients; per client, its label mix
+    /// from Dirichlet(alpha) and its size from <see cref="ClientSizeSigma"/>) or a registered partitioner's name.
+    /// </summary>
+    [JsonPropertyName("partition_scheme")] public string PartitionScheme { get; init; } = "label";
+    /// <summary>
+    /// Partition scheme <c>client</c>: spread of the clients' sizes, the sigma of the log-normal weights the samples
+    /// beyond <see cref="MinPartitionSize"/> are shared by (FedLab's <c>unbalance_sgm</c>); 0 (default): equal sizes.
+    /// </summary>
+    [JsonPropertyName("client_size_sigma")] public double ClientSizeSigma { get; init; }
     /// <summary>Fewest samples a client may hold (the partition is redrawn until every client has them).</summary>
     [JsonPropertyName("min_partition_size")] public int MinPartitionSize { get; init; } = 10;
     /// <summary>Share of each client's samples held out as its test part.</summary>
@@ -92,7 +106,10 @@ public sealed record SimulationConfig
     [JsonPropertyName("client_fraction")] public double ClientFraction { get; init; } = 1.0;
     /// <summary>NanoAdapter rank and scale.</summary>
     [JsonPropertyName("adapter")] public AdapterConfig Adapter { get; init; } = new();
-    /// <summary>Methods to run, in order (see <see cref="MethodCatalog.All"/>); <c>all</c> for every one.</summary>
+    /// <summary>
+    /// Methods to run, in order (see <see cref="MethodCatalog.All"/>); <c>all</c> for every one. Names are checked
+    /// against the registry where a run starts (a method registered by the user's code is known only there).
+    /// </summary>
     [JsonPropertyName("methods")] public string[] Methods { get; init; } = ["fednano", "fedavg"];
     /// <summary>Fisher merging's floor: where the weighted Fisher sum is at most this, the size-weighted mean is used.</summary>
     [JsonPropertyName("fisher_floor")] public double FisherFloor { get; init; } = 1e-20;
@@ -119,19 +136,25 @@ public sealed record SimulationConfig
     /// <summary>Precision of the frozen backbone: <c>auto</c> (float32 on the CPU, bfloat16 on CUDA), <c>float32</c>, <c>bfloat16</c> or <c>float16</c>; the NanoAdapters are always float32.</summary>
     [JsonPropertyName("precision")] public string Precision { get; init; } = "auto";
 
-    /// <summary>Data sets a config may name.</summary>
-    public static IReadOnlyList<string> Datasets { get; } = ["synthetic", .. Data.RealDatasets.Names];
+    /// <summary>Data sets a config may name: those of <see cref="Data.DatasetRegistry"/>.</summary>
+    public static IReadOnlyList<string> Datasets => Data.DatasetRegistry.Names;
 
-    /// <summary>The partition label used for <paramref name="dataset"/> when none is given: <c>skill</c> for IconQA, else <c>category</c>.</summary>
-    public static string DefaultPartitionLabel(string dataset) => dataset == "iconqa" ? "skill" : "category";
+    /// <summary>
+    /// The partition label used for <paramref name="dataset"/> when none is given: its
+    /// <see cref="Data.IFederatedDataset.DefaultPartitionBy"/> (<c>skill</c> for IconQA), else <c>category</c>.
+    /// </summary>
+    public static string DefaultPartitionLabel(string dataset) =>
+        Data.DatasetRegistry.Find(dataset)?.DefaultPartitionBy ?? "category";
 
-    /// <summary>True for the data sets read from <see cref="DataRoot"/>.</summary>
-    public bool IsRealDataset => Data.RealDatasets.Names.Contains(Dataset);
+    /// <summary>True for the data sets read from <see cref="DataRoot"/> (ScienceQA, IconQA, registered ones).</summary>
+    public bool IsRealDataset => Data.DatasetRegistry.Find(Dataset)?.NeedsDataRoot == true;
 
     /// <summary>Throws <see cref="ConfigException"/> naming the first field out of range.</summary>
     public void Validate()
     {
-        if (!Datasets.Contains(Dataset)) throw new ConfigException($"dataset '{Dataset}' is not one of {string.Join(", ", Datasets)}");
+        // data set and partitioner names are looked up where the data is made (a user's are registered at run time)
+        if (string.IsNullOrWhiteSpace(Dataset))
+            throw new ConfigException($"dataset must name a data set, e.g. one of {string.Join(", ", Datasets)}");
         if (IsRealDataset && string.IsNullOrWhiteSpace(DataRoot))
             throw new ConfigException($"dataset '{Dataset}' needs data_root (--data-root): the folder holding the official release");
         Data.DatasetLoadOptions.ParsePolicy(MissingImages);
@@ -151,11 +174,15 @@ public sealed record SimulationConfig
         if (!(TestFraction > 0 && TestFraction < 1)) throw new ConfigException($"test_fraction must be in (0, 1) (got {TestFraction})");
         if (!(ClientFraction > 0 && ClientFraction <= 1)) throw new ConfigException($"client_fraction must be in (0, 1] (got {ClientFraction})");
         if (string.IsNullOrWhiteSpace(PartitionBy)) throw new ConfigException("partition_by must name a metadata field, e.g. 'category'");
+        if (string.IsNullOrWhiteSpace(PartitionScheme))
+            throw new ConfigException("partition_scheme must name a partitioner, e.g. 'label' or 'client'");
+        if (!(ClientSizeSigma >= 0))
+            throw new ConfigException($"client_size_sigma must be >= 0, 0 for equal sizes (got {ClientSizeSigma})");
         if (Methods.Length == 0) throw new ConfigException("methods must name at least one method");
-        foreach (var m in Methods) MethodCatalog.Check(m);
+        if (Methods.Any(string.IsNullOrWhiteSpace)) throw new ConfigException("methods must not hold empty names");
         Adapter.Validate();
         if (!Checkpoints.Backbones.Names.Contains(Backbone)) throw new ConfigException($"backbone '{Backbone}' is not one of {string.Join(", ", Checkpoints.Backbones.Names)}");
-        Checkpoints.DeviceChoice.Resolve(Device, Precision);
+        Checkpoints.DeviceChoice.Check(Device, Precision); // spelling only: the machine is asked where the model loads
         if (!(FedProxMu >= 0)) throw new ConfigException($"fedprox_mu must be >= 0 (got {FedProxMu})");
         FedDpa.Validate();
         if (Execution is not ("batched" or "sequential"))

@@ -1,3 +1,4 @@
+using FedNano.Edge;
 using FedNano.Simulation;
 using static TorchSharp.torch;
 
@@ -9,17 +10,27 @@ namespace FedNano.Strategies;
 /// many mini-batches as all clients' local training together takes), and is evaluated on every client's test part.
 /// Nothing is communicated; the data pooling it presumes is exactly what federated learning avoids.
 /// </summary>
-public static class Centralized
+public sealed class Centralized : IStrategy
 {
-    /// <summary>The method's name in results.</summary>
-    public const string Name = "centralized";
+    /// <summary>The method's name in configs and results (its only spelling).</summary>
+    public const string MethodName = "centralized";
+
+    /// <inheritdoc/>
+    public string Name => MethodName;
+
+    /// <summary>The single learner uploads nothing.</summary>
+    public FitInstructions ConfigureFit(int round, int client) => new() { Upload = false };
+
+    /// <summary>Nothing is aggregated: the learner's adapters are the state.</summary>
+    public AdapterState Aggregate(int round, AdapterState global, IReadOnlyList<ClientUpdate> updates) => global.Clone();
 
     /// <summary>
     /// Runs it on <paramref name="sim"/>'s backbone and data, from the start or from <paramref name="start"/>, calling
     /// <paramref name="afterRound"/> after every round (see <see cref="FederatedSimulation.Run"/>).
     /// </summary>
-    public static MethodResult Run(FederatedSimulation sim, SimulationState? start = null, Action<SimulationState>? afterRound = null)
+    internal static MethodResult Run(FederatedSimulation sim, SimulationState? start = null, Action<SimulationState>? afterRound = null)
     {
+        const string Name = MethodName;
         sim.CheckStart(start, Name);
         var pooled = sim.Train.SelectMany(t => t).ToArray();
         int steps = sim.Train.Sum(t => sim.Trainer.StepsFor(t.Length));

@@ -10,8 +10,11 @@ namespace FedNano.Strategies;
 /// </summary>
 public sealed class FedAvg : IStrategy
 {
+    /// <summary>The method's name in configs and results (its only spelling).</summary>
+    public const string MethodName = "fedavg";
+
     /// <inheritdoc/>
-    public string Name => "fedavg";
+    public string Name => MethodName;
 
     /// <inheritdoc/>
     public FitInstructions ConfigureFit(int round, int client) => new();

@@ -24,8 +24,11 @@ namespace FedNano.Strategies;
 /// </summary>
 public sealed class FedDpaF : IStrategy
 {
+    /// <summary>The method's name in configs and results (its only spelling).</summary>
+    public const string MethodName = "feddpa-f";
+
     /// <inheritdoc/>
-    public string Name => "feddpa-f";
+    public string Name => MethodName;
 
     /// <inheritdoc/>
     public FitInstructions ConfigureFit(int round, int client) => new();
@@ -55,10 +58,8 @@ public sealed class FedDpaF : IStrategy
         var device = sim.Edge.Device;
         int rank = config.FedDpa.LoraRank ?? config.Adapter.Rank;
         manual_seed(Seeds.Derive(config.Seed, Seeds.Purpose("feddpa init")));
-        using var lora = new LoraSet(model.Config.TextConfig, rank, device: device);
-        var connector = new LlavaMultiModalProjector(model.Config.VisionConfig.HiddenSize, model.Config.TextConfig.HiddenSize);
-        connector.load_state_dict(model.Projector.state_dict());
-        connector.to(device);
+        using var lora = new LoraSet(model.LanguageModel.Config, rank, device: device);
+        var connector = model.CopyConnector();
         AdapterState State() => new(lora.State().Tensors.Concat(connector.named_parameters().Select(p => KeyValuePair.Create(ConnectorPrefix + p.name, p.parameter.detach().clone())))
             .ToDictionary(p => p.Key, p => p.Value));
         void Load(AdapterState s)
@@ -146,7 +147,7 @@ public sealed class FedDpaF : IStrategy
     private EvalClient Mixed(FederatedSimulation sim, int k, LoraSet global, int rank, Func<EncodedBatch, Tensor> sequence, List<IDisposable> disposables)
     {
         var device = sim.Edge.Device;
-        var localSet = new LoraSet(sim.Backbone.Model.Config.TextConfig, rank, device: device);
+        var localSet = new LoraSet(sim.Backbone.Model.LanguageModel.Config, rank, device: device);
         localSet.Load(local[k]);
         var rng = sim.DataOrder(0, k);
         var references = sim.Train[k].OrderBy(_ => rng.Next()).Take(sim.Config.FedDpa.Instances).ToArray();

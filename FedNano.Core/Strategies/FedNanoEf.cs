@@ -17,8 +17,11 @@ public sealed class FedNanoEf(double floor = 1e-20) : IStrategy
     /// <summary>Denominator at or below which an element falls back to the size-weighted mean.</summary>
     public double Floor { get; } = floor;
 
+    /// <summary>The method's name in configs and results (its only spelling).</summary>
+    public const string MethodName = "fednano-ef";
+
     /// <inheritdoc/>
-    public string Name => "fednano-ef";
+    public string Name => MethodName;
 
     /// <inheritdoc/>
     public FitInstructions ConfigureFit(int round, int client) => new() { AccumulateSquaredGradients = true };

@@ -19,8 +19,11 @@ public sealed class FedProx : IStrategy
     /// <summary>The proximal weight mu.</summary>
     public double Mu { get; }
 
+    /// <summary>The method's name in configs and results (its only spelling).</summary>
+    public const string MethodName = "fedprox";
+
     /// <inheritdoc/>
-    public string Name => "fedprox";
+    public string Name => MethodName;
 
     /// <inheritdoc/>
     public FitInstructions ConfigureFit(int round, int client) => new() { ProximalMu = Mu };

@@ -11,8 +11,11 @@ public sealed class Local : IStrategy
 {
     private readonly Dictionary<int, AdapterState> states = [];
 
+    /// <summary>The method's name in configs and results (its only spelling).</summary>
+    public const string MethodName = "local";
+
     /// <inheritdoc/>
-    public string Name => "local";
+    public string Name => MethodName;
 
     /// <inheritdoc/>
     public FitInstructions ConfigureFit(int round, int client) => new() { Upload = false };

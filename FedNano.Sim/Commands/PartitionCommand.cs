@@ -10,7 +10,8 @@ internal static class PartitionCommand
     public static Command Build()
     {
         var options = new RunOptions();
-        var cmd = new Command("partition", "Print each client's label histogram for a config's Dirichlet partition (no training).");
+        var cmd = new Command("partition",
+            "Print each client's label histogram for a config's partition (no training).");
         foreach (var o in options.All) cmd.Options.Add(o);
         cmd.SetAction(r => CliErrors.Guard(() =>
         {
@@ -23,7 +24,9 @@ internal static class PartitionCommand
             int offset = 0;
             var parts = data.Clients.Select(c => { var p = Enumerable.Range(offset, c.Train.Count + c.Test.Count).ToArray(); offset += p.Length; return p; }).ToArray();
             var (names, counts) = DirichletPartitioner.Histogram(labels, parts);
-            var table = new Table().Title($"{config.PartitionBy} per client (alpha {config.Alpha}, seed {config.Seed})").AddColumn("client");
+            string title = $"{config.PartitionBy} per client ({config.PartitionScheme} scheme, alpha {config.Alpha}, "
+                + $"seed {config.Seed})";
+            var table = new Table().Title(title).AddColumn("client");
             foreach (var n in names) table.AddColumn(new TableColumn(n).RightAligned());
             table.AddColumn(new TableColumn("total").RightAligned()).AddColumn(new TableColumn("train/test").RightAligned());
             for (int k = 0; k < parts.Length; k++)

@@ -85,7 +85,7 @@ internal static class RunCommand
                             AnsiConsole.MarkupLine($"continuing from checkpoint {from.Step}: {from.Completed.Count} method(s) done" + (from.Current is { } c ? $", {c.Method} at round {c.Round}" : ""));
                         foreach (var m in methods)
                         {
-                            var task = ctx.AddTask($"{m,-14}", maxValue: m == "zero-shot" ? 1 : config.Rounds);
+                            var task = ctx.AddTask($"{m,-14}", maxValue: m == MethodCatalog.ZeroShot ? 1 : config.Rounds);
                             if (from?.Completed.Any(x => x.Method == m) == true) task.Value = task.MaxValue;
                             else if (from?.Current is { } cur && cur.Method == m) task.Value = cur.Round;
                             tasks[m] = task;

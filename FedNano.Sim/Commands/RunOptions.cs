@@ -13,7 +13,10 @@ internal sealed class RunOptions
     public readonly Option<int?> Rounds = new("--rounds") { Description = "Communication rounds." };
     public readonly Option<int?> Rank = new("--rank") { Description = "NanoAdapter rank." };
     public readonly Option<int?> Seed = new("--seed") { Description = "Seed of every random draw." };
-    public readonly Option<string?> Dataset = new("--dataset") { Description = "synthetic, scienceqa or iconqa (real ones need --data-root)." };
+    public readonly Option<string?> Dataset = new("--dataset")
+    {
+        Description = $"{string.Join(", ", FedNano.Data.DatasetRegistry.Names)} (real ones need --data-root).",
+    };
     public readonly Option<string?> DataRoot = new("--data-root") { Description = "Folder of the ScienceQA or IconQA release (official layout)." };
     public readonly Option<string?> MissingImages = new("--missing-images") { Description = "Missing image files: error (default), caption (ScienceQA captions) or skip." };
     public readonly Option<string?> PartitionBy = new("--partition-by") { Description = "Metadata field of the Dirichlet label partition (default: the config's; with --dataset, category, or skill for IconQA)." };

@@ -74,7 +74,7 @@ public class BackboneTests
     {
         var where = DeviceChoice.Resolve("cpu", "bfloat16");
         var backbone = Backbones.Load("llava-1.5-7b", where, LlavaCheckpointTests.Converted);
-        using var model = backbone.Model;
+        using var model = backbone.Llava();
         Assert.That(model.Config.TextConfig.HiddenSize, Is.EqualTo(32));
         Assert.That(model.parameters().All(p => p.dtype == ScalarType.BFloat16), Is.True);
         Assert.That(backbone.Tokenizer, Is.TypeOf<LlamaSentencePieceTokenizer>());

@@ -22,7 +22,7 @@ public class ForwardPathTests
                 Image = i % 3 == 2 ? null : s.Image,                       // text-only prompts: other lengths
                 Question = s.Question + string.Concat(Enumerable.Repeat(" ?", i % 4)),
             })
-            .Select(s => EncodedSample.Encode(s, LlavaPrompt.Build(s), backbone.Tokenizer, backbone.Model.Config.ImageTokens))
+            .Select(s => EncodedSample.Encode(s, LlavaPrompt.Build(s), backbone.Tokenizer, backbone.Llava().Config.ImageTokens))
             .ToArray();
         return (backbone, samples);
     }
@@ -130,7 +130,7 @@ public class ForwardPathTests
     {
         var (backbone, samples) = Setup(12, false);
         var images = samples.SelectMany(s => s.Images).ToArray();
-        long perImage = backbone.Model.Config.ImageTokens * (long)backbone.Model.Config.TextConfig.HiddenSize * sizeof(float);
+        long perImage = backbone.Llava().Config.ImageTokens * (long)backbone.Llava().Config.TextConfig.HiddenSize * sizeof(float);
         using var unbounded = new NanoEdge(backbone.Model, new AdapterConfig { Rank = 4 }, backbone.Pixels);
         using var bounded = new NanoEdge(backbone.Model, new AdapterConfig { Rank = 4 }, backbone.Pixels, 3 * perImage);
         using var none = new NanoEdge(backbone.Model, new AdapterConfig { Rank = 4 }, backbone.Pixels, 0);

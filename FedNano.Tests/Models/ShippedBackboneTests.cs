@@ -15,7 +15,7 @@ public class ShippedBackboneTests
     public void LoadsWithTheTinyArchitecture()
     {
         var backbone = TinyBackbone.Load(Dir);
-        Assert.That(backbone.Model.Config, Is.EqualTo(TinyBackbone.Config(backbone.Tokenizer.VocabSize)).Using<LlavaConfig>(
+        Assert.That(backbone.Llava().Config, Is.EqualTo(TinyBackbone.Config(backbone.Tokenizer.VocabSize)).Using<LlavaConfig>(
             (a, b) => a.TextConfig == b.TextConfig && a.VisionConfig == b.VisionConfig));
         Assert.That(backbone.Model.parameters().All(p => p.isfinite().all().item<bool>()), Is.True);
     }

@@ -1,4 +1,7 @@
+using System.Security.Cryptography;
+using System.Text;
 using FedNano.Partitioning;
+using FedNano.Simulation;
 using NUnit.Framework;
 
 namespace FedNano.Tests.Partitioning;
@@ -45,5 +48,20 @@ public class DirichletPartitionerTests
     {
         Assert.That(() => DirichletPartitioner.Partition(Labels, 5, 0, 10, 1), Throws.TypeOf<ConfigException>().With.Message.Contain("alpha"));
         Assert.That(() => DirichletPartitioner.Partition(Labels[..3], 5, 1, 1, 1), Throws.TypeOf<ConfigException>().With.Message.Contain("5 clients but only 3 samples"));
+    }
+
+    /// <summary>
+    /// The label scheme's draws are those it had before partition schemes existed (the SHA-256 of its partitions, taken
+    /// with the code of commit 2fd406f), so earlier results stay as they were; one case needs many redraws.
+    /// </summary>
+    [TestCase(5, 0.5, 10, 7, "1875E362C934E5833EF05043D4DD8D40BE6B6180BE4E1B4D204F79487B10D467")]
+    [TestCase(12, 0.1, 20, 3, "A3DB09C0A6DB3A9FCE94E6617849015CAC328EDE337E766ECF721480D43A12EF")]
+    public void TheLabelSchemesDrawsAreUnchanged(int clients, double alpha, int min, int seed, string sha)
+    {
+        var config = new SimulationConfig { Clients = clients, Alpha = alpha, MinPartitionSize = min, Seed = seed };
+        var parts = PartitionerRegistry.Get(config.PartitionScheme).Partition(Labels, config);
+        Assert.That(parts, Is.EqualTo(DirichletPartitioner.Partition(Labels, clients, alpha, min, seed)));
+        string text = string.Join(";", parts.Select(p => string.Join(",", p)));
+        Assert.That(Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(text))), Is.EqualTo(sha));
     }
 }

@@ -20,7 +20,7 @@ public class PrecisionTests
         var tokenizer = TinyTokenizer.Build(SyntheticBenchmark.Vocabulary(), 400);
         manual_seed(11);
         var backbone = Backbones.Random("tiny", TinyBackbone.Config(tokenizer.VocabSize), tokenizer, DeviceChoice.Resolve("cpu", "bfloat16"));
-        using var model = backbone.Model;
+        using var model = backbone.Llava();
         var config = new SimulationConfig { BatchSize = 8, LocalEpochs = 1, LearningRate = 1e-2, Adapter = new AdapterConfig { Rank = 4 } };
         using var edge = new NanoEdge(model, config.Adapter, backbone.Pixels);
         var server = new SplitServer(model.LanguageModel);

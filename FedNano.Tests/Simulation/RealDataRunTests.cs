@@ -97,7 +97,8 @@ public class RealDataRunTests
         Assert.That(JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "config.json")))!["partition_by"]!.GetValue<string>(), Is.EqualTo("skill"));
         // free answers are written as text, multiple choice as an option index
         var results = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "predictions-fednano.json")))!["results"]!.AsObject();
-        var loaded = RealDatasets.Load("iconqa", DataFixtures.IconQa).Splits.Values.SelectMany(s => s).ToDictionary(s => s.Id);
+        var loaded = FedNano.Data.IconQa.IconQaLoader.Load(DataFixtures.IconQa).Splits.Values.SelectMany(s => s)
+            .ToDictionary(s => s.Id);
         foreach (var (pid, value) in results)
         {
             var s = loaded[pid];

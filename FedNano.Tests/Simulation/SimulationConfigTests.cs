@@ -11,7 +11,7 @@ public class SimulationConfigTests
     [TestCase("{\"feddpa\": {\"local_epochs\": 0}}", "feddpa.local_epochs must be > 0")]
     [TestCase("{\"feddpa\": {\"lora_rank\": -2}}", "feddpa.lora_rank must be > 0")]
     [TestCase("{\"feddpa\": {\"rank\": 2}}", "feddpa.rank")]
-    [TestCase("{\"methods\": [\"fedsgd\"]}", "unknown method 'fedsgd'")]
+    [TestCase("{\"methods\": [\"\"]}", "methods must not hold empty names")]
     public void BadMethodSettingsAreRefusedWithTheirField(string json, string expected)
     {
         string path = Path.Combine(Path.GetTempPath(), $"fednano-config-{Guid.NewGuid():N}.json");
@@ -23,8 +23,8 @@ public class SimulationConfigTests
     [Test]
     public void EveryMethodOfThePaperHasAName()
     {
-        Assert.That(MethodCatalog.All, Is.EquivalentTo(new[] { "centralized", "local", "fedavg", "fedprox", "feddpa-f", "fednano", "fednano-ef" }));
-        foreach (var m in MethodCatalog.All.Where(m => m != "centralized"))
-            Assert.That(MethodCatalog.Strategy(m, new SimulationConfig())!.Name, Is.EqualTo(m));
+        Assert.That(MethodCatalog.All.Take(7), Is.EquivalentTo(new[] { "centralized", "local", "fedavg", "fedprox", "feddpa-f", "fednano", "fednano-ef" }));
+        foreach (var m in MethodCatalog.All)
+            Assert.That(MethodCatalog.Strategy(m, new SimulationConfig()).Name, Is.EqualTo(m));
     }
 }

@@ -17,7 +17,7 @@ public class SimulationTests
     internal static FederatedSimulation Create(SimulationConfig config, int seed = 1)
     {
         var backbone = TestBackbones.Random(seed);
-        var samples = SyntheticBenchmark.Generate(config.SyntheticSamples, 11, SyntheticDialect.Client, backbone.Model.Config.VisionConfig.ImageSize);
+        var samples = SyntheticBenchmark.Generate(config.SyntheticSamples, 11, SyntheticDialect.Client, backbone.Llava().Config.VisionConfig.ImageSize);
         return new FederatedSimulation(config, backbone, FederatedData.Partition(samples, config));
     }
 

@@ -84,7 +84,7 @@ public class StrategyTests
         var sim = TinySetup.Simulation(config);
         var strategy = new Recorder(MethodCatalog.Strategy(method, config)!);
         var result = sim.RunStrategy(strategy);
-        var arch = ArchitectureParameters.Llava(sim.Backbone.Model.Config, "tiny");
+        var arch = ArchitectureParameters.Llava(sim.Backbone.Llava().Config, "tiny");
         var ledger = ParameterLedger.Compute(arch, config.Adapter.Rank).Single(m => m.Method.Equals(method, StringComparison.OrdinalIgnoreCase));
         foreach (var r in result.Rounds)
         {
@@ -110,7 +110,7 @@ public class StrategyTests
         using var before = sim.Backbone.Model.LanguageModel.state_dict().Values.First().clone();
         var dpa = new FedDpaF { RecordUploads = true };
         var result = sim.RunStrategy(dpa);
-        var arch = ArchitectureParameters.Llava(sim.Backbone.Model.Config, "tiny");
+        var arch = ArchitectureParameters.Llava(sim.Backbone.Llava().Config, "tiny");
         int rank = config.FedDpa.LoraRank!.Value;
         var ledger = ParameterLedger.Compute(arch, rank).Single(m => m.Method == "FedDPA-F");
         Assert.That(dpa.Uploads, Has.Count.EqualTo(2 * config.Clients));

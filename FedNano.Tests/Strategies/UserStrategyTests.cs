@@ -1,5 +1,8 @@
 using FedNano.Edge;
+using FedNano.Experiments;
+using FedNano.Simulation;
 using FedNano.Strategies;
+using FedNano.Tests.Experiments;
 using NUnit.Framework;
 using static TorchSharp.torch;
 
@@ -45,4 +48,42 @@ public class UserStrategyTests
         Assert.That(result.Rounds, Has.Count.EqualTo(2 * config.Clients));
         Assert.That(result.Rounds.All(r => r.Traffic.UploadedParams > 0 && !double.IsNaN(r.Accuracy)), Is.True);
     }
+
+    private sealed class Stop : Exception;
+
+    /// <summary>
+    /// A method registered from outside Core runs by name through run folders as the built-in ones do: checkpoints,
+    /// resume after an interruption (the same files as an uninterrupted run), report.
+    /// </summary>
+    [Test]
+    public void ARegisteredMethodGetsRunFoldersCheckpointsResumeAndReports()
+    {
+        const string name = "median-registered";
+        if (!MethodCatalog.All.Contains(name)) MethodCatalog.Register(new MethodEntry(name, "Median", _ => new NamedMedian(name)));
+        var config = TinyRuns.Config(name, "fedavg");
+        string full = TinyRuns.TempDir("user-full"), cut = TinyRuns.TempDir("user-cut");
+        RunFolder.Run(config, full);
+        Assert.Throws<Stop>(() => RunFolder.Run(config, cut, new RunHooks
+        {
+            Progress = p => { if (p.Method == name && p.Round == 2) throw new Stop(); },
+        }));
+        Assert.That(RunFolder.Run(config, cut).ResumedFromStep, Is.EqualTo(2));
+        foreach (var f in new[] { RunFolder.RoundsFile, RunFolder.SummaryFile })
+            Assert.That(File.ReadAllText(Path.Combine(cut, f)), Is.EqualTo(File.ReadAllText(Path.Combine(full, f))), f);
+        Assert.That(File.ReadAllText(Path.Combine(full, RunFolder.SummaryFile)), Does.Contain(name));
+        var (code, err) = RunCommandTests.Fednano("report", cut);
+        Assert.That(code, Is.Zero, err);
+        Assert.That(File.ReadAllText(Path.Combine(cut, "report.md")), Does.Contain(name));
+        Assert.Throws<ArgumentException>(() => MethodCatalog.Register(new MethodEntry("fedavg", "FedAvg", _ => new FedAvg())));
+        Assert.That(() => MethodCatalog.Expand(["not-registered"]), Throws.TypeOf<ConfigException>().With.Message.Contains("unknown method"));
+    }
+}
+
+/// <summary>The median strategy under a registered name.</summary>
+internal sealed class NamedMedian(string name) : IStrategy
+{
+    private readonly MedianWithDecay inner = new();
+    public string Name => name;
+    public FitInstructions ConfigureFit(int round, int client) => inner.ConfigureFit(round, client);
+    public AdapterState Aggregate(int round, AdapterState global, IReadOnlyList<ClientUpdate> updates) => inner.Aggregate(round, global, updates);
 }
