@@ -1,5 +1,6 @@
 using FedNano.Edge;
 using FedNano.Simulation;
+using FedNano.Strategies;
 using NUnit.Framework;
 
 namespace FedNano.Tests.Simulation;
@@ -20,6 +21,7 @@ public class BatchedClientsTests
     [TestCase("fednano-ef")]
     [TestCase("fednano")]
     [TestCase("local")]
+    [TestCase("extra-loss")]
     public void BatchedEqualsSequential(string method)
     {
         var (seq, seqUploads, seqGlobals) = Run(method, "sequential");
@@ -40,7 +42,8 @@ public class BatchedClientsTests
         Assert.That(bat.Rounds.Select(r => r.TrainLoss), Is.EqualTo(seq.Rounds.Select(r => r.TrainLoss)).Within(1e-5));
         Assert.That(bat.Rounds.Select(r => r.Loss), Is.EqualTo(seq.Rounds.Select(r => r.Loss)).Within(1e-5));
         if (method == "local") Assert.That(seqUploads, Is.Empty);
-        else Assert.That(seqUploads.Select(u => u.Fisher is null), Is.All.EqualTo(method is "fedavg" or "fedprox"));
+        else
+            Assert.That(seqUploads.Select(u => u.Fisher is not null), Is.All.EqualTo(method is "fednano" or "fednano-ef"));
     }
 
     [Test]
@@ -51,12 +54,13 @@ public class BatchedClientsTests
         Assert.That(new SimulationConfig().Execution, Is.EqualTo("batched"));
     }
 
-    private static (MethodResult result, List<FedNano.Strategies.ClientUpdate> uploads, List<AdapterState> globals) Run(
+    private static (MethodResult result, List<ClientUpdate> uploads, List<AdapterState> globals) Run(
         string method, string execution)
     {
         var config = Config(execution);
         var sim = TinySetup.Simulation(config);
-        var recorder = new Recorder(MethodCatalog.Strategy(method, config)!);
+        var strategy = method == "extra-loss" ? new WithExtraLoss() : MethodCatalog.Strategy(method, config)!;
+        var recorder = new Recorder(strategy);
         var result = sim.RunStrategy(recorder);
         var uploads = recorder.Uploads;
         // Local uploads nothing: compare the clients' own adapters after the last round instead.
@@ -74,5 +78,18 @@ public class BatchedClientsTests
             double diff = (actual[name] - e).abs().max().item<float>();
             Assert.That(diff, Is.LessThanOrEqualTo(tolerance), $"{what}: {name} differs by {diff}");
         }
+    }
+
+    /// <summary>FedAvg with a user's extra loss term on the live adapters (an L2 pull towards zero).</summary>
+    private sealed class WithExtraLoss : IStrategy
+    {
+        private readonly FedAvg inner = new();
+        public string Name => "extra-loss";
+        public FitInstructions ConfigureFit(int round, int client) => new()
+        {
+            ExtraLoss = p => p.Values.Select(t => t.pow(2).sum()).Aggregate((a, b) => a + b) * 0.05,
+        };
+        public AdapterState Aggregate(int round, AdapterState global, IReadOnlyList<ClientUpdate> updates) =>
+            inner.Aggregate(round, global, updates);
     }
 }
