@@ -58,6 +58,19 @@ public sealed class NanoAdapter : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>
+    /// Several clients' NanoAdapters applied at once: sample b of <paramref name="x"/> [B, T, d] goes through the
+    /// adapter of client <paramref name="client"/>[b], whose weights are row <c>client[b]</c> of the stacked
+    /// <paramref name="down"/> [K, r, d] and <paramref name="up"/> [K, d, r] (stacked from each client's own
+    /// parameters, so gradients reach each client's tensors). The same function as <see cref="forward"/> per sample.
+    /// </summary>
+    public static Tensor Stacked(Tensor x, Tensor down, Tensor up, Tensor client, double scale)
+    {
+        using var scope = NewDisposeScope();
+        var h = x.to_type(down.dtype).matmul(down[client].transpose(1, 2)).matmul(up[client].transpose(1, 2));
+        return (x + (scale * h).to_type(x.dtype)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
     /// Per-sample gradients of this adapter's parameters, squared and summed over the batch, given its inputs
     /// <paramref name="x"/> [B, T, d], the gradient <paramref name="gradOut"/> [B, T, d] of a sum of per-sample
     /// losses with respect to its outputs, and a [B, T] mask of the positions it was applied to (see
@@ -77,15 +90,23 @@ public sealed class NanoAdapter : nn.Module<Tensor, Tensor>
     /// of a sum of per-sample losses with respect to its outputs, and a [B, T] mask of the positions it was applied
     /// to. Exact: the adapter is linear in each weight, so sample b's gradient is a sum over its own positions only.
     /// </summary>
-    public Dictionary<string, Tensor> PerSampleGradients(Tensor x, Tensor gradOut, Tensor mask)
+    public Dictionary<string, Tensor> PerSampleGradients(Tensor x, Tensor gradOut, Tensor mask) =>
+        PerSampleGradientsOf(x, gradOut, mask, down.weight!, up.weight!, Scale);
+
+    /// <summary>
+    /// <see cref="PerSampleGradients(Tensor, Tensor, Tensor)"/> of an adapter with weights <paramref name="down"/>
+    /// [r, d] and <paramref name="up"/> [d, r], or of one adapter per sample ([B, r, d] and [B, d, r]).
+    /// </summary>
+    internal static Dictionary<string, Tensor> PerSampleGradientsOf(
+        Tensor x, Tensor gradOut, Tensor mask, Tensor down, Tensor up, double scale)
     {
         using var scope = NewDisposeScope();
         var m = mask.unsqueeze(-1).to_type(ScalarType.Float32);
         var xs = x.to_type(ScalarType.Float32) * m;
-        var g = gradOut.to_type(ScalarType.Float32) * m * Scale;
-        var h = down.forward(xs);                                   // [B, T, r]
+        var g = gradOut.to_type(ScalarType.Float32) * m * scale;
+        var h = xs.matmul(down.transpose(-1, -2));                 // [B, T, r]
         var gUp = einsum("btd,btr->bdr", g, h);                     // d loss_b / d up.weight   [B, d, r]
-        var gDown = einsum("btr,btd->brd", g.matmul(up.weight!), xs); // d loss_b / d down.weight [B, r, d]
+        var gDown = einsum("btr,btd->brd", g.matmul(up), xs);       // d loss_b / d down.weight [B, r, d]
         return new Dictionary<string, Tensor>
         {
             ["down.weight"] = gDown.MoveToOuterDisposeScope(),

@@ -135,6 +135,22 @@ public sealed class NanoEdge : nn.Module<Tensor, Tensor>
         return where(isImage.unsqueeze(-1), adapter_i.forward(raw), adapter_t.forward(raw)).MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// Several clients' adapters applied to one raw sequence: sample b through those of client
+    /// <paramref name="client"/>[b], an index into <paramref name="adapters"/> (each client's live parameters named
+    /// as <see cref="AdapterParameters"/> names them), stacked (see <see cref="NanoAdapter.Stacked"/>).
+    /// </summary>
+    internal Tensor Adapt(
+        Tensor raw, Tensor isImage, Tensor client, IReadOnlyList<IReadOnlyDictionary<string, Tensor>> adapters)
+    {
+        using var scope = NewDisposeScope();
+        Tensor Stack(string name) => stack(adapters.Select(a => a[name]));
+        Tensor Side(string side, double scale) =>
+            NanoAdapter.Stacked(raw, Stack(side + ".down.weight"), Stack(side + ".up.weight"), client, scale);
+        var image = Side("adapter_i", adapter_i.Scale);
+        return where(isImage.unsqueeze(-1), image, Side("adapter_t", adapter_t.Scale)).MoveToOuterDisposeScope();
+    }
+
     /// <summary>The client's output for a batch: the adapted input-embedding sequence for the server.</summary>
     internal Tensor Forward(EncodedBatch batch)
     {

@@ -1,6 +1,8 @@
 using FedNano.Edge;
 using FedNano.Strategies;
 using TorchSharp;
+using AdapterTensors = System.Collections.Generic.IReadOnlyDictionary<string, TorchSharp.torch.Tensor>;
+using Samples = System.Collections.Generic.IReadOnlyList<FedNano.Edge.EncodedSample>;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -11,7 +13,7 @@ namespace FedNano.Simulation;
 /// the frozen LLM and the loss, and only the gradient with respect to the sequence comes back. Counts what
 /// crosses the split.
 /// </summary>
-internal sealed class ClientTrainer(NanoEdge edge, SplitServer server, SimulationConfig config)
+internal sealed partial class ClientTrainer(NanoEdge edge, SplitServer server, SimulationConfig config)
 {
     /// <summary>Bytes that crossed the split (activations up, gradients down) since creation.</summary>
     public long SplitBytes { get; private set; }
@@ -41,44 +43,22 @@ internal sealed class ClientTrainer(NanoEdge edge, SplitServer server, Simulatio
     /// <summary>
     /// The local optimisation loop shared by every client-training path: AdamW over <paramref name="parameters"/>,
     /// mini-batches of <paramref name="data"/> in the order drawn from <paramref name="rng"/>; <paramref name="step"/>
-    /// runs the forward and backward of the task loss on a batch and returns the loss. Adds the strategy's proximal and
-    /// extra loss terms, accumulates squared mini-batch gradients (of the task loss) when asked, and clips the gradient
-    /// to <c>max_grad_norm</c> before each step.
+    /// runs the forward and backward of the task loss on a batch and returns the loss. The rest of a step is
+    /// <see cref="LocalOptimisation.Step"/>'s.
     /// </summary>
     internal static (double loss, AdapterState? squaredGrads) Optimise(
         IReadOnlyList<(string name, Parameter parameter)> parameters, IReadOnlyList<EncodedSample> data, FitInstructions fit, AdapterState? global,
         Random rng, SimulationConfig config, int epochs, int? steps, Device device, Func<EncodedBatch, Tensor> step)
     {
-        using var optimizer = optim.AdamW(parameters.Select(p => p.parameter), config.LearningRate, weight_decay: config.WeightDecay);
-        var squared = fit.AccumulateSquaredGradients ? parameters.ToDictionary(p => p.name, p => zeros_like(p.parameter)) : null;
-        var live = parameters.ToDictionary(p => p.name, p => (Tensor)p.parameter);
-        int done = 0;
-        double lossSum = 0;
-        long seen = 0;
-        for (int epoch = 0; data.Count > 0 && (steps is { } s ? done < s : epoch < epochs); epoch++)
+        using var run = new LocalOptimisation(parameters, data, fit, global, rng, config, epochs, steps);
+        while (run.Next() is { } samples)
         {
-            var order = data.OrderBy(_ => rng.Next()).ToArray();
-            for (int i = 0; i < order.Length && (steps is null || done < steps); i += config.BatchSize)
-            {
-                using var scope = NewDisposeScope();
-                using var batch = EncodedBatch.Create(order[i..Math.Min(i + config.BatchSize, order.Length)], true, 0, device);
-                optimizer.zero_grad();
-                var loss = step(batch);
-                if (squared is not null)
-                    using (no_grad())
-                        foreach (var (name, p) in parameters) squared[name].add_(p.grad!.pow(2));
-                if (fit.ProximalMu > 0 && global is not null)
-                    (parameters.Select(p => (p.parameter - global[p.name]).pow(2).sum()).Aggregate((a, b) => a + b) * (fit.ProximalMu / 2)).backward();
-                fit.ExtraLoss?.Invoke(live).backward();
-                if (config.MaxGradNorm > 0) nn.utils.clip_grad_norm_(parameters.Select(p => p.parameter), config.MaxGradNorm);
-                optimizer.step();
-                lossSum += loss.item<float>() * batch.Count;
-                seen += batch.Count;
-                done++;
-            }
+            using var scope = NewDisposeScope();
+            using var batch = EncodedBatch.Create(samples, true, 0, device);
+            run.ZeroGrad();
+            run.Step(step(batch), batch.Count);
         }
-        AdapterState? fisher = squared is null ? null : new AdapterState(squared.ToDictionary(p => p.Key, p => p.Value.div_(Math.Max(done, 1))));
-        return (seen == 0 ? 0 : lossSum / seen, fisher);
+        return run.Result();
     }
 
     /// <summary>Mini-batches one pass of the configured local epochs over <paramref name="samples"/> takes.</summary>
@@ -91,22 +71,59 @@ internal sealed class ClientTrainer(NanoEdge edge, SplitServer server, Simulatio
     /// </summary>
     public AdapterState Fisher(IReadOnlyList<EncodedSample> data)
     {
-        var sums = edge.AdapterParameters().ToDictionary(p => p.name, p => zeros_like(p.parameter));
-        for (int i = 0; i < data.Count; i += config.BatchSize)
+        var live = edge.AdapterParameters().ToDictionary(p => p.name, p => (Tensor)p.parameter);
+        return FisherPass([(live, data)], edgeAdapters: true)[0].fisher;
+    }
+
+    /// <summary>
+    /// <see cref="Fisher(IReadOnlyList{EncodedSample})"/> of several clients' adapters, each on its own data, their
+    /// i-th batches in one pass through the frozen LLM (adapters stacked as in <see cref="TrainBatched"/>); with the
+    /// bytes each client's batches moved across the split.
+    /// </summary>
+    public (AdapterState fisher, long splitBytes)[] Fisher(IReadOnlyList<(AdapterTensors adapters, Samples data)> clients)
+        => FisherPass(clients, edgeAdapters: false);
+
+    /// <summary>The Fisher pass; with <paramref name="edgeAdapters"/> the one client's adapters are the edge's.</summary>
+    private (AdapterState fisher, long splitBytes)[] FisherPass(
+        IReadOnlyList<(AdapterTensors adapters, Samples data)> clients, bool edgeAdapters)
+    {
+        var split = new long[clients.Count];
+        var sums = clients.Select(c => c.adapters.ToDictionary(p => p.Key, p => zeros_like(p.Value))).ToArray();
+        var sides = new[] { ("adapter_i", edge.AdapterI.Scale, false), ("adapter_t", edge.AdapterT.Scale, true) };
+        for (int i = 0; clients.Any(c => i < c.data.Count); i += config.BatchSize)
         {
             using var scope = NewDisposeScope();
-            using var batch = EncodedBatch.Create(data.Skip(i).Take(config.BatchSize).ToArray(), true, 0, edge.Device);
+            var active = clients.Select((c, k) => (k, samples: c.data.Skip(i).Take(config.BatchSize).ToArray()))
+                .Where(a => a.samples.Length > 0).ToArray();
+            using var batch = EncodedBatch.Create(active.SelectMany(a => a.samples).ToArray(), true, 0, edge.Device);
+            var client = ClientIndex(active.Select(a => a.samples.Length).ToArray());
+            var adapters = active.Select(a => clients[a.k].adapters).ToArray();
+            Tensor Weights(string name) => edgeAdapters ? adapters[0][name] : stack(adapters.Select(a => a[name]))[client];
             var raw = edge.RawSequence(batch);
             Tensor sent;
-            using (no_grad()) sent = edge.Adapt(raw, batch.IsImage);
-            var (_, g) = server.LossAndGradient(sent, batch.Labels, sum: true);
-            SplitBytes += 2 * sent.numel() * sent.ElementSize;
             using (no_grad())
-            {
-                foreach (var (name, t) in edge.AdapterI.SquaredPerSampleGradients(raw, g, batch.IsImage)) sums["adapter_i." + name].add_(t);
-                foreach (var (name, t) in edge.AdapterT.SquaredPerSampleGradients(raw, g, batch.IsImage.logical_not())) sums["adapter_t." + name].add_(t);
-            }
+                sent = edgeAdapters ? edge.Adapt(raw, batch.IsImage) : edge.Adapt(raw, batch.IsImage, client, adapters);
+            var (_, g) = server.LossAndGradient(sent, batch.Labels, sum: true);
+            foreach (var (k, samples) in active) split[k] += SequenceBytes(samples, sent);
+            using (no_grad())
+                foreach (var (prefix, scale, text) in sides)
+                {
+                    var mask = text ? batch.IsImage.logical_not() : batch.IsImage;
+                    var down = Weights(prefix + ".down.weight");
+                    var up = Weights(prefix + ".up.weight");
+                    foreach (var (name, t) in Adapters.NanoAdapter.PerSampleGradientsOf(raw, g, mask, down, up, scale))
+                    {
+                        int offset = 0;
+                        foreach (var (k, samples) in active)
+                        {
+                            sums[k][prefix + "." + name].add_(t[offset..(offset + samples.Length)].pow(2).sum(dim: 0));
+                            offset += samples.Length;
+                        }
+                    }
+                }
         }
-        return new AdapterState(sums.ToDictionary(p => p.Key, p => p.Value.div_(Math.Max(data.Count, 1))));
+        SplitBytes += split.Sum();
+        return sums.Select((s, k) => (new AdapterState(s.ToDictionary(p => p.Key, p => p.Value.div_(Math.Max(clients[k].data.Count, 1)))),
+            split[k])).ToArray();
     }
 }

@@ -175,16 +175,14 @@ public sealed class FederatedSimulation
             var traffic = new ClientTraffic[Train.Length];
             var resident = new long[Train.Length];
             var nonFinite = new bool[Train.Length];
-            foreach (int k in SampleClients(round))
+            var sampled = SampleClients(round);
+            var fits = sampled.Select(k => strategy.ConfigureFit(round, k)).ToArray();
+            var owns = sampled.Select(k => strategy.ClientState(k, global)).ToArray();
+            var outcomes = TrainClients(round, sampled, fits, owns.Select(o => o ?? global).ToArray(), global);
+            for (int j = 0; j < sampled.Length; j++)
             {
-                var fit = strategy.ConfigureFit(round, k);
-                var own = strategy.ClientState(k, global);
-                var (down, downBytes) = own is null ? ClientTraffic.Measure(global) : (0, 0);
-                Edge.LoadAdapterState(own ?? global);
-                long split = Trainer.SplitBytes;
-                var (loss, squared) = Trainer.Train(Train[k], fit, fit.ProximalMu > 0 ? global : null, DataOrder(round, k));
-                var fisher = fit.ComputeFisher ? Trainer.Fisher(Train[k]) : squared;
-                var state = Edge.AdapterState();
+                var (k, fit, (state, loss, fisher, split)) = (sampled[j], fits[j], outcomes[j]);
+                var (down, downBytes) = owns[j] is null ? ClientTraffic.Measure(global) : (0, 0);
                 trained.Add(state);
                 if (!double.IsFinite(loss) || !Finite(state) || !Finite(fisher))
                 {
@@ -210,7 +208,7 @@ public sealed class FederatedSimulation
                 traffic[k] = new ClientTraffic
                 {
                     DownloadedParams = down, DownloadedBytes = downBytes, UploadedParams = up, UploadedFisher = fisherValues,
-                    UploadedBytes = upBytes + fisherBytes, SplitBytesTrain = Trainer.SplitBytes - split,
+                    UploadedBytes = upBytes + fisherBytes, SplitBytesTrain = split,
                 };
             }
             var next = updates.Count == 0 && nonFinite.Any(x => x) ? global.Clone() : strategy.Aggregate(round, global, updates);
@@ -232,6 +230,33 @@ public sealed class FederatedSimulation
     {
         using var _ = NewDisposeScope();
         return state is null || state.Tensors.Values.All(t => isfinite(t).all().item<bool>());
+    }
+
+    /// <summary>
+    /// Local training of a round's sampled <paramref name="clients"/> from <paramref name="starts"/> (and the exact
+    /// Fisher pass where asked): one after another, or batched through the frozen LLM (<c>execution</c>).
+    /// </summary>
+    internal ClientOutcome[] TrainClients(
+        int round, int[] clients, FitInstructions[] fits, AdapterState[] starts, AdapterState global)
+    {
+        AdapterState? Prox(int j) => fits[j].ProximalMu > 0 ? global : null;
+        if (Config.Execution == "sequential")
+            return clients.Select((k, j) =>
+            {
+                Edge.LoadAdapterState(starts[j]);
+                long split = Trainer.SplitBytes;
+                var (loss, squared) = Trainer.Train(Train[k], fits[j], Prox(j), DataOrder(round, k));
+                var fisher = fits[j].ComputeFisher ? Trainer.Fisher(Train[k]) : squared;
+                return new ClientOutcome(Edge.AdapterState(), loss, fisher, Trainer.SplitBytes - split);
+            }).ToArray();
+        var jobs = clients.Select((k, j) => new ClientJob(starts[j], Train[k], fits[j], Prox(j), DataOrder(round, k)));
+        var outcomes = Trainer.TrainBatched(jobs.ToArray());
+        var exact = Enumerable.Range(0, clients.Length).Where(j => fits[j].ComputeFisher).ToArray();
+        var fishers = Trainer.Fisher(exact.Select(j =>
+            (outcomes[j].Trained.Tensors, (IReadOnlyList<EncodedSample>)Train[clients[j]])).ToArray());
+        foreach (var (j, (fisher, bytes)) in exact.Zip(fishers))
+            outcomes[j] = outcomes[j] with { Fisher = fisher, SplitBytes = outcomes[j].SplitBytes + bytes };
+        return outcomes;
     }
 
     internal static readonly IReadOnlyDictionary<int, AdapterState> NoClientState = new Dictionary<int, AdapterState>();

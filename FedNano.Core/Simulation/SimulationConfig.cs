@@ -127,6 +127,12 @@ public sealed record SimulationConfig
     [JsonPropertyName("fedprox_mu")] public double FedProxMu { get; init; } = 0.01;
     /// <summary>FedDPA-F's settings.</summary>
     [JsonPropertyName("feddpa")] public FedDpaConfig FedDpa { get; init; } = new();
+    /// <summary>
+    /// How a round's clients train: <c>batched</c> (default; their mini-batches of a step go through the frozen LLM in
+    /// one pass, each client with its own adapters, optimiser state and data order: the same result to float rounding)
+    /// or <c>sequential</c> (one after another). FedDPA-F and centralized always run sequentially.
+    /// </summary>
+    [JsonPropertyName("execution")] public string Execution { get; init; } = "batched";
     /// <summary>Seed of every random draw (partition, client sampling, data order, initialisation).</summary>
     [JsonPropertyName("seed")] public int Seed { get; init; }
     /// <summary>Backbone: <c>tiny</c> (the shipped one), <c>mid</c> (random, for speed) or <c>llava-1.5-7b</c> (with <see cref="ModelDir"/>); see <see cref="Checkpoints.Backbones"/>.</summary>
@@ -229,6 +235,8 @@ public sealed record SimulationConfig
                                                                                $"(got {FisherFloor})");
         if (OnNonFinite is not ("skip" or "stop")) throw new ConfigException($"on_nonfinite '{OnNonFinite}' must be skip or stop");
         FedDpa.Validate();
+        if (Execution is not ("batched" or "sequential"))
+            throw new ConfigException($"execution must be batched or sequential (got '{Execution}')");
     }
 
     private static readonly JsonSerializerOptions Json = new()

@@ -15,13 +15,15 @@ internal static class RunCommand
         var resumeOpt = new Option<string?>("--resume") { Description = "Continue the run in this folder from its last complete round (its config.json is used)." };
         var cmd = new Command("run", "Run a federated simulation into a folder: config.json, run.json, checkpoints/ after every round, rounds.csv and summary.csv.");
         foreach (var o in options.All) cmd.Options.Add(o);
+        cmd.Options.Add(options.Execution);
         cmd.Options.Add(outOpt);
         cmd.Options.Add(resumeOpt);
         cmd.SetAction(r => CliErrors.Guard(() =>
         {
             if (r.GetValue(resumeOpt) is { } dir)
             {
-                if (options.All.Any(o => r.GetResult(o) is not null) || r.GetValue(outOpt) is not null)
+                bool others = options.All.Append(options.Execution).Any(o => r.GetResult(o) is not null);
+                if (others || r.GetValue(outOpt) is not null)
                     throw new FedNano.ConfigException("--resume continues a run with the config in its folder; drop the other options");
                 if (!Directory.Exists(dir)) throw new FedNano.ConfigException($"--resume {dir}: folder not found");
                 return Run(RunFolder.LoadConfig(dir), dir);

@@ -26,6 +26,10 @@ internal sealed class RunOptions
     public readonly Option<string?> VisionTowerDir = new("--vision-tower-dir") { Description = "CLIP tower folder of a checkpoint in LLaVA's own layout (default: its mm_vision_tower)." };
     public readonly Option<string?> Device = new("--device") { Description = "auto (CUDA if available), cpu, cuda or cuda:N." };
     public readonly Option<string?> Precision = new("--precision") { Description = "Frozen backbone precision: auto (float32 on CPU, bfloat16 on CUDA), float32, bfloat16 or float16. Adapters stay float32." };
+    public readonly Option<string?> Execution = new("--execution")
+    {
+        Description = "batched (default: a round's clients through the LLM together) or sequential (one by one).",
+    };
 
     public IEnumerable<Option> All => [Config, Method, Clients, Alpha, Rounds, Rank, Seed, Dataset, DataRoot, MissingImages, PartitionBy, Backbone, ModelDir, VisionTowerDir, Device, Precision];
 
@@ -52,6 +56,7 @@ internal sealed class RunOptions
         }
         if (r.GetValue(Device) is { } dev) c = c with { Device = dev };
         if (r.GetValue(Precision) is { } p) c = c with { Precision = p };
+        if (r.GetValue(Execution) is { } ex) c = c with { Execution = ex };
         try { c.Validate(); }
         catch (FedNano.ConfigException e) { throw new FedNano.ConfigException($"{e.Message} (from {path} and the command line)"); }
         return c;

@@ -1,0 +1,92 @@
+using FedNano.Edge;
+using FedNano.Strategies;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace FedNano.Simulation;
+
+/// <summary>One client's local training in a batched round.</summary>
+/// <param name="Start">The adapters it starts from (not changed).</param>
+/// <param name="Data">Its training samples.</param>
+/// <param name="Fit">What its strategy asks of it.</param>
+/// <param name="Global">The global adapters of its proximal term, or null.</param>
+/// <param name="Order">Its data order.</param>
+internal sealed record ClientJob(
+    AdapterState Start, IReadOnlyList<EncodedSample> Data, FitInstructions Fit, AdapterState? Global, Random Order);
+
+/// <summary>What a client's local training ended with.</summary>
+/// <param name="Trained">Its trained adapters (the caller disposes them).</param>
+/// <param name="Loss">Its mean training loss.</param>
+/// <param name="Fisher">Its Fisher estimate when asked (squared mini-batch gradients, or the exact pass's).</param>
+/// <param name="SplitBytes">Bytes its batches moved across the split (as if it had run alone).</param>
+internal sealed record ClientOutcome(AdapterState Trained, double Loss, AdapterState? Fisher, long SplitBytes);
+
+internal sealed partial class ClientTrainer
+{
+    /// <summary>
+    /// Trains several clients together, each with its own adapters, AdamW state, data order and number of steps:
+    /// at step s every client that still has a mini-batch s contributes it, their adapters are stacked and
+    /// selected per sample (NanoEdge's stacked <c>Adapt</c>), and one forward and backward through the frozen LLM
+    /// serves them all. The loss back-propagated is the sum over clients of each one's batch-mean loss, so each
+    /// client's gradient is its own; the rest of its step (clipping, proximal and extra terms, squared gradients)
+    /// is <see cref="LocalOptimisation.Step"/> on its own parameters. The same result as <see cref="Train"/>
+    /// client by client, to float rounding.
+    /// </summary>
+    public ClientOutcome[] TrainBatched(IReadOnlyList<ClientJob> jobs)
+    {
+        var names = edge.AdapterParameters().Select(p => p.name).ToArray();
+        var parameters = jobs.Select(j => names.Select(n => (n, new Parameter(j.Start[n].clone()))).ToArray())
+            .ToArray();
+        var runs = jobs.Select((j, i) => new LocalOptimisation(
+            parameters[i], j.Data, j.Fit, j.Global, j.Order, config, config.LocalEpochs, null)).ToArray();
+        var split = new long[jobs.Count];
+        try
+        {
+            while (runs.Select((run, i) => (i, samples: run.Next())).Where(a => a.samples is not null).ToArray() is
+                   { Length: > 0 } active)
+            {
+                using var scope = NewDisposeScope();
+                var counts = active.Select(a => a.samples!.Length).ToArray();
+                var samples = active.SelectMany(a => a.samples!).ToArray();
+                using var batch = EncodedBatch.Create(samples, true, 0, edge.Device);
+                foreach (var (i, _) in active) runs[i].ZeroGrad();
+                var raw = edge.RawSequence(batch);
+                var live = active.Select(a => runs[a.i].Live).ToArray();
+                var sent = edge.Adapt(raw, batch.IsImage, ClientIndex(counts), live);
+                var (nll, grad) = server.LossAndGradient(sent.detach(), batch.Labels, sum: true);
+                // Each sample's gradient times 1 / its client's batch size: the gradient of the sum of batch means.
+                var weight = tensor(counts.SelectMany(n => Enumerable.Repeat(1f / n, n)).ToArray(), device: edge.Device)
+                    .view(-1, 1, 1);
+                sent.backward([(grad.to_type(ScalarType.Float32) * weight).to_type(grad.dtype)]);
+                int offset = 0;
+                foreach (var (i, own) in active)
+                {
+                    runs[i].Step(nll[offset..(offset + own!.Length)].mean(), own.Length);
+                    split[i] += SequenceBytes(own, sent);
+                    offset += own.Length;
+                }
+            }
+            SplitBytes += split.Sum();
+            return runs.Select((run, i) =>
+            {
+                var (loss, squared) = run.Result();
+                var trained = new AdapterState(parameters[i].ToDictionary(p => p.n, p => p.Item2.detach().clone()));
+                return new ClientOutcome(trained, loss, squared, split[i]);
+            }).ToArray();
+        }
+        finally
+        {
+            foreach (var run in runs) run.Dispose();
+            foreach (var (_, p) in parameters.SelectMany(p => p)) p.Dispose();
+        }
+    }
+
+    /// <summary>The client index [B] of a batch of consecutive runs of <paramref name="counts"/> samples.</summary>
+    private Tensor ClientIndex(int[] counts) =>
+        tensor(counts.SelectMany((n, c) => Enumerable.Repeat((long)c, n)).ToArray(), device: edge.Device);
+
+    /// <summary>Bytes a client's batch moves across the split (up and down), padded as when it runs alone.</summary>
+    private static long SequenceBytes(EncodedSample[] samples, Tensor sent) =>
+        2L * samples.Length * samples.Max(s => s.PromptIds.Length + s.TargetIds.Length) * sent.shape[2]
+           * sent.ElementSize;
+}

@@ -1,0 +1,95 @@
+using FedNano.Edge;
+using FedNano.Simulation;
+using FedNano.Strategies;
+using NUnit.Framework;
+
+namespace FedNano.Tests.Simulation;
+
+/// <summary>Batched clients (<c>execution: batched</c>) give what training them one by one gives.</summary>
+public class BatchedClientsTests
+{
+    // Three clients of different sizes (so of different step counts: some run out of batches before others),
+    // two epochs of batches of 4, two rounds (the second starts from the aggregate), a proximal weight that matters.
+    private static SimulationConfig Config(string execution) => TinySetup.Config(rounds: 2) with
+    {
+        SyntheticSamples = 60, Clients = 3, Alpha = 0.5, MinPartitionSize = 6, BatchSize = 4, LocalEpochs = 2,
+        FedProxMu = 0.5, Execution = execution,
+    };
+
+    [TestCase("fedavg")]
+    [TestCase("fedprox")]
+    [TestCase("fednano-ef")]
+    [TestCase("fednano")]
+    [TestCase("local")]
+    [TestCase("extra-loss")]
+    public void BatchedEqualsSequential(string method)
+    {
+        var (seq, seqUploads, seqGlobals) = Run(method, "sequential");
+        var (bat, batUploads, batGlobals) = Run(method, "batched");
+
+        var sizes = TinySetup.Simulation(Config("batched")).Train.Select(t => (t.Length + 3) / 4).ToArray();
+        Assert.That(sizes.Distinct().Count(), Is.EqualTo(3), $"steps should differ ({string.Join(", ", sizes)})");
+        Assert.That(batUploads.Select(u => u.Client), Is.EqualTo(seqUploads.Select(u => u.Client)));
+        for (int i = 0; i < seqUploads.Count; i++)
+        {
+            var (b, s) = (batUploads[i], seqUploads[i]);
+            AssertClose(b.Parameters, s.Parameters, 1e-5, $"client {s.Client}'s adapters");
+            if (s.Fisher is { } f)
+                AssertClose(b.Fisher!, f, 1e-4 * f.Tensors.Values.Max(t => t.abs().max().item<float>()), "Fisher");
+        }
+        for (int i = 0; i < seqGlobals.Count; i++) AssertClose(batGlobals[i], seqGlobals[i], 1e-5, $"global {i + 1}");
+        Assert.That(bat.Rounds.Select(r => r.Traffic), Is.EqualTo(seq.Rounds.Select(r => r.Traffic)), "ledger");
+        Assert.That(bat.Rounds.Select(r => r.TrainLoss), Is.EqualTo(seq.Rounds.Select(r => r.TrainLoss)).Within(1e-5));
+        Assert.That(bat.Rounds.Select(r => r.Loss), Is.EqualTo(seq.Rounds.Select(r => r.Loss)).Within(1e-5));
+        if (method == "local") Assert.That(seqUploads, Is.Empty);
+        else
+            Assert.That(seqUploads.Select(u => u.Fisher is not null), Is.All.EqualTo(method is "fednano" or "fednano-ef"));
+    }
+
+    [Test]
+    public void ExecutionIsValidated()
+    {
+        Assert.That(() => (new SimulationConfig() with { Execution = "parallel" }).Validate(),
+            Throws.TypeOf<ConfigException>().With.Message.Contains("execution must be batched or sequential"));
+        Assert.That(new SimulationConfig().Execution, Is.EqualTo("batched"));
+    }
+
+    private static (MethodResult result, List<ClientUpdate> uploads, List<AdapterState> globals) Run(
+        string method, string execution)
+    {
+        var config = Config(execution);
+        var sim = TinySetup.Simulation(config);
+        var strategy = method == "extra-loss" ? new WithExtraLoss() : MethodCatalog.Strategy(method, config)!;
+        var recorder = new Recorder(strategy);
+        var result = sim.RunStrategy(recorder);
+        var uploads = recorder.Uploads;
+        // Local uploads nothing: compare the clients' own adapters after the last round instead.
+        if (method == "local") uploads = [];
+        return (result, uploads, method == "local" ? LocalStates(sim, recorder) : recorder.Globals);
+    }
+
+    private static List<AdapterState> LocalStates(FederatedSimulation sim, Recorder recorder) =>
+        Enumerable.Range(0, sim.Train.Length).Select(k => recorder.ClientState(k, sim.Initial)!.Clone()).ToList();
+
+    private static void AssertClose(AdapterState actual, AdapterState expected, double tolerance, string what)
+    {
+        foreach (var (name, e) in expected.Tensors)
+        {
+            double diff = (actual[name] - e).abs().max().item<float>();
+            Assert.That(diff, Is.LessThanOrEqualTo(tolerance), $"{what}: {name} differs by {diff}");
+        }
+    }
+
+    /// <summary>FedAvg with a user's extra loss term on the live adapters (an L2 pull towards zero).</summary>
+    private sealed class WithExtraLoss : IStrategy
+    {
+        private readonly FedAvg inner = new();
+        public string Name => "extra-loss";
+        public FitInstructions ConfigureFit(int round, int client) => new()
+        {
+            ExtraLoss = p => p.Values.Select(t => t.pow(2).sum()).Aggregate((a, b) => a + b) * 0.05,
+        };
+        public AdapterState Aggregate(int round, AdapterState global, IReadOnlyList<ClientUpdate> updates) =>
+            inner.Aggregate(round, global, updates);
+    }
+}
