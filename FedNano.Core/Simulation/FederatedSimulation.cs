@@ -162,7 +162,6 @@ public sealed class FederatedSimulation
     {
         CheckStart(start, strategy.Name);
         if (strategy is FedDpaF dpa) return dpa.Run(this, start, afterRound);
-        if (strategy is Centralized) return Centralized.Run(this, start, afterRound);
         strategy.ImportClientStates(start?.Clients ?? NoClientState);
         var rows = new List<RoundResult>(start?.Rows ?? []);
         var global = (start?.Global ?? Initial).Clone();
@@ -175,14 +174,15 @@ public sealed class FederatedSimulation
             var traffic = new ClientTraffic[Train.Length];
             var resident = new long[Train.Length];
             var nonFinite = new bool[Train.Length];
-            var sampled = SampleClients(round);
+            bool pooled = strategy.PoolsData;
+            var sampled = pooled ? [Pooled] : SampleClients(round);
             var fits = sampled.Select(k => strategy.ConfigureFit(round, k)).ToArray();
             var owns = sampled.Select(k => strategy.ClientState(k, global)).ToArray();
             var outcomes = TrainClients(round, sampled, fits, owns.Select(o => o ?? global).ToArray(), global);
             for (int j = 0; j < sampled.Length; j++)
             {
                 var (k, fit, (state, loss, fisher, split)) = (sampled[j], fits[j], outcomes[j]);
-                var (down, downBytes) = owns[j] is null ? ClientTraffic.Measure(global) : (0, 0);
+                var (down, downBytes) = owns[j] is null && !pooled ? ClientTraffic.Measure(global) : (0, 0);
                 trained.Add(state);
                 if (!double.IsFinite(loss) || !Finite(state) || !Finite(fisher))
                 {
@@ -190,7 +190,7 @@ public sealed class FederatedSimulation
                         throw new NonFiniteException($"{strategy.Name}, round {round}, client {k}: the training loss " +
                             $"({loss}) or the update is NaN or infinite; lower learning_rate, set max_grad_norm, " +
                             "or set on_nonfinite: skip to leave such clients out");
-                    nonFinite[k] = true; // skip: left out of the aggregate and the client's own state
+                    if (!pooled) nonFinite[k] = true; // skip: left out of the aggregate and the client's own state
                     fit = fit with { Upload = false };
                 }
                 else strategy.OnClientTrained(round, k, state);
@@ -198,11 +198,16 @@ public sealed class FederatedSimulation
                 var (fisherValues, fisherBytes) = (0L, 0L);
                 if (fit.Upload)
                 {
-                    updates.Add(new ClientUpdate(k, Train[k].Length, state, fisher));
+                    updates.Add(new ClientUpdate(k, DataOf(k).Count, state, fisher));
                     (up, upBytes) = ClientTraffic.Measure(state);
                     (fisherValues, fisherBytes) = ClientTraffic.Measure(fisher);
                 }
                 else fisher?.Dispose();
+                if (pooled)
+                {
+                    Array.Fill(trainLoss, loss); // the one learner's loss, on every client's row; nothing communicated
+                    continue;
+                }
                 trainLoss[k] = loss;
                 resident[k] = fit.ProximalMu > 0 ? global.Count : 0; // FedProx keeps the global adapters for its proximal term
                 traffic[k] = new ClientTraffic
@@ -217,14 +222,24 @@ public sealed class FederatedSimulation
             foreach (var u in updates) u.Fisher?.Dispose();
             foreach (var t in trained) t.Dispose();
             var g = global;
-            final = EvaluateAll(null, k => (traffic[k] ?? new ClientTraffic()) with { ClientResidentParams = EdgeFrozenParameters + g.Count + resident[k] },
-                strategy.Name, round, rows, k => strategy.ClientState(k, g) ?? g, trainLoss, nonFinite: nonFinite);
+            Func<int, ClientTraffic> rowTraffic = pooled ? _ => new ClientTraffic()
+                : k => (traffic[k] ?? new ClientTraffic()) with { ClientResidentParams = EdgeFrozenParameters + g.Count + resident[k] };
+            final = EvaluateAll(null, rowTraffic, strategy.Name, round, rows, k => strategy.ClientState(k, g) ?? g, trainLoss,
+                countSplit: !pooled, nonFinite: nonFinite);
             afterRound?.Invoke(new SimulationState(strategy.Name, round, global, strategy.ExportClientStates(), rows, final));
             Report(strategy.Name, round, rows);
         }
         global.Dispose();
         return new MethodResult(strategy.Name, rows, final);
     }
+
+    /// <summary>The participant index of the single learner on pooled data (<see cref="IStrategy.PoolsData"/>).</summary>
+    internal const int Pooled = -1;
+
+    private EncodedSample[]? pooledTrain;
+
+    /// <summary>Training data of client <paramref name="k"/>, or every client's pooled for <see cref="Pooled"/>.</summary>
+    internal IReadOnlyList<EncodedSample> DataOf(int k) => k == Pooled ? pooledTrain ??= Train.SelectMany(t => t).ToArray() : Train[k];
 
     private static bool Finite(AdapterState? state)
     {
@@ -240,13 +255,14 @@ public sealed class FederatedSimulation
         int round, int[] clients, FitInstructions[] fits, AdapterState[] starts, AdapterState global)
     {
         AdapterState? Prox(int j) => fits[j].ProximalMu > 0 ? global : null;
-        if (Config.Execution == "sequential")
+        if (Config.Execution == "sequential" || clients.Contains(Pooled))
             return clients.Select((k, j) =>
             {
                 Edge.LoadAdapterState(starts[j]);
                 long split = Trainer.SplitBytes;
-                var (loss, squared) = Trainer.Train(Train[k], fits[j], Prox(j), DataOrder(round, k));
-                var fisher = fits[j].ComputeFisher ? Trainer.Fisher(Train[k]) : squared;
+                int? steps = k == Pooled ? Train.Sum(t => Trainer.StepsFor(t.Length)) : null;
+                var (loss, squared) = Trainer.Train(DataOf(k), fits[j], Prox(j), DataOrder(round, k), steps);
+                var fisher = fits[j].ComputeFisher ? Trainer.Fisher(DataOf(k)) : squared;
                 return new ClientOutcome(Edge.AdapterState(), loss, fisher, Trainer.SplitBytes - split);
             }).ToArray();
         var jobs = clients.Select((k, j) => new ClientJob(starts[j], Train[k], fits[j], Prox(j), DataOrder(round, k)));
