@@ -6,13 +6,16 @@ namespace FedNano.Experiments;
 /// <summary>The fields in which two simulation configs differ, as their JSON names (nested ones dotted, e.g. <c>adapter.rank</c>).</summary>
 public static class ConfigDiff
 {
-    /// <summary>One difference per field, as <c>field: A in the folder, B now</c>; empty when the configs are equal. Fields in <paramref name="ignore"/> are skipped.</summary>
+    /// <summary>
+    /// One difference per field, as <c>field: A in the folder, B now</c>; empty when the configs are equal. Fields in
+    /// <paramref name="ignore"/> are skipped, and <c>threads</c> always (it sets the speed, not what is computed).
+    /// </summary>
     public static IReadOnlyList<string> Describe(SimulationConfig folder, SimulationConfig now, params string[] ignore)
     {
         var a = JsonNode.Parse(folder.ToJson())!.AsObject();
         var b = JsonNode.Parse(now.ToJson())!.AsObject();
         var diffs = new List<string>();
-        Compare("", a, b, diffs, ignore);
+        Compare("", a, b, diffs, [.. ignore, "threads"]);
         return diffs;
     }
 

@@ -18,7 +18,7 @@ public sealed record RunResults(string Directory, SimulationConfig Config, IRead
         return new RunResults(dir, RunFolder.LoadConfig(dir),
             Read(Path.Combine(dir, RunFolder.SummaryFile), c => new SummaryRow
             {
-                Method = c.GetString("method"), Client = c.GetString("client"), Accuracy = c.Parse<double>("accuracy"),
+                Method = c.GetString("method"), Client = c.GetString("client"), Accuracy = AccuracyPct(c),
                 TestSamples = c.Parse<int>("test_samples"), UploadedPerRound = c.Parse<long>("uploaded_params_per_round"),
                 FisherPerRound = Optional(c, "uploaded_fisher_per_round") ?? 0, ClientResident = Optional(c, "client_resident_params"),
                 ModelParams = Optional(c, "model_params") ?? 0,
@@ -29,7 +29,7 @@ public sealed record RunResults(string Directory, SimulationConfig Config, IRead
                 return new RoundRow
                 {
                     Method = c.GetString("method"), Round = c.Parse<int>("round"), Client = c.Parse<int>("client"),
-                    Accuracy = c.Parse<double>("accuracy"), Loss = c.Parse<double>("loss"),
+                    Accuracy = AccuracyPct(c), Loss = c.Parse<double>("loss"),
                     TrainLoss = c.GetStringOrNull("train_loss") is { Length: > 0 } t ? double.Parse(t, CultureInfo.InvariantCulture) : null,
                     UploadedParams = up, UploadedFisher = Optional(c, "uploaded_fisher") ?? 0,
                     // runs written before the traffic ledger have no uploaded_bytes: float32 adapters, 4 bytes a parameter
@@ -43,6 +43,10 @@ public sealed record RunResults(string Directory, SimulationConfig Config, IRead
 
     /// <summary>Bytes of one uploaded parameter in runs made before <c>rounds.csv</c> had <c>uploaded_bytes</c> (float32 adapters).</summary>
     public const int LegacyBytesPerParameter = 4;
+
+    /// <summary>Accuracy in percent: <c>accuracy_pct</c>, or the fraction <c>accuracy</c> of files written before.</summary>
+    private static double AccuracyPct(CsvReader c) =>
+        c.TryGetFieldIndex("accuracy_pct", out int i) ? c.Parse<double>(i) : 100 * c.Parse<double>("accuracy");
 
     /// <summary>A whole-number column that older files may lack or leave empty.</summary>
     private static long? Optional(CsvReader c, string column) =>

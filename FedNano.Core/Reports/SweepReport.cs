@@ -63,12 +63,12 @@ public sealed class SweepReport
     /// <summary>Final accuracy (%) of a method on a client (<c>mean</c>: the clients' mean) over seeds, or null if not run.</summary>
     public OverSeeds? Final(int clients, double alpha, string method, string client) =>
         aggregate.FirstOrDefault(a => a.Clients == clients && a.Alpha == alpha && a.Method == method && a.Client == client) is { } a
-            ? new OverSeeds(a.AccuracyMean * 100, a.AccuracyStd * 100, a.Seeds) : null;
+            ? new OverSeeds(a.AccuracyMean, a.AccuracyStd, a.Seeds) : null;
 
     /// <summary>Mean client accuracy (%) after each round (round 0: zero-shot) of a method, over seeds.</summary>
     public IReadOnlyList<(int Round, OverSeeds Accuracy)> Curve(int clients, double alpha, string method) =>
         Runs(clients, alpha, method)
-            .SelectMany(r => r.Rounds.Where(x => x.Method == method).GroupBy(x => x.Round).Select(g => (Round: g.Key, Mean: g.Average(x => x.Accuracy) * 100)))
+            .SelectMany(r => r.Rounds.Where(x => x.Method == method).GroupBy(x => x.Round).Select(g => (Round: g.Key, Mean: g.Average(x => x.Accuracy))))
             .GroupBy(x => x.Round).OrderBy(g => g.Key).Select(g => (g.Key, OverSeeds.Of(g.Select(x => x.Mean).ToArray()))).ToArray();
 
     /// <summary>

@@ -74,6 +74,7 @@ public static class Experiment
     /// </summary>
     public static Backbone LoadBackbone(SimulationConfig config)
     {
+        TorchThreads.Apply(config.Threads);
         var where = DeviceChoice.Resolve(config.Device, config.Precision);
         string? dir = config.ModelDir ?? (config.Backbone == "tiny" ? Path.Combine(FindRepositoryRoot() ?? ".", TinyBackbone.DefaultDirectory) : null);
         TorchSharp.torch.manual_seed(Seeds.Derive(config.Seed, Seeds.Purpose("backbone init")));

@@ -70,23 +70,22 @@ public static class ParamsCommand
             ColorSystem = terminal ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
             Interactive = InteractionSupport.No,
         });
-        if (!terminal) console.Profile.Width = 200;
+        if (!terminal) console.Profile.Width = 80;
 
-        var parts = new Table { Border = TableBorder.Rounded, Title = new TableTitle($"{arch.Name}: parameters by part") }
-            .AddColumn("Part").AddColumn("Group").AddColumn(new TableColumn("Parameters").RightAligned()).AddColumn(new TableColumn("Share").RightAligned());
-        foreach (var g in arch.Groups)
-            parts.AddRow(Markup.Escape(g.Part.ToString()), Markup.Escape(g.Name), Count(g.Count), Percent((double)g.Count / arch.Total));
-        parts.AddRow("Total", "whole MLLM", Count(arch.Total), Percent(1));
-        console.Write(parts);
+        var parts = arch.Groups.Select(g => new[] { g.Name, Count(g.Count), Percent((double)g.Count / arch.Total) })
+            .Append(["whole MLLM", Count(arch.Total), Percent(1)]).ToArray();
+        ConsoleOutput.WriteTable($"{arch.Name}: parameters by part", ["part", "parameters", "share"], parts, console: console);
 
-        var methods = new Table { Border = TableBorder.Rounded, Title = new TableTitle($"{arch.Name}, rank {rank}: per client and round") }
-            .AddColumn("Method");
-        foreach (var h in new[] { "Trainable", "Uploaded parameters per round", "Upload % of MLLM", "Fisher values per round", "Client-resident", "Client % of MLLM", "Storage saving" })
-            methods.AddColumn(new TableColumn(h).RightAligned());
-        foreach (var r in rows)
-            methods.AddRow(r.Method, Count(r.Trainable), Count(r.Uploaded), Percent(r.UploadShare), Count(r.FisherUploaded),
-                r.ClientResident is { } c ? Count(c) : "n/a", r.ClientShare is { } s ? Percent(s) : "n/a", r.StorageSaving is { } v ? Percent(v) : "n/a");
-        console.Write(methods);
+        var methods = rows.Select(r => new[]
+        {
+            r.Method, Count(r.Trainable), Count(r.Uploaded), Percent(r.UploadShare), Count(r.FisherUploaded),
+            r.ClientResident is { } c ? Count(c) : "n/a", r.ClientShare is { } s ? Percent(s) : "n/a", r.StorageSaving is { } v ? Percent(v) : "n/a",
+        }).ToArray();
+        ConsoleOutput.WriteTable($"{arch.Name}, rank {rank}: per client and round",
+            ["method", "trainable", "up/round", "up share", "Fisher/round", "resident", "res. share", "saving"], methods,
+            legend: "up/round: parameters one client uploads per round (share: of the whole MLLM); Fisher/round: Fisher values uploaded "
+                + "besides them; resident: parameters held on one client; saving: client storage saved against holding the whole MLLM.",
+            console: console);
 
         foreach (var r in rows) console.WriteLine($"  {r.Method}: {r.Note}", Style.Plain);
         console.WriteLine($"  NanoAdapters = 2 x 2 x {arch.LlmHidden} x {rank}; LoRA = {arch.LlmLayers} layers x sum over {string.Join("/", arch.LoraTargets.Select(t => t.Name))} of (in + out) x {rank}.", Style.Plain);
@@ -94,12 +93,6 @@ public static class ParamsCommand
 
     internal static string Count(long n) => n.ToString("N0", CultureInfo.InvariantCulture);
 
-    /// <summary>A fraction as a percentage with four significant digits and no exponent.</summary>
-    internal static string Percent(double fraction)
-    {
-        double pct = fraction * 100;
-        if (pct == 0) return "0%";
-        int decimals = Math.Clamp(3 - (int)Math.Floor(Math.Log10(Math.Abs(pct))), 2, 10);
-        return pct.ToString("F" + decimals, CultureInfo.InvariantCulture) + "%";
-    }
+    /// <summary>A fraction as a percentage with three decimals, the same in every row (0.015% of 7 B parameters is 1 M).</summary>
+    internal static string Percent(double fraction) => (fraction * 100).ToString("F3", CultureInfo.InvariantCulture) + "%";
 }

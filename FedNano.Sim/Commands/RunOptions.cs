@@ -24,7 +24,15 @@ internal sealed class RunOptions
     public readonly Option<string?> Device = new("--device") { Description = "auto (CUDA if available), cpu, cuda or cuda:N." };
     public readonly Option<string?> Precision = new("--precision") { Description = "Frozen backbone precision: auto (float32 on CPU, bfloat16 on CUDA), float32, bfloat16 or float16. Adapters stay float32." };
 
-    public IEnumerable<Option> All => [Config, Method, Clients, Alpha, Rounds, Rank, Seed, Dataset, DataRoot, MissingImages, PartitionBy, Backbone, ModelDir, VisionTowerDir, Device, Precision];
+    public readonly Option<int?> Threads = ThreadsOption();
+
+    public IEnumerable<Option> All => [Config, Method, Clients, Alpha, Rounds, Rank, Seed, Dataset, DataRoot, MissingImages, PartitionBy, Backbone, ModelDir, VisionTowerDir, Device, Precision, Threads];
+
+    /// <summary>The <c>--threads</c> option of every command that computes.</summary>
+    public static Option<int?> ThreadsOption() => new("--threads")
+    {
+        Description = $"libtorch CPU threads (intra- and inter-op; default: the config's threads, else OMP_NUM_THREADS, else half the logical processors: {TorchThreads.Default} here).",
+    };
 
     /// <summary>The config file (or the default) with the command line's overrides, validated.</summary>
     public SimulationConfig Resolve(ParseResult r)
@@ -49,6 +57,7 @@ internal sealed class RunOptions
         }
         if (r.GetValue(Device) is { } dev) c = c with { Device = dev };
         if (r.GetValue(Precision) is { } p) c = c with { Precision = p };
+        if (r.GetValue(Threads) is { } t) c = c with { Threads = t };
         try { c.Validate(); }
         catch (FedNano.ConfigException e) { throw new FedNano.ConfigException($"{e.Message} (from {path} and the command line)"); }
         return c;
