@@ -15,6 +15,7 @@ public class ExperimentCommandTests
         return path;
     }
 
+    [Category("Slow")]
     [Test]
     public void SweepTwiceThenReport()
     {

@@ -7,6 +7,7 @@ namespace FedNano.Tests.Experiments;
 /// <summary>The report's uploaded bytes come from <c>rounds.csv</c>'s <c>uploaded_bytes</c> (Fisher values count), and older files without it still read.</summary>
 public class ReportBytesTests
 {
+    [Category("Slow")]
     [Test]
     public void UploadedBytesAreTheLedgersAndOlderFilesFallBackToFourBytesAParameter()
     {

@@ -10,6 +10,7 @@ namespace FedNano.Tests.Experiments;
 /// One small sweep (2 alphas x fedavg x 2 seeds, 2 rounds), cancelled in its third cell, that cell's newest checkpoint
 /// corrupted, then started again twice: the tests look at what each start did and at the report.
 /// </summary>
+[Category("Slow")]
 public class SweepTests
 {
     private static readonly SimulationConfig Base = TinyRuns.Config("fedavg") with { Rounds = 2 };

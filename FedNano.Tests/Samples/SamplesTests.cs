@@ -33,6 +33,7 @@ public class SamplesTests
         return path;
     }
 
+    [Category("Slow")]
     [TestCase("QuickStart", @"^zero-shot \d+(\.\d)? ?% -> fednano \d+(\.\d)? ?%$")]
     [TestCase("CustomStrategy", @"^median: mean accuracy \d+(\.\d)? ?%, per client .+$")]
     public void SampleRunsAndTheReadmeHoldsItsCode(string sample, string printed)

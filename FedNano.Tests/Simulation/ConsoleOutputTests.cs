@@ -12,6 +12,7 @@ namespace FedNano.Tests.Simulation;
 [NonParallelizable]
 public class ConsoleOutputTests
 {
+    [Category("Slow")]
     [Test]
     public void PipedRunIsATimestampedLogWithTablesOf80ColumnsAndRecordsItsThreads()
     {

@@ -81,6 +81,7 @@ public class RealDataRunTests
         return breakdown;
     }
 
+    [Category("Slow")]
     [Test]
     public void IconQaRunWritesThePerTaskAndSkillBreakdown()
     {
@@ -106,6 +107,7 @@ public class RealDataRunTests
         }
     }
 
+    [Category("Slow")]
     [Test]
     public void ScienceQaWithCaptionsWritesTheOfficialCategories()
     {

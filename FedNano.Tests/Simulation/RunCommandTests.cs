@@ -42,6 +42,7 @@ public class RunCommandTests
         return path;
     }
 
+    [Category("Slow")]
     [Test]
     public void SameSeedGivesTheIdenticalSummaryAnotherSeedAnother()
     {
