@@ -8,7 +8,8 @@ public static class ConfigDiff
 {
     /// <summary>
     /// One difference per field, as <c>field: A in the folder, B now</c>; empty when the configs are equal. Fields in
-    /// <paramref name="ignore"/> are skipped, and <c>threads</c> always (it sets the speed, not what is computed).
+    /// <paramref name="ignore"/> are skipped, and <c>threads</c> always: it sets the speed (float sums may round
+    /// differently with another thread count, so a run continued with other threads can differ in the last digits).
     /// </summary>
     public static IReadOnlyList<string> Describe(SimulationConfig folder, SimulationConfig now, params string[] ignore)
     {

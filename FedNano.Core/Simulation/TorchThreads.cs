@@ -14,10 +14,11 @@ public static class TorchThreads
     private static bool interOpSet;
 
     /// <summary>
-    /// Half the logical processors, at least 1: on a machine shared with other jobs, libtorch's own default (every
-    /// core) oversubscribes it and runs many times slower (see the README's "Threads" section for the measurement).
+    /// A quarter of the logical processors (half the physical cores where each core runs two hardware threads), at
+    /// least 1: on a machine shared with other jobs, libtorch's own default (every core) oversubscribes it and runs
+    /// many times slower (see the README's "Threads" section for the measurement).
     /// </summary>
-    public static int Default => Math.Max(1, Environment.ProcessorCount / 2);
+    public static int Default => Math.Max(1, Environment.ProcessorCount / 4);
 
     /// <summary>The threads for a config's <c>threads</c> field (null: <c>OMP_NUM_THREADS</c>, else <see cref="Default"/>).</summary>
     public static int Resolve(int? threads) =>

@@ -9,14 +9,12 @@ namespace FedNano.Cli.Commands;
 /// <summary><c>fednano params</c>: per-method trainable, uploaded and client-resident parameter counts.</summary>
 public static class ParamsCommand
 {
-    internal const string TinyConfigPath = "data/tiny-backbone/config.json";
-
     /// <summary>Builds the <c>params</c> command.</summary>
     public static Command Build()
     {
         var model = new Option<string>("--model") { Description = $"Architecture: tiny, {string.Join(", ", ArchitectureParameters.PresetNames)}", Required = true };
         var rank = new Option<int>("--rank") { Description = "NanoAdapter / LoRA rank", DefaultValueFactory = _ => 64 };
-        var config = new Option<FileInfo?>("--config") { Description = $"LLaVA-layout config.json to count instead of a preset (default for tiny: {TinyConfigPath})" };
+        var config = new Option<FileInfo?>("--config") { Description = $"LLaVA-layout config.json to count instead of a preset (default for tiny: the shipped tiny backbone's)" };
         var command = new Command("params", "Trainable, uploaded-per-round and client-resident parameters of each federated method, computed from the architecture's config without allocating weights")
         {
             model, rank, config,
@@ -46,17 +44,7 @@ public static class ParamsCommand
         if (model != "tiny" && !ArchitectureParameters.PresetNames.Contains(model))
             throw new ConfigException($"--model: unknown model '{model}' (known: tiny, {string.Join(", ", ArchitectureParameters.PresetNames)}; or pass --config <config.json>)");
         if (model != "tiny") return ArchitectureParameters.Preset(model);
-        string path = FindUpwards(TinyConfigPath)
-            ?? throw new ConfigException($"--model tiny: {TinyConfigPath} not found from {Environment.CurrentDirectory} upwards; run from the repository or pass --config <config.json>");
-        return ArchitectureParameters.Llava(LlavaConfig.Load(path), "tiny");
-    }
-
-    private static string? FindUpwards(string relative)
-    {
-        foreach (var start in new[] { Environment.CurrentDirectory, AppContext.BaseDirectory })
-            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
-                if (File.Exists(Path.Combine(dir.FullName, relative))) return Path.Combine(dir.FullName, relative);
-        return null;
+        return ArchitectureParameters.Llava(LlavaConfig.Load(Path.Combine(FedNano.Simulation.Shipped.TinyBackboneDirectory, "config.json")), "tiny");
     }
 
     internal static void Render(ArchitectureParameters arch, int rank, TextWriter output)

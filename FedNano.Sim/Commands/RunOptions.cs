@@ -31,7 +31,7 @@ internal sealed class RunOptions
     /// <summary>The <c>--threads</c> option of every command that computes.</summary>
     public static Option<int?> ThreadsOption() => new("--threads")
     {
-        Description = $"libtorch CPU threads (intra- and inter-op; default: the config's threads, else OMP_NUM_THREADS, else half the logical processors: {TorchThreads.Default} here).",
+        Description = $"libtorch CPU threads (intra- and inter-op; default: the config's threads, else OMP_NUM_THREADS, else a quarter of the logical processors: {TorchThreads.Default} here).",
     };
 
     /// <summary>The config file (or the default) with the command line's overrides, validated.</summary>
@@ -63,9 +63,6 @@ internal sealed class RunOptions
         return c;
     }
 
-    public static string DefaultConfig()
-    {
-        var root = Experiment.FindRepositoryRoot() ?? throw new FedNano.ConfigException("no --config given and configs/quickstart.json not found: run from the repository or pass --config");
-        return Path.Combine(root, "configs", "quickstart.json");
-    }
+    /// <summary>The repository's configs/quickstart.json, or outside a checkout the copy FedNano.Core carries.</summary>
+    public static string DefaultConfig() => Shipped.QuickstartConfigPath;
 }
