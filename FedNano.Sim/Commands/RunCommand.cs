@@ -46,20 +46,23 @@ internal static class RunCommand
     }
 
     /// <summary>
-    /// One row per method: final accuracy (%) per client and mean, model parameters (+ Fisher values) one client uploads per
-    /// round, and the parameters resident on a client with their share of the whole MLLM (<paramref name="modelTotal"/>);
-    /// as many tables as the console's width needs, and the legend.
+    /// Two tables of one row per method: final accuracy (%) per client and mean (cut into several where the console is
+    /// too narrow for the clients); then the model parameters (+ Fisher values) one client uploads per round and the
+    /// parameters resident on a client with their share of the whole MLLM (<paramref name="modelTotal"/>), with a legend.
     /// </summary>
-    internal static void WriteResults(IReadOnlyList<MethodResult> results, int clients, long modelTotal, IAnsiConsole? console = null)
+    internal static void WriteResults(IReadOnlyList<MethodResult> results, int clients, long modelTotal)
     {
         var inv = CultureInfo.InvariantCulture;
-        string[] headers = ["method", .. Enumerable.Range(0, clients).Select(k => k.ToString(inv)), "mean", "up/round", "client params"];
-        var rows = results.Select(res => (string[])[res.Method, .. res.ClientAccuracy.Select(Pct), Pct(res.MeanAccuracy),
-            res.UploadedPerRound.ToString("N0", inv) + (res.FisherPerRound > 0 ? $" +{res.FisherPerRound.ToString("N0", inv)} F" : ""),
-            res.ClientResident is { } c ? $"{c.ToString("N0", inv)} ({(100.0 * c / modelTotal).ToString("F1", inv)}%)" : "-"]).ToArray();
-        ConsoleOutput.WriteTable($"Final test accuracy (%) of clients 0 to {clients - 1} and their mean; costs", headers, rows,
-            legend: "up/round: parameters one client uploads per round (+F: Fisher values); client params: parameters held by one client "
-                + $"(share of the whole MLLM, {modelTotal.ToString("N0", inv)}); per client and round in rounds.csv.", console: console);
+        var accuracy = results.Select(res => (string[])[res.Method, .. res.ClientAccuracy.Select(Pct), Pct(res.MeanAccuracy)]).ToArray();
+        ConsoleOutput.WriteTable($"Final test accuracy (%) of clients 0 to {clients - 1} and their mean", ["method", .. Enumerable.Range(0, clients).Select(k => k.ToString(inv)), "mean"], accuracy);
+        var costs = results.Select(res => new[]
+        {
+            res.Method, res.UploadedPerRound.ToString("N0", inv), res.FisherPerRound.ToString("N0", inv),
+            res.ClientResident is { } c ? $"{c.ToString("N0", inv)} ({(100.0 * c / modelTotal).ToString("F1", inv)}%)" : "-",
+        }).ToArray();
+        ConsoleOutput.WriteTable("Costs per client", ["method", "up/round", "Fisher/round", "client params"], costs,
+            legend: "up/round: parameters one client uploads per round (Fisher/round: Fisher values besides them); client params: parameters "
+                + $"held by one client (share of the whole MLLM, {modelTotal.ToString("N0", inv)}); per client and round in rounds.csv.");
         static string Pct(double fraction) => double.IsNaN(fraction) ? "-" : (100 * fraction).ToString("F1", CultureInfo.InvariantCulture);
     }
 

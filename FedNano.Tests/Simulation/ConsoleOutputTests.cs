@@ -34,7 +34,7 @@ public class ConsoleOutputTests
         Assert.That(progress.All(l => Regex.IsMatch(l, @"^\d\d:\d\d:\d\d \[ *\d+%\] (fednano|fedavg) +round \d/2, mean accuracy \d+\.\d %")), string.Join('\n', progress));
         Assert.That(lines.Count(l => l.Contains("done, mean accuracy")), Is.EqualTo(3), "zero-shot, fednano, fedavg each end with a line");
         Assert.That(log, Does.Contain("2 rounds of 1 local epoch").And.Contain("3 clients"));
-        Assert.That(lines.Count(l => Regex.IsMatch(l, @"^│ (zero-shot|fednano|fedavg) ")), Is.EqualTo(3), "the results table, whole");
+        Assert.That(lines.Count(l => Regex.IsMatch(l, @"^│ (zero-shot|fednano|fedavg) ")), Is.EqualTo(6), "accuracy and costs tables, whole");
 
         var info = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "run", "run.json")))!;
         Assert.That((int)info["threads"]!, Is.EqualTo(1));
@@ -58,5 +58,36 @@ public class ConsoleOutputTests
         Assert.That(lines.Count(l => l.Contains("fednano-ef")), Is.EqualTo(tables.Count), "the method column in every part");
         Assert.That(output.ToString(), Does.Contain("1,048,576 +1,048,576 F"), "no cell is cut");
         foreach (var h in headers.Skip(1)) Assert.That(lines.Any(l => Regex.IsMatch(l, $@"│ +{Regex.Escape(h)} │")), h);
+    }
+}
+
+/// <summary>The thread count a run gets, and where a run folder goes by default.</summary>
+public class ThreadsAndFolderNameTests
+{
+    [Test]
+    public void ThreadsComeFromTheConfigElseOmpNumThreadsElseTheDefault()
+    {
+        string? before = Environment.GetEnvironmentVariable("OMP_NUM_THREADS");
+        try
+        {
+            Environment.SetEnvironmentVariable("OMP_NUM_THREADS", "3");
+            Assert.That(FedNano.Simulation.TorchThreads.Resolve(2), Is.EqualTo(2));
+            Assert.That(FedNano.Simulation.TorchThreads.Resolve(null), Is.EqualTo(3));
+            Environment.SetEnvironmentVariable("OMP_NUM_THREADS", null);
+            Assert.That(FedNano.Simulation.TorchThreads.Resolve(null), Is.EqualTo(Math.Max(1, Environment.ProcessorCount / 4)));
+        }
+        finally { Environment.SetEnvironmentVariable("OMP_NUM_THREADS", before); }
+        var e = Assert.Throws<ConfigException>(() => (new FedNano.Simulation.SimulationConfig { Threads = 0 }).Validate())!;
+        Assert.That(e.Message, Does.Contain("threads"));
+    }
+
+    [Test]
+    public void RunFoldersAreNamedAfterTheDataSetAndTheConfig()
+    {
+        var synthetic = new FedNano.Simulation.SimulationConfig();
+        var iconqa = synthetic with { Dataset = "iconqa", DataRoot = "x" };
+        Assert.That(Path.GetFileName(RunCommand.DefaultOutDir(synthetic, null)), Does.Match(@"^synthetic-quickstart-\d{8}-\d{6}$"));
+        Assert.That(Path.GetFileName(RunCommand.DefaultOutDir(iconqa, "configs/quickstart.json")), Does.StartWith("iconqa-quickstart-"));
+        Assert.That(Path.GetFileName(RunCommand.DefaultOutDir(iconqa, "configs/main-iconqa-llava-tiny.json")), Does.StartWith("main-iconqa-llava-tiny-"));
     }
 }
