@@ -44,7 +44,9 @@ public sealed record RunResults(string Directory, SimulationConfig Config, IRead
     /// <summary>Bytes of one uploaded parameter in runs made before <c>rounds.csv</c> had <c>uploaded_bytes</c> (float32 adapters).</summary>
     public const int LegacyBytesPerParameter = 4;
 
-    /// <summary>Accuracy in percent: <c>accuracy_pct</c>, or the fraction <c>accuracy</c> of files written before.</summary>
+    /// <summary>
+    /// Accuracy in percent: <c>accuracy_pct</c>, or the fraction <c>accuracy</c> of files written before.
+    /// </summary>
     private static double AccuracyPct(CsvReader c) =>
         c.TryGetFieldIndex("accuracy_pct", out int i) ? c.Parse<double>(i) : 100 * c.Parse<double>("accuracy");
 

@@ -138,23 +138,32 @@ internal sealed class ReportPlots(SweepReport report, string dir)
     public string? UploadsPerRound(out string relative)
     {
         relative = "";
-        var methods = report.Methods.Select(m => (m, u: report.UploadPerRound(m))).Where(x => x.u is not null).ToArray();
+        var methods = report.Methods.Select(m => (m, u: report.UploadPerRound(m))).Where(x => x.u is not null)
+            .ToArray();
         if (methods.Length == 0) return null;
-        var plot = NewPlot($"Uploaded by one client per round ({report.Setting})", "Method", "Values uploaded per client per round");
+        var plot = NewPlot($"Uploaded by one client per round ({report.Setting})", "Method",
+            "Values uploaded per client per round");
         Color parameters = Palette.GetColor(0).WithAlpha(0.85), fisher = Palette.GetColor(1).WithAlpha(0.85);
         var bars = new List<Bar>();
         for (int i = 0; i < methods.Length; i++)
         {
             var (p, f, bytes) = methods[i].u!.Value;
             bars.Add(new Bar { Position = i, Value = p, FillColor = parameters, LineWidth = 0, Size = 0.6 });
-            bars.Add(new Bar { Position = i, ValueBase = p, Value = p + f, FillColor = fisher, LineWidth = 0, Size = 0.6, Label = SweepReport.Bytes(bytes) });
+            bars.Add(new Bar
+            {
+                Position = i, ValueBase = p, Value = p + f, FillColor = fisher, LineWidth = 0, Size = 0.6, Label = SweepReport.Bytes(bytes),
+            });
         }
         var barPlot = plot.Add.Bars(bars);
         barPlot.ValueLabelStyle.FontSize = 14;
         plot.Legend.ManualItems.Add(new LegendItem { LabelText = "model parameters", FillColor = parameters });
         plot.Legend.ManualItems.Add(new LegendItem { LabelText = "Fisher values", FillColor = fisher });
-        plot.Axes.Bottom.SetTicks(Enumerable.Range(0, methods.Length).Select(i => (double)i).ToArray(), methods.Select(x => x.m).ToArray());
-        plot.Axes.Left.TickGenerator = new NumericAutomatic { LabelFormatter = y => y.ToString("N0", CultureInfo.InvariantCulture) };
+        plot.Axes.Bottom.SetTicks(Enumerable.Range(0, methods.Length).Select(i => (double)i).ToArray(),
+            methods.Select(x => x.m).ToArray());
+        plot.Axes.Left.TickGenerator = new NumericAutomatic
+        {
+            LabelFormatter = y => y.ToString("N0", CultureInfo.InvariantCulture),
+        };
         plot.Axes.SetLimitsX(-0.5, methods.Length - 0.5);
         plot.Axes.SetLimitsY(0, methods.Max(x => x.u!.Value.Parameters + x.u!.Value.Fisher) * 1.15);
         return Save(plot, "uploads-per-round.png", out relative);

@@ -15,6 +15,14 @@ public readonly record struct OverSeeds(double Mean, double? Std, int N)
     public static OverSeeds Of(IReadOnlyList<double> values) => new(values.Mean(), values.Count < 2 ? null : values.StandardDeviation(), values.Count);
 }
 
+/// <summary>A row of a data set's breakdown in a report: one category, over seeds.</summary>
+/// <param name="Group">The breakdown it belongs to (e.g. <c>subject</c>, <c>task</c>, <c>all</c>).</param>
+/// <param name="Category">The category (e.g. <c>NAT</c>, <c>choose_img</c>, <c>Avg</c>).</param>
+/// <param name="Count">Test questions in it, mean over seeds.</param>
+/// <param name="ByMethod">Each method's accuracy (%) over seeds.</param>
+public sealed record BreakdownRow(string Group, string Category, int Count,
+    IReadOnlyDictionary<string, OverSeeds> ByMethod);
+
 /// <summary>
 /// The tables and plots of finished runs (a sweep folder's cells, or one run folder): Markdown tables shaped like the
 /// paper's (methods x clients with the average, per client count and alpha; methods x alpha; methods x client count)
@@ -39,7 +47,9 @@ public sealed class SweepReport
         Alphas = aggregate.Select(a => a.Alpha).Distinct().Order().ToArray();
     }
 
-    /// <summary>What every plot title names: the data set and the backbone, e.g. <c>synthetic, tiny backbone</c>.</summary>
+    /// <summary>
+    /// What every plot title names: the data set and the backbone, e.g. <c>synthetic, tiny backbone</c>.
+    /// </summary>
     public string Setting => $"{runs[0].Config.Dataset}, {runs[0].Config.Backbone} backbone";
 
     /// <summary>Methods, in report order.</summary>
@@ -77,48 +87,57 @@ public sealed class SweepReport
             .GroupBy(x => x.Round).OrderBy(g => g.Key).Select(g => (g.Key, OverSeeds.Of(g.Select(x => x.Mean).ToArray()))).ToArray();
 
     /// <summary>
-    /// Values one client uploads in a round (mean over the client-rounds in which it uploaded anything, over the runs of
-    /// <paramref name="method"/>): model parameters and Fisher values apart, with their bytes; null if it never uploads.
+    /// Values one client uploads in a round (mean over the client-rounds in which it uploaded anything, over the runs
+    /// of <paramref name="method"/>): model parameters and Fisher values apart, with their bytes; null if it never
+    /// uploads.
     /// </summary>
     public (double Parameters, double Fisher, double Bytes)? UploadPerRound(string method)
     {
-        var rows = runs.Where(r => r.Summary.Any(s => s.Method == method)).GroupBy(r => (r.Config.Alpha, r.Config.Clients, r.Config.Seed))
-            .SelectMany(g => g.First().Rounds)
+        var rows = runs.Where(r => r.Summary.Any(s => s.Method == method))
+            .GroupBy(r => (r.Config.Alpha, r.Config.Clients, r.Config.Seed)).SelectMany(g => g.First().Rounds)
             .Where(x => x.Method == method && x.UploadedParams + x.UploadedFisher > 0).ToArray();
-        return rows.Length == 0 ? null : (rows.Average(x => (double)x.UploadedParams), rows.Average(x => (double)x.UploadedFisher), rows.Average(x => (double)x.UploadedBytes));
+        if (rows.Length == 0) return null;
+        return (rows.Average(x => (double)x.UploadedParams), rows.Average(x => (double)x.UploadedFisher),
+            rows.Average(x => (double)x.UploadedBytes));
     }
 
     /// <summary>
     /// The data set's breakdown (ScienceQA's categories, IconQA's tasks: <c>breakdown.csv</c> of each run, without its
-    /// many per-skill rows) for <paramref name="clients"/> and <paramref name="alpha"/>: per (group, category) row in
-    /// the file's order, its test questions (mean over seeds) and each method's accuracy (%) over seeds; empty for data
-    /// sets without one.
+    /// many per-skill rows) for <paramref name="clients"/> and <paramref name="alpha"/>, one row per (group, category)
+    /// in the file's order; empty for data sets without one.
     /// </summary>
-    public IReadOnlyList<(string Group, string Category, int Count, IReadOnlyDictionary<string, OverSeeds> ByMethod)> Breakdown(int clients, double alpha)
+    public IReadOnlyList<BreakdownRow> Breakdown(int clients, double alpha)
     {
         var cells = runs.Where(r => r.Config.Clients == clients && r.Config.Alpha == alpha)
-            .SelectMany(r => ReadBreakdown(r.Directory).Where(b => b.Group != "skill").Select(b => (r.Config.Seed, b.Method, b.Group, b.Category, b.Count, b.Accuracy)))
-            .GroupBy(x => (x.Seed, x.Method, x.Group, x.Category)).Select(g => g.First()).ToArray(); // zero-shot is in every cell of a seed
+            .SelectMany(r => ReadBreakdown(r.Directory).Where(b => b.Group != "skill")
+                .Select(b => (r.Config.Seed, b.Method, b.Group, b.Category, b.Count, b.Accuracy)))
+            // zero-shot is in every cell of a seed: taken once
+            .GroupBy(x => (x.Seed, x.Method, x.Group, x.Category)).Select(g => g.First())
+            .ToArray();
         return cells.Select(x => (x.Group, x.Category)).Distinct().Select(key =>
         {
             var of = cells.Where(x => (x.Group, x.Category) == key).ToArray();
-            IReadOnlyDictionary<string, OverSeeds> byMethod = of.Where(x => !double.IsNaN(x.Accuracy)).GroupBy(x => x.Method)
+            var byMethod = of.Where(x => !double.IsNaN(x.Accuracy)).GroupBy(x => x.Method)
                 .ToDictionary(g => g.Key, g => OverSeeds.Of(g.Select(x => x.Accuracy).ToArray()));
             int count = (int)Math.Round(of.GroupBy(x => x.Seed).Average(g => g.First().Count));
-            return (key.Group, key.Category, count, byMethod);
+            return new BreakdownRow(key.Group, key.Category, count, byMethod);
         }).ToArray();
     }
 
-    private static IEnumerable<(string Method, string Group, string Category, int Count, double Accuracy)> ReadBreakdown(string dir)
+    private static IEnumerable<(string Method, string Group, string Category, int Count, double Accuracy)> ReadBreakdown(
+        string dir)
     {
         string path = Path.Combine(dir, RunFolder.BreakdownFile);
         if (!File.Exists(path)) yield break;
-        using var csv = CsvHelper.CsvReader.FromFile(path, new CsvHelper.CsvReaderOptions { FormatProvider = CultureInfo.InvariantCulture });
+        var options = new CsvHelper.CsvReaderOptions { FormatProvider = CultureInfo.InvariantCulture };
+        using var csv = CsvHelper.CsvReader.FromFile(path, options);
         while (csv.Read())
         {
-            string accuracy = csv.GetString(csv.TryGetFieldIndex("accuracy_pct", out int i) ? i : csv.GetFieldIndex("accuracy")); // percent in both
-            yield return (csv.GetString("method"), csv.GetString("group"), csv.GetString("category"), csv.Parse<int>("count"),
-                accuracy.Length == 0 ? double.NaN : double.Parse(accuracy, CultureInfo.InvariantCulture));
+            // percent in both the current column and the older one
+            string accuracy = csv.GetString(csv.TryGetFieldIndex("accuracy_pct", out int i) ? i
+                : csv.GetFieldIndex("accuracy"));
+            yield return (csv.GetString("method"), csv.GetString("group"), csv.GetString("category"),
+                csv.Parse<int>("count"), accuracy.Length == 0 ? double.NaN : double.Parse(accuracy, CultureInfo.InvariantCulture));
         }
     }
 
@@ -148,10 +167,12 @@ public sealed class SweepReport
         var md = new StringBuilder();
         var first = runs[0].Config;
         md.AppendLine($"# FedNano.Sim report: {source}").AppendLine();
-        md.AppendLine($"Dataset `{first.Dataset}`, backbone `{first.Backbone}`, {Words.Count(first.Rounds, "round")} of {Words.Count(first.LocalEpochs, "local epoch")}, "
-            + $"NanoAdapter rank {first.Adapter.Rank}, client fraction {F(first.ClientFraction)}. {Words.Count(runs.Count, "finished run")}"
+        md.AppendLine($"Dataset `{first.Dataset}`, backbone `{first.Backbone}`, {Words.Count(first.Rounds, "round")} of "
+            + $"{Words.Count(first.LocalEpochs, "local epoch")}, NanoAdapter rank {first.Adapter.Rank}, client fraction "
+            + $"{F(first.ClientFraction)}. {Words.Count(runs.Count, "finished run")}"
             + (unfinished > 0 ? $"; {Words.Count(unfinished, "unfinished cell")} left out." : ".")).AppendLine();
-        md.AppendLine("Accuracy: final test accuracy (%) of each client's model on its own test part, mean ± sample standard deviation over seeds (n = seeds). "
+        md.AppendLine("Accuracy: final test accuracy (%) of each client's model on its own test part, mean ± sample standard "
+            + "deviation over seeds (n = seeds). "
             + "Clients are numbered from 0, as in the CSV files.").AppendLine();
 
         foreach (int k in ClientCounts)
@@ -159,7 +180,8 @@ public sealed class SweepReport
             {
                 if (!Methods.Any(m => Final(k, a, m, "mean") is not null)) continue;
                 md.AppendLine($"## {k} clients, α = {F(a)}: accuracy per client").AppendLine();
-                md.AppendLine("| Method | " + string.Join(" | ", Enumerable.Range(0, k).Select(c => $"Client {c}")) + " | **Avg** | n |");
+                md.AppendLine("| Method | " + string.Join(" | ", Enumerable.Range(0, k).Select(c => $"Client {c}"))
+                    + " | **Avg** | n |");
                 md.AppendLine("|---" + string.Concat(Enumerable.Repeat("|---:", k + 2)) + "|");
                 foreach (var m in Methods.Where(m => Final(k, a, m, "mean") is not null))
                     md.AppendLine($"| {m} | " + string.Join(" | ", Enumerable.Range(0, k).Select(c => Cell(Final(k, a, m, c.ToString(CultureInfo.InvariantCulture)))))
@@ -196,17 +218,20 @@ public sealed class SweepReport
             }
 
         md.AppendLine("## Communication").AppendLine();
-        md.AppendLine("Uploaded by one client in a round it takes part in: model parameters and Fisher values apart, and their bytes; and bytes all "
-            + $"clients send over a whole run (rounds.csv's uploaded_bytes; runs without that column count {RunResults.LegacyBytesPerParameter} bytes per "
-            + "parameter). Methods that upload nothing (zero-shot, centralized, local) are left out of the plot.").AppendLine();
-        md.AppendLine("| Method | Clients | Parameters per client per round | Fisher values per client per round | Bytes per client per round | Bytes per run (all clients) |");
+        md.AppendLine("Uploaded by one client in a round it takes part in: model parameters and Fisher values apart, and their "
+            + "bytes; and bytes all clients send over a whole run (rounds.csv's uploaded_bytes; runs without that column count "
+            + $"{RunResults.LegacyBytesPerParameter} bytes per parameter). Methods that upload nothing (zero-shot, centralized, "
+            + "local) are left out of the plot.").AppendLine();
+        md.AppendLine("| Method | Clients | Parameters per client per round | Fisher values per client per round "
+            + "| Bytes per client per round | Bytes per run (all clients) |");
         md.AppendLine("|---|---:|---:|---:|---:|---:|");
         var inv = CultureInfo.InvariantCulture;
         foreach (var m in Methods)
             foreach (int k in ClientCounts)
                 if (UploadedBytes(k, m) is { } b)
                     md.AppendLine(UploadPerRound(m) is { } u
-                        ? $"| {m} | {k} | {u.Parameters.ToString("N0", inv)} | {u.Fisher.ToString("N0", inv)} | {Bytes(u.Bytes)} | {Bytes(b.Mean)} |"
+                        ? $"| {m} | {k} | {u.Parameters.ToString("N0", inv)} | {u.Fisher.ToString("N0", inv)} | {Bytes(u.Bytes)} "
+                            + $"| {Bytes(b.Mean)} |"
                         : $"| {m} | {k} | 0 | 0 | 0 B | {Bytes(b.Mean)} |");
         md.AppendLine();
         if (plots.UploadsPerRound(out string upPath) is { } up)
@@ -227,13 +252,16 @@ public sealed class SweepReport
         var rows = Breakdown(clients, alpha);
         if (rows.Count == 0) return;
         var methods = Methods.Where(m => rows.Any(r => r.ByMethod.ContainsKey(m))).ToArray();
-        md.AppendLine($"### {clients} clients, α = {F(alpha)}: accuracy per category ({runs[0].Config.Dataset})").AppendLine();
-        md.AppendLine("All clients' final test predictions pooled, per category of the data set (breakdown.csv, which also has IconQA's per-skill rows); "
+        md.AppendLine($"### {clients} clients, α = {F(alpha)}: accuracy per category ({runs[0].Config.Dataset})")
+            .AppendLine();
+        md.AppendLine("All clients' final test predictions pooled, per category of the data set (breakdown.csv, which also has "
+            + "IconQA's per-skill rows); "
             + "n: test questions, mean over seeds.").AppendLine();
         md.AppendLine("| Group | Category | n | " + string.Join(" | ", methods) + " |");
         md.AppendLine("|---|---|---:" + string.Concat(Enumerable.Repeat("|---:", methods.Length)) + "|");
         foreach (var r in rows)
-            md.AppendLine($"| {r.Group} | {r.Category} | {r.Count} | " + string.Join(" | ", methods.Select(m => Cell(r.ByMethod.TryGetValue(m, out var v) ? v : null))) + " |");
+            md.AppendLine($"| {r.Group} | {r.Category} | {r.Count} | "
+                + string.Join(" | ", methods.Select(m => Cell(r.ByMethod.TryGetValue(m, out var v) ? v : null))) + " |");
         md.AppendLine();
     }
 

@@ -24,23 +24,32 @@ public static class Shipped
         : Path.Combine(Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } xdg ? xdg
             : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache"), "fednano");
 
-    /// <summary>The shipped tiny backbone's folder (<c>config.json</c>, <c>model.safetensors</c>, <c>vocab.txt</c>).</summary>
+    /// <summary>
+    /// The shipped tiny backbone's folder (<c>config.json</c>, <c>model.safetensors</c>, <c>vocab.txt</c>).
+    /// </summary>
     public static string TinyBackboneDirectory =>
-        Experiment.FindRepositoryRoot() is { } root ? Path.Combine(root, TinyBackbone.DefaultDirectory) : Path.Combine(Unpacked.Value, "tiny-backbone");
+        Experiment.FindRepositoryRoot() is { } root ? Path.Combine(root, TinyBackbone.DefaultDirectory)
+            : Path.Combine(Unpacked.Value, "tiny-backbone");
 
     /// <summary>The quickstart config's file (the default config of <c>fednano run</c>).</summary>
     public static string QuickstartConfigPath =>
         Experiment.FindRepositoryRoot() is { } root && File.Exists(Path.Combine(root, "configs", "quickstart.json"))
             ? Path.Combine(root, "configs", "quickstart.json") : Path.Combine(Unpacked.Value, "quickstart.json");
 
-    /// <summary>The quickstart config, loaded and validated: 5 clients, alpha 0.5, 4 rounds on the synthetic benchmark with the tiny backbone.</summary>
+    /// <summary>
+    /// The quickstart config, loaded and validated: 5 clients, alpha 0.5, 4 rounds on the synthetic benchmark with the
+    /// tiny backbone.
+    /// </summary>
     public static SimulationConfig QuickstartConfig() => SimulationConfig.Load(QuickstartConfigPath);
 
-    /// <summary>Unpacks the embedded files once (into a temporary folder, then renamed) and returns their folder.</summary>
+    /// <summary>
+    /// Unpacks the embedded files once (into a temporary folder, then renamed) and returns their folder.
+    /// </summary>
     internal static string Unpack()
     {
         var assembly = typeof(Shipped).Assembly;
-        var names = assembly.GetManifestResourceNames().Where(n => n.StartsWith(Prefix, StringComparison.Ordinal)).Order(StringComparer.Ordinal).ToArray();
+        var names = assembly.GetManifestResourceNames().Where(n => n.StartsWith(Prefix, StringComparison.Ordinal))
+            .Order(StringComparer.Ordinal).ToArray();
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         foreach (var n in names) hash.AppendData(Read(assembly, n));
         string dir = Path.Combine(CacheDirectory, Convert.ToHexStringLower(hash.GetHashAndReset())[..16]);

@@ -97,7 +97,10 @@ public sealed record SimulationConfig
     [JsonPropertyName("device")] public string Device { get; init; } = "auto";
     /// <summary>Precision of the frozen backbone: <c>auto</c> (float32 on the CPU, bfloat16 on CUDA), <c>float32</c>, <c>bfloat16</c> or <c>float16</c>; the NanoAdapters are always float32.</summary>
     [JsonPropertyName("precision")] public string Precision { get; init; } = "auto";
-    /// <summary>libtorch CPU threads, intra-op and inter-op (null: <c>OMP_NUM_THREADS</c>, else a quarter of the logical processors); see <see cref="TorchThreads"/>.</summary>
+    /// <summary>
+    /// libtorch CPU threads, intra-op and inter-op (null: <c>OMP_NUM_THREADS</c>, else a quarter of the logical
+    /// processors); see <see cref="TorchThreads"/>.
+    /// </summary>
     [JsonPropertyName("threads")] public int? Threads { get; init; }
 
     /// <summary>Data sets a config may name.</summary>

@@ -20,10 +20,12 @@ public static class TorchThreads
     /// </summary>
     public static int Default => Math.Max(1, Environment.ProcessorCount / 4);
 
-    /// <summary>The threads for a config's <c>threads</c> field (null: <c>OMP_NUM_THREADS</c>, else <see cref="Default"/>).</summary>
+    /// <summary>
+    /// The threads for a config's <c>threads</c> field (null: <c>OMP_NUM_THREADS</c>, else <see cref="Default"/>).
+    /// </summary>
     public static int Resolve(int? threads) =>
-        threads ?? (int.TryParse(Environment.GetEnvironmentVariable("OMP_NUM_THREADS"), NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n > 0
-            ? n : Default);
+        threads ?? (int.TryParse(Environment.GetEnvironmentVariable("OMP_NUM_THREADS"), NumberStyles.None,
+            CultureInfo.InvariantCulture, out int n) && n > 0 ? n : Default);
 
     /// <summary>
     /// Sets libtorch's intra-op threads to <see cref="Resolve"/>'s count, and its inter-op threads too the first time

@@ -3,18 +3,24 @@ using Spectre.Console;
 
 namespace FedNano.Cli.Commands;
 
-/// <summary>How a command reports progress: live bars on an interactive terminal, timestamped lines otherwise.</summary>
+/// <summary>
+/// How a command reports progress: live bars on an interactive terminal, timestamped lines otherwise.
+/// </summary>
 internal interface IProgressLines
 {
     /// <summary>A task of <paramref name="max"/> steps, <paramref name="done"/> of them done already.</summary>
     void Add(string key, string label, double max, double done = 0);
-    /// <summary><paramref name="done"/> steps of the task are done; <paramref name="status"/> says where it stands.</summary>
+    /// <summary>
+    /// <paramref name="done"/> steps of the task are done; <paramref name="status"/> says where it stands.
+    /// </summary>
     void Update(string key, double done, string status);
     /// <summary>A note between the progress reports.</summary>
     void Log(string text, string? style = null);
 }
 
-/// <summary>Terminal-aware output: progress (see <see cref="IProgressLines"/>) and tables that fit the console's width.</summary>
+/// <summary>
+/// Terminal-aware output: progress (see <see cref="IProgressLines"/>) and tables that fit the console's width.
+/// </summary>
 internal static class ConsoleOutput
 {
     /// <summary>Whether the console is an interactive terminal (not piped, not redirected to a file).</summary>
@@ -34,7 +40,9 @@ internal static class ConsoleOutput
         AnsiConsole.Profile.Width = 80;
     }
 
-    /// <summary>Runs <paramref name="body"/> with live progress bars on a terminal, else with timestamped lines.</summary>
+    /// <summary>
+    /// Runs <paramref name="body"/> with live progress bars on a terminal, else with timestamped lines.
+    /// </summary>
     public static void Progress(Action<IProgressLines> body)
     {
         if (!Interactive)
@@ -43,8 +51,8 @@ internal static class ConsoleOutput
             return;
         }
         AnsiConsole.Progress().AutoClear(false).HideCompleted(false)
-            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(),
-                new ElapsedTimeColumn(), new RemainingTimeColumn())
+            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(),
+                new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
             .Start(ctx =>
             {
                 var bars = new Bars(ctx);
@@ -74,14 +82,18 @@ internal static class ConsoleOutput
         public void Log(string text, string? style) =>
             AnsiConsole.MarkupLine(style is null ? Markup.Escape(text) : $"[{style}]{Markup.Escape(text)}[/]");
 
-        /// <summary>The work is over: every bar full (a task whose steps were not all reported ends at 100 %, not short of it).</summary>
+        /// <summary>
+        /// The work is over: every bar full (a task whose steps were not all reported ends at 100 %, not short of it).
+        /// </summary>
         public void Complete()
         {
             foreach (var (task, _) in tasks.Values) task.Value = task.MaxValue;
         }
     }
 
-    /// <summary>One line per report, <c>HH:mm:ss [ NN%] label status (about T left)</c>, for a log file or a pipe.</summary>
+    /// <summary>
+    /// One line per report, <c>HH:mm:ss [ NN%] label status (about T left)</c>, for a log file or a pipe.
+    /// </summary>
     private sealed class PlainLines : IProgressLines
     {
         private readonly Dictionary<string, (double Max, double Done, string Label)> tasks = [];
@@ -110,7 +122,8 @@ internal static class ConsoleOutput
     internal static string Duration(double seconds)
     {
         var t = TimeSpan.FromSeconds(Math.Round(seconds));
-        return t.TotalHours >= 1 ? $"{(int)t.TotalHours} h {t.Minutes:00} min" : t.TotalMinutes >= 1 ? $"{t.Minutes} min {t.Seconds:00} s" : $"{t.Seconds} s";
+        return t.TotalHours >= 1 ? $"{(int)t.TotalHours} h {t.Minutes:00} min"
+            : t.TotalMinutes >= 1 ? $"{t.Minutes} min {t.Seconds:00} s" : $"{t.Seconds} s";
     }
 
     /// <summary>
@@ -118,10 +131,12 @@ internal static class ConsoleOutput
     /// <paramref name="keyColumns"/> columns repeat in each, the others are shared out in order. Cells are plain text;
     /// columns are right-aligned except the key columns.
     /// </summary>
-    public static IReadOnlyList<Table> Fit(string title, IReadOnlyList<string> headers, IReadOnlyList<string[]> rows, int keyColumns = 1, int? width = null)
+    public static IReadOnlyList<Table> Fit(string title, IReadOnlyList<string> headers, IReadOnlyList<string[]> rows,
+        int keyColumns = 1, int? width = null)
     {
         int max = width ?? AnsiConsole.Profile.Width;
-        int Cost(int c) => Math.Max(headers[c].Length, rows.Count == 0 ? 0 : rows.Max(r => r[c].Length)) + 3; // padding and border
+        // a column's width: its widest text, padding and border
+        int Cost(int c) => Math.Max(headers[c].Length, rows.Count == 0 ? 0 : rows.Max(r => r[c].Length)) + 3;
         int keyCost = 1 + Enumerable.Range(0, keyColumns).Sum(Cost);
         var chunks = new List<List<int>>();
         var current = new List<int>();
@@ -141,7 +156,8 @@ internal static class ConsoleOutput
         var tables = new List<Table>();
         for (int i = 0; i < chunks.Count; i++)
         {
-            var table = new Table().Title(Markup.Escape(chunks.Count == 1 ? title : $"{title} ({i + 1}/{chunks.Count})"));
+            string part = chunks.Count == 1 ? title : $"{title} ({i + 1}/{chunks.Count})";
+            var table = new Table().Title(Markup.Escape(part));
             int[] columns = [.. Enumerable.Range(0, keyColumns), .. chunks[i]];
             foreach (int c in columns)
             {
@@ -154,9 +170,12 @@ internal static class ConsoleOutput
         return tables;
     }
 
-    /// <summary>Writes <see cref="Fit"/>'s tables to <paramref name="console"/> (default: the console), then the legend as a plain paragraph.</summary>
-    public static void WriteTable(string title, IReadOnlyList<string> headers, IReadOnlyList<string[]> rows, int keyColumns = 1, string? legend = null,
-        IAnsiConsole? console = null)
+    /// <summary>
+    /// Writes <see cref="Fit"/>'s tables to <paramref name="console"/> (default: the console), then the legend as a
+    /// plain paragraph.
+    /// </summary>
+    public static void WriteTable(string title, IReadOnlyList<string> headers, IReadOnlyList<string[]> rows,
+        int keyColumns = 1, string? legend = null, IAnsiConsole? console = null)
     {
         console ??= AnsiConsole.Console;
         foreach (var t in Fit(title, headers, rows, keyColumns, console.Profile.Width)) console.Write(t);

@@ -81,6 +81,8 @@ public static class ParamsCommand
 
     internal static string Count(long n) => n.ToString("N0", CultureInfo.InvariantCulture);
 
-    /// <summary>A fraction as a percentage with three decimals, the same in every row (0.015% of 7 B parameters is 1 M).</summary>
+    /// <summary>
+    /// A fraction as a percentage with three decimals, the same in every row (0.015% of 7 B parameters is 1 M).
+    /// </summary>
     internal static string Percent(double fraction) => (fraction * 100).ToString("F3", CultureInfo.InvariantCulture) + "%";
 }

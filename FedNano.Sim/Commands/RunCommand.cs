@@ -23,7 +23,8 @@ internal static class RunCommand
             if (r.GetValue(resumeOpt) is { } dir)
             {
                 if (options.All.Any(o => o != options.Threads && r.GetResult(o) is not null) || r.GetValue(outOpt) is not null)
-                    throw new FedNano.ConfigException("--resume continues a run with the config in its folder; drop the other options (--threads may stay)");
+                    throw new FedNano.ConfigException(
+                        "--resume continues a run with the config in its folder; drop the other options (--threads may stay)");
                 if (!Directory.Exists(dir)) throw new FedNano.ConfigException($"--resume {dir}: folder not found");
                 var saved = RunFolder.LoadConfig(dir);
                 return Run(r.GetValue(options.Threads) is { } t ? saved with { Threads = t } : saved, dir);
@@ -37,7 +38,10 @@ internal static class RunCommand
         return cmd;
     }
 
-    /// <summary>The default run folder: <c>runs/&lt;data set&gt;-&lt;config&gt;-&lt;time&gt;</c>, the data set left out when the config's name has it.</summary>
+    /// <summary>
+    /// The default run folder: <c>runs/&lt;data set&gt;-&lt;config&gt;-&lt;time&gt;</c>, the data set left out when the
+    /// config's name has it.
+    /// </summary>
     internal static string DefaultOutDir(SimulationConfig config, string? configPath)
     {
         string name = Path.GetFileNameWithoutExtension(configPath ?? "quickstart");
@@ -54,15 +58,17 @@ internal static class RunCommand
     {
         var inv = CultureInfo.InvariantCulture;
         var accuracy = results.Select(res => (string[])[res.Method, .. res.ClientAccuracy.Select(Pct), Pct(res.MeanAccuracy)]).ToArray();
-        ConsoleOutput.WriteTable($"Final test accuracy (%) of clients 0 to {clients - 1} and their mean", ["method", .. Enumerable.Range(0, clients).Select(k => k.ToString(inv)), "mean"], accuracy);
+        ConsoleOutput.WriteTable("Final accuracy (%)", ["method", .. Enumerable.Range(0, clients).Select(k => k.ToString(inv)), "mean"],
+            accuracy);
         var costs = results.Select(res => new[]
         {
             res.Method, res.UploadedPerRound.ToString("N0", inv), res.FisherPerRound.ToString("N0", inv),
             res.ClientResident is { } c ? $"{c.ToString("N0", inv)} ({(100.0 * c / modelTotal).ToString("F1", inv)}%)" : "-",
         }).ToArray();
         ConsoleOutput.WriteTable("Costs per client", ["method", "up/round", "Fisher/round", "client params"], costs,
-            legend: "up/round: parameters one client uploads per round (Fisher/round: Fisher values besides them); client params: parameters "
-                + $"held by one client (share of the whole MLLM, {modelTotal.ToString("N0", inv)}); per client and round in rounds.csv.");
+            legend: "up/round: parameters one client uploads per round (Fisher/round: Fisher values besides them); client "
+                + $"params: parameters held by one client (share of the whole MLLM, {modelTotal.ToString("N0", inv)}); per client "
+                + "and round in rounds.csv.");
         static string Pct(double fraction) => double.IsNaN(fraction) ? "-" : (100 * fraction).ToString("F1", CultureInfo.InvariantCulture);
     }
 
@@ -79,26 +85,11 @@ internal static class RunCommand
             outcome = RunFolder.Run(config, outDir, new RunHooks
             {
                 Log = m => progress.Log(m),
-                Started = (sim, methods, from) =>
-                {
-                    progress.Log($"FedNano.Sim {config.Dataset}: {Words.Count(config.Clients, "client")}, alpha {config.Alpha.ToString(CultureInfo.InvariantCulture)}, "
-                        + $"{Words.Count(config.Rounds, "round")} of {Words.Count(config.LocalEpochs, "local epoch")}, rank {config.Adapter.Rank}, seed {config.Seed}; "
-                        + $"methods {string.Join(", ", methods.Skip(1))}; run folder {outDir}");
-                    progress.Log($"backbone {config.Backbone} on {sim.Edge.Device} ({sim.Edge.FrozenParameters().First().parameter.dtype}, adapters float32), "
-                        + $"{Words.Count(TorchSharp.torch.get_num_threads(), "libtorch thread")}");
-                    progress.Log($"clients' train/test samples: {string.Join("  ", sim.Data.Clients.Select(c => $"{c.Index}:{c.Train.Count}/{c.Test.Count}"))}");
-                    if (from is not null)
-                        progress.Log($"continuing from checkpoint {from.Step}: {Words.Count(from.Completed.Count, "method")} done"
-                            + (from.Current is { } c ? $", {c.Method} at round {c.Round}" : ""));
-                    foreach (var m in methods)
-                    {
-                        double max = m == "zero-shot" ? 1 : config.Rounds;
-                        double done = from?.Completed.Any(x => x.Method == m) == true ? max : from?.Current is { } cur && cur.Method == m ? cur.Round : 0;
-                        progress.Add(m, $"{m,-12}", max, done);
-                    }
-                },
-                Progress = p => progress.Update(p.Method, p.Round, $"round {p.Round}/{p.Rounds}, mean accuracy {Words.Percent(p.MeanAccuracy)}"),
-                MethodFinished = r => progress.Update(r.Method, r.Method == "zero-shot" ? 1 : config.Rounds, $"done, mean accuracy {Words.Percent(r.MeanAccuracy)}"),
+                Started = (sim, methods, from) => Started(progress, config, outDir, sim, methods, from),
+                Progress = p => progress.Update(p.Method, p.Round,
+                    $"round {p.Round}/{p.Rounds}, mean accuracy {Words.Percent(p.MeanAccuracy)}"),
+                MethodFinished = r => progress.Update(r.Method, r.Method == "zero-shot" ? 1 : config.Rounds,
+                    $"done, mean accuracy {Words.Percent(r.MeanAccuracy)}"),
             });
         });
 
@@ -111,13 +102,37 @@ internal static class RunCommand
         return 0;
     }
 
+    /// <summary>What the run is (config, backbone, threads, clients' data), and one progress task per method.</summary>
+    private static void Started(IProgressLines progress, SimulationConfig config, string outDir, FederatedSimulation sim,
+        IReadOnlyList<string> methods, RunProgress? from)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        progress.Log($"FedNano.Sim {config.Dataset}: {Words.Count(config.Clients, "client")}, alpha {config.Alpha.ToString(inv)}, "
+            + $"{Words.Count(config.Rounds, "round")} of {Words.Count(config.LocalEpochs, "local epoch")}, rank {config.Adapter.Rank}, "
+            + $"seed {config.Seed}; methods {string.Join(", ", methods.Skip(1))}; run folder {outDir}");
+        progress.Log($"backbone {config.Backbone} on {sim.Edge.Device} ({sim.Edge.FrozenParameters().First().parameter.dtype}, "
+            + $"adapters float32), {Words.Count(TorchSharp.torch.get_num_threads(), "libtorch thread")}");
+        progress.Log("clients' train/test samples: "
+            + string.Join("  ", sim.Data.Clients.Select(c => $"{c.Index}:{c.Train.Count}/{c.Test.Count}")));
+        if (from is not null)
+            progress.Log($"continuing from checkpoint {from.Step}: {Words.Count(from.Completed.Count, "method")} done"
+                + (from.Current is { } c ? $", {c.Method} at round {c.Round}" : ""));
+        foreach (var m in methods)
+        {
+            double max = m == "zero-shot" ? 1 : config.Rounds;
+            double done = from?.Completed.Any(x => x.Method == m) == true ? max
+                : from?.Current is { } cur && cur.Method == m ? cur.Round : 0;
+            progress.Add(m, $"{m,-12}", max, done);
+        }
+    }
+
     /// <summary>Accuracy (%) per category (rows) and method (columns) over all clients' final test predictions.</summary>
     private static void WriteBreakdown(IReadOnlyList<(string Method, IReadOnlyList<Evaluation.CategoryAccuracy> Rows)> breakdowns)
     {
-        var first = breakdowns[0].Rows;
-        var rows = first.Select((row, i) => (string[])[row.Group, row.Category, row.Count.ToString(CultureInfo.InvariantCulture),
-            .. breakdowns.Select(b => double.IsNaN(b.Rows[i].Accuracy) ? "-" : b.Rows[i].Accuracy.ToString("F1", CultureInfo.InvariantCulture))]).ToArray();
-        ConsoleOutput.WriteTable("Final test accuracy (%) per category, all clients' test parts", ["group", "category", "n", .. breakdowns.Select(b => b.Method)], rows,
-            keyColumns: 3);
+        var inv = CultureInfo.InvariantCulture;
+        var rows = breakdowns[0].Rows.Select((row, i) => (string[])[row.Group, row.Category, row.Count.ToString(inv),
+            .. breakdowns.Select(b => double.IsNaN(b.Rows[i].Accuracy) ? "-" : b.Rows[i].Accuracy.ToString("F1", inv))]).ToArray();
+        ConsoleOutput.WriteTable("Final test accuracy (%) per category, all clients' test parts",
+            ["group", "category", "n", .. breakdowns.Select(b => b.Method)], rows, keyColumns: 3);
     }
 }

@@ -63,6 +63,8 @@ internal sealed class RunOptions
         return c;
     }
 
-    /// <summary>The repository's configs/quickstart.json, or outside a checkout the copy FedNano.Core carries.</summary>
+    /// <summary>
+    /// The repository's configs/quickstart.json, or outside a checkout the copy FedNano.Core carries.
+    /// </summary>
     public static string DefaultConfig() => Shipped.QuickstartConfigPath;
 }

@@ -14,7 +14,9 @@ public class ParamsCommandTests
         return (code, output.ToString(), error.ToString());
     }
 
-    /// <summary>The rows of <paramref name="method"/> (a table too wide for 80 columns is cut into several) joined.</summary>
+    /// <summary>
+    /// The rows of <paramref name="method"/> (a table too wide for 80 columns is cut into several) joined.
+    /// </summary>
     private static string RowOf(string text, string method) =>
         string.Join(" ", text.Split('\n').Where(l => l.Split('│', '|').Select(c => c.Trim()).Contains(method)));
 

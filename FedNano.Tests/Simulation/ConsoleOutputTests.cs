@@ -8,7 +8,9 @@ using Spectre.Console;
 
 namespace FedNano.Tests.Simulation;
 
-/// <summary>What <c>fednano</c> writes when its output is a file or a pipe: a readable log and tables no wider than 80 columns.</summary>
+/// <summary>
+/// What <c>fednano</c> writes when its output is a file or a pipe: a readable log and tables no wider than 80 columns.
+/// </summary>
 [NonParallelizable]
 public class ConsoleOutputTests
 {
