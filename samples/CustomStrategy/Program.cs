@@ -5,7 +5,8 @@ using static TorchSharp.torch;
 
 var config = args.Length > 0 ? SimulationConfig.Load(args[0]) : Shipped.QuickstartConfig();
 var median = Experiment.Create(config).RunStrategy(new Median());
-Console.WriteLine($"median: mean accuracy {median.MeanAccuracy:P1}, per client {string.Join(", ", median.ClientAccuracy.Select(a => a.ToString("P1")))}");
+var perClient = string.Join(", ", median.ClientAccuracy.Select(a => a.ToString("P1")));
+Console.WriteLine($"median: mean accuracy {median.MeanAccuracy:P1}, per client {perClient}");
 
 /// <summary>A new method in your own code: the element-wise (lower) median of the clients' adapters.</summary>
 sealed class Median : IStrategy
@@ -17,7 +18,8 @@ sealed class Median : IStrategy
     public FitInstructions ConfigureFit(int round, int client) => new();
 
     public AdapterState Aggregate(int round, AdapterState global, IReadOnlyList<ClientUpdate> updates) =>
-        new(global.Tensors.ToDictionary(p => p.Key, p => stack(updates.Select(u => u.Parameters[p.Key]).ToArray()).msort()[(updates.Count - 1) / 2]));
+        new(global.Tensors.ToDictionary(p => p.Key,
+            p => stack(updates.Select(u => u.Parameters[p.Key]).ToArray()).msort()[(updates.Count - 1) / 2]));
 
     // optional per-client state (Local uses it): ClientState(client, global) and OnClientTrained(round, client, trained);
     // for checkpoints and resume, ExportClientStates() and ImportClientStates(states)
