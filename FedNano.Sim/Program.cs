@@ -12,8 +12,7 @@ root.Subcommands.Add(PartitionCommand.Build());
 root.Subcommands.Add(ParamsCommand.Build());
 root.Subcommands.Add(DataCommands.Build());
 
-// Piped or logged output has no terminal width: keep tables on one line each instead of wrapping at 80 columns.
-if (Console.IsOutputRedirected) Spectre.Console.AnsiConsole.Profile.Width = 200;
+ConsoleOutput.UsePlainOutputWhenRedirected();
 
 // `fednano` alone runs the default job, as `fednano run` does.
 if (args.Length == 0) args = ["run"];

@@ -6,7 +6,7 @@ namespace FedNano.Experiments;
 /// <summary>The fields in which two simulation configs differ, as their JSON names (nested ones dotted, e.g. <c>adapter.rank</c>).</summary>
 public static class ConfigDiff
 {
-    /// <summary>One difference per field, as <c>field: A in the folder, B now</c>; empty when the configs are equal. Fields in <paramref name="ignore"/> are skipped.</summary>
+    /// <summary>One difference per field, as <c>field: A in the folder, B now</c>; empty when the configs are equal. Fields in <paramref name="ignore"/> are skipped, and <c>threads</c> always (it sets the speed only).</summary>
     public static IReadOnlyList<string> Describe(SimulationConfig folder, SimulationConfig now, params string[] ignore) =>
         Describe(folder, now, "in the folder", ignore);
 
@@ -17,7 +17,7 @@ public static class ConfigDiff
         var a = JsonNode.Parse(first.ToJson())!.AsObject();
         var b = JsonNode.Parse(now.ToJson())!.AsObject();
         var diffs = new List<string>();
-        Compare("", a, b, diffs, ignore, where);
+        Compare("", a, b, diffs, [.. ignore, "threads"], where);
         return diffs;
     }
 

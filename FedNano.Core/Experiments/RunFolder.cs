@@ -13,6 +13,8 @@ public sealed class RunHooks
     public Action<FederatedSimulation, IReadOnlyList<string>, RunProgress?>? Started { get; init; }
     /// <summary>Called after every round.</summary>
     public Action<SimulationProgress>? Progress { get; init; }
+    /// <summary>Called when a method has finished (zero-shot included), with its result.</summary>
+    public Action<MethodResult>? MethodFinished { get; init; }
     /// <summary>Checked after every round's checkpoint is written: the run stops there with <see cref="OperationCanceledException"/>.</summary>
     public CancellationToken Cancel { get; init; }
 }
@@ -33,14 +35,15 @@ public sealed record RunOutcome(string Directory, bool AlreadyFinished, IReadOnl
 /// <param name="Machine">Host name.</param>
 /// <param name="Os">Operating system.</param>
 /// <param name="Runtime">.NET runtime.</param>
-/// <param name="Threads">Torch intra-op threads.</param>
+/// <param name="Threads">libtorch intra-op threads (see <see cref="TorchThreads"/>).</param>
+/// <param name="InteropThreads">libtorch inter-op threads.</param>
 /// <param name="Backbone">Backbone preset.</param>
 /// <param name="Device">Device the adapters ran on.</param>
 /// <param name="Precision">Element type of the frozen backbone.</param>
 /// <param name="Started">When the run was first started (UTC, ISO 8601).</param>
 /// <param name="Finished">When it finished (null while running).</param>
 /// <param name="Resumes">Each time it was continued from a checkpoint: when, and from which checkpoint step.</param>
-public sealed record RunInfo(string Status, string Version, int Seed, string Machine, string Os, string Runtime, int Threads, string Backbone, string Device, string Precision,
+public sealed record RunInfo(string Status, string Version, int Seed, string Machine, string Os, string Runtime, int Threads, int InteropThreads, string Backbone, string Device, string Precision,
     string Started, string? Finished, IReadOnlyList<string> Resumes)
 {
     /// <summary>Why the run stopped, when <see cref="Status"/> is <c>failed</c> (it continues from its last checkpoint
@@ -162,7 +165,7 @@ public static class RunFolder
             for (int i = results.Count; i < methods.Length; i++)
             {
                 var start = progress?.Current is { } c && c.Method == methods[i] ? c : null;
-                try { results.Add(sim.Run(methods[i], start, Checkpoint)); }
+                try { results.Add(sim.Run(methods[i], start, Checkpoint)); hooks.MethodFinished?.Invoke(results[^1]); }
                 finally
                 {
                     start?.Global.Dispose();
@@ -198,6 +201,7 @@ public static class RunFolder
         typeof(RunFolder).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown",
         config.Seed, Environment.MachineName, System.Runtime.InteropServices.RuntimeInformation.OSDescription,
         System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription, TorchSharp.torch.get_num_threads(),
+        TorchSharp.torch.get_num_interop_threads(),
         config.Backbone, sim.Edge.Device.ToString(), sim.Edge.FrozenParameters().First().parameter.dtype.ToString(), started, finished, resumes);
 
     private static void WriteInfo(string dir, RunInfo info) => WriteAtomic(Path.Combine(dir, InfoFile), JsonSerializer.Serialize(info, InfoJson));

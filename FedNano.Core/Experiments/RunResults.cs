@@ -39,13 +39,13 @@ public sealed record RunResults(string Directory, SimulationConfig Config, IRead
     /// </summary>
     internal string? Incomplete()
     {
-        string[] methods = ["zero-shot", .. MethodCatalog.Expand(Config.Methods)];
+        string[] methods = [MethodCatalog.ZeroShot, .. MethodCatalog.Expand(Config.Methods)];
         var clients = Enumerable.Range(0, Config.Clients).ToArray();
         var summary = methods.SelectMany(m => clients.Select(k => (m, k.ToString(CultureInfo.InvariantCulture))).Append((m, "mean"))).ToArray();
         if (!Summary.Select(r => (r.Method, r.Client)).SequenceEqual(summary))
             return $"{RunFolder.SummaryFile} holds {Summary.Count} rows where its config implies {summary.Length} " +
                    $"({methods.Length} methods x ({Config.Clients} clients + mean))";
-        var rounds = methods.SelectMany(m => (m == "zero-shot" ? [0] : Enumerable.Range(1, Config.Rounds)).SelectMany(r => clients.Select(k => (m, r, k))))
+        var rounds = methods.SelectMany(m => (m == MethodCatalog.ZeroShot ? [0] : Enumerable.Range(1, Config.Rounds)).SelectMany(r => clients.Select(k => (m, r, k))))
             .Order().ToArray();
         if (!Rounds.Select(r => (r.Method, r.Round, r.Client)).Order().SequenceEqual(rounds))
             return $"{RunFolder.RoundsFile} holds {Rounds.Count} rows where its config implies {rounds.Length} " +
@@ -61,7 +61,7 @@ public sealed record RunResults(string Directory, SimulationConfig Config, IRead
         return new RunResults(dir, RunFolder.LoadConfig(dir),
             Read(Path.Combine(dir, RunFolder.SummaryFile), c => new SummaryRow
             {
-                Method = c.GetString("method"), Client = c.GetString("client"), Accuracy = c.Parse<double>("accuracy"),
+                Method = c.GetString("method"), Client = c.GetString("client"), Accuracy = AccuracyPct(c),
                 TestSamples = c.Parse<int>("test_samples"), UploadedPerRound = c.Parse<long>("uploaded_params_per_round"),
                 FisherPerRound = Optional(c, "uploaded_fisher_per_round") ?? 0, ClientResident = Optional(c, "client_resident_params"),
                 ModelParams = Optional(c, "model_params") ?? 0,
@@ -72,7 +72,7 @@ public sealed record RunResults(string Directory, SimulationConfig Config, IRead
                 return new RoundRow
                 {
                     Method = c.GetString("method"), Round = c.Parse<int>("round"), Client = c.Parse<int>("client"),
-                    Accuracy = c.Parse<double>("accuracy"), Loss = c.Parse<double>("loss"),
+                    Accuracy = AccuracyPct(c), Loss = c.Parse<double>("loss"),
                     TrainLoss = c.GetStringOrNull("train_loss") is { Length: > 0 } t ? double.Parse(t, CultureInfo.InvariantCulture) : null,
                     UploadedParams = up, UploadedFisher = Optional(c, "uploaded_fisher") ?? 0,
                     // runs written before the traffic ledger have no uploaded_bytes: float32 adapters, 4 bytes a parameter
@@ -86,6 +86,12 @@ public sealed record RunResults(string Directory, SimulationConfig Config, IRead
 
     /// <summary>Bytes of one uploaded parameter in runs made before <c>rounds.csv</c> had <c>uploaded_bytes</c> (float32 adapters).</summary>
     public const int LegacyBytesPerParameter = 4;
+
+    /// <summary>
+    /// Accuracy in percent: <c>accuracy_pct</c>, or the fraction <c>accuracy</c> of files written before.
+    /// </summary>
+    private static double AccuracyPct(CsvReader c) =>
+        c.TryGetFieldIndex("accuracy_pct", out int i) ? c.Parse<double>(i) : 100 * c.Parse<double>("accuracy");
 
     /// <summary>A whole-number column that older files may lack or leave empty.</summary>
     private static long? Optional(CsvReader c, string column) =>

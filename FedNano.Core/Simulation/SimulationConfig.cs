@@ -145,6 +145,11 @@ public sealed record SimulationConfig
     [JsonPropertyName("device")] public string Device { get; init; } = "auto";
     /// <summary>Precision of the frozen backbone: <c>auto</c> (float32 on the CPU, bfloat16 on CUDA), <c>float32</c>, <c>bfloat16</c> or <c>float16</c>; the NanoAdapters are always float32.</summary>
     [JsonPropertyName("precision")] public string Precision { get; init; } = "auto";
+    /// <summary>
+    /// libtorch CPU threads, intra-op and inter-op (null: <c>OMP_NUM_THREADS</c>, else a quarter of the logical
+    /// processors); see <see cref="TorchThreads"/>.
+    /// </summary>
+    [JsonPropertyName("threads")] public int? Threads { get; init; }
 
     /// <summary>
     /// What happens to a client whose training loss or update turns NaN or infinite: <c>skip</c> (its update is left
@@ -229,6 +234,7 @@ public sealed record SimulationConfig
         Adapter.Validate();
         if (!Checkpoints.Backbones.Names.Contains(Backbone)) throw new ConfigException($"backbone '{Backbone}' is not one of {string.Join(", ", Checkpoints.Backbones.Names)}");
         Checkpoints.DeviceChoice.Check(Device, Precision); // spelling only: the machine is asked where the model loads
+        if (Threads is { } t) ConfigException.Positive(t, "threads");
         if (!(FedProxMu >= 0)) throw new ConfigException($"fedprox_mu must be >= 0 (got {FedProxMu})");
         ConfigException.AtMost(FedProxMu, 1e6, "fedprox_mu");
         if (!(FisherFloor >= 0 && FisherFloor <= 1)) throw new ConfigException($"fisher_floor must be in [0, 1] " +

@@ -4,6 +4,7 @@ using NUnit.Framework;
 
 namespace FedNano.Tests.Experiments;
 
+[Category("Slow")]
 public class ResumeTests
 {
     private sealed class Stop : Exception;
