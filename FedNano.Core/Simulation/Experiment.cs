@@ -72,6 +72,7 @@ public static class Experiment
     public static Backbone LoadBackbone(SimulationConfig config)
     {
         TorchThreads.Apply(config.Threads);
+        HostMemory.ReturnLargeBlocksToTheSystem();
         var where = DeviceChoice.Resolve(config.Device, config.Precision);
         string? dir = config.ModelDir ?? (config.Backbone == "tiny" ? Shipped.TinyBackboneDirectory : null);
         TorchSharp.torch.manual_seed(Seeds.Derive(config.Seed, Seeds.Purpose("backbone init")));

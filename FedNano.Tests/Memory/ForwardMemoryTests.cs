@@ -32,6 +32,7 @@ public class ForwardMemoryTests
     public void SetUp()
     {
         if (!ProcessMemory.Available) Assert.Ignore("needs Linux /proc");
+        FedNano.Simulation.HostMemory.ReturnLargeBlocksToTheSystem(); // as a run does
         var tokenizer = TinyTokenizer.Build(SyntheticBenchmark.Vocabulary(), 400);
         manual_seed(1);
         backbone = Backbones.Random("mid", Mid, tokenizer, DeviceChoice.Resolve("cpu"));
