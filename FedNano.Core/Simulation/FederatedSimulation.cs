@@ -239,6 +239,30 @@ public sealed class FederatedSimulation
         return outcomes;
     }
 
+    /// <summary>
+    /// Every client's test predictions with its own adapters <paramref name="states"/>: the multiple-choice samples
+    /// of all clients batched together (<see cref="Evaluator.PredictChoices"/>), free-form ones client by client;
+    /// with the bytes each client moved across the split (as if it had run alone).
+    /// </summary>
+    private (IReadOnlyList<Prediction>[] predictions, long[] splitBytes) PredictBatched(AdapterState[] states)
+    {
+        var (choices, bytes) = Evaluator.PredictChoices(Test, states.Select(s => s.Tensors).ToArray());
+        var predictions = new IReadOnlyList<Prediction>[Test.Length];
+        for (int k = 0; k < Test.Length; k++)
+        {
+            var free = Test[k].Where(s => s.ChoiceIds.Length == 0).ToArray();
+            if (free.Length > 0)
+            {
+                Edge.LoadAdapterState(states[k]);
+                long before = Evaluator.SplitBytes;
+                choices[k].AddRange(Evaluator.Predict(free));
+                bytes[k] += Evaluator.SplitBytes - before;
+            }
+            predictions[k] = choices[k];
+        }
+        return (predictions, bytes);
+    }
+
     internal static readonly IReadOnlyDictionary<int, AdapterState> NoClientState = new Dictionary<int, AdapterState>();
 
     /// <summary>Checks that <paramref name="start"/> (if any) is a state of <paramref name="method"/> within the configured rounds.</summary>
@@ -271,12 +295,21 @@ public sealed class FederatedSimulation
         Func<int, AdapterState>? stateOf = null, double[]? trainLoss = null, Func<int, EvalClient>? client = null, bool countSplit = true)
     {
         var preds = new IReadOnlyList<Prediction>[Test.Length];
+        (IReadOnlyList<Prediction>[] predictions, long[] splitBytes)? batched =
+            client is null && stateOf is not null && Config.Execution == "batched"
+                ? PredictBatched(Enumerable.Range(0, Test.Length).Select(stateOf).ToArray()) : null;
         for (int k = 0; k < Test.Length; k++)
         {
-            if (client is null) Edge.LoadAdapterState(stateOf?.Invoke(k) ?? state!);
-            long before = Evaluator.SplitBytes;
-            var p = preds[k] = Evaluator.Predict(Test[k], client?.Invoke(k));
-            var t = traffic(k) with { SplitBytesEval = countSplit ? Evaluator.SplitBytes - before : 0 };
+            long before = Evaluator.SplitBytes, bytes;
+            if (batched is { } b) (preds[k], bytes) = (b.predictions[k], b.splitBytes[k]);
+            else
+            {
+                if (client is null) Edge.LoadAdapterState(stateOf?.Invoke(k) ?? state!);
+                preds[k] = Evaluator.Predict(Test[k], client?.Invoke(k));
+                bytes = Evaluator.SplitBytes - before;
+            }
+            var p = preds[k];
+            var t = traffic(k) with { SplitBytesEval = countSplit ? bytes : 0 };
             rows.Add(new RoundResult(method, round, k,
                 p.Count == 0 ? double.NaN : p.Count(x => x.Correct) / (double)p.Count,
                 p.Count == 0 ? double.NaN : p.Average(x => x.Loss), trainLoss?[k] ?? double.NaN, t));
