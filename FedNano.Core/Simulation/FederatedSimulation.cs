@@ -242,7 +242,8 @@ public sealed class FederatedSimulation
     /// <summary>
     /// Every client's test predictions with its own adapters <paramref name="states"/>: the multiple-choice samples
     /// of all clients batched together (<see cref="Evaluator.PredictChoices"/>), free-form ones client by client;
-    /// with the bytes each client moved across the split (as if it had run alone).
+    /// with the bytes each client moved across the split (as if it had run alone). The edge is left holding the last
+    /// client's adapters.
     /// </summary>
     private (IReadOnlyList<Prediction>[] predictions, long[] splitBytes) PredictBatched(AdapterState[] states)
     {
@@ -260,6 +261,7 @@ public sealed class FederatedSimulation
             }
             predictions[k] = choices[k];
         }
+        if (states.Length > 0) Edge.LoadAdapterState(states[^1]); // the edge ends as after sequential evaluation
         return (predictions, bytes);
     }
 
