@@ -69,21 +69,24 @@ internal sealed class Evaluator(NanoEdge edge, SplitServer server, Tokenizers.IT
     /// moved across the split had it run alone (<see cref="Predict"/>'s batches of its samples).
     /// </summary>
     public (List<Prediction>[] predictions, long[] splitBytes) PredictChoices(
-        IReadOnlyList<IReadOnlyList<EncodedSample>> clients, IReadOnlyList<IReadOnlyDictionary<string, Tensor>> adapters)
+        IReadOnlyList<IReadOnlyList<EncodedSample>> clients,
+        IReadOnlyList<IReadOnlyDictionary<string, Tensor>> adapters)
     {
         using var _ = no_grad();
         var predictions = clients.Select(_ => new List<Prediction>()).ToArray();
         var owner = new Dictionary<EncodedSample, int>(ReferenceEqualityComparer.Instance);
         for (int k = 0; k < clients.Count; k++) foreach (var s in clients[k]) owner[s] = k;
-        IEnumerable<EncodedSample> Choices(IEnumerable<EncodedSample> samples) => samples.Where(s => s.ChoiceIds.Length > 0);
+        IEnumerable<EncodedSample> Choices(IEnumerable<EncodedSample> c) => c.Where(s => s.ChoiceIds.Length > 0);
         long bytesPerToken = 0;
         foreach (var group in Batches(clients.SelectMany(Choices), s => s.PromptIds.Length, batchTokens))
         {
             using var scope = NewDisposeScope();
             using var batch = EncodedBatch.Create(group, false, tokenizer.PadId, edge.Device);
-            var client = tensor(group.Select(s => (long)owner[s]).ToArray(), device: edge.Device);
+            var present = group.Select(s => owner[s]).Distinct().ToArray(); // only their adapters are stacked
+            var index = group.Select(s => (long)Array.IndexOf(present, owner[s])).ToArray();
+            var client = tensor(index, device: edge.Device);
             using var raw = edge.RawSequence(batch);
-            var sequence = edge.Adapt(raw, batch.IsImage, client, adapters);
+            var sequence = edge.Adapt(raw, batch.IsImage, client, present.Select(k => adapters[k]).ToArray());
             bytesPerToken = sequence.shape[2] * sequence.ElementSize;
             var logProbs = server.NextTokenLogProbs(sequence, batch.AnswerPositions).cpu();
             for (int b = 0; b < batch.Count; b++) predictions[owner[group[b]]].Add(Score(group[b], logProbs, b));
@@ -95,7 +98,7 @@ internal sealed class Evaluator(NanoEdge edge, SplitServer server, Tokenizers.IT
         return (predictions, split);
     }
 
-    /// <summary>The prediction on multiple-choice <paramref name="s"/> from row <paramref name="b"/> of log-probabilities.</summary>
+    /// <summary>The prediction on multiple-choice sample <paramref name="s"/> from row <paramref name="b"/>.</summary>
     private static Prediction Score(EncodedSample s, Tensor logProbs, int b)
     {
         var scores = s.ChoiceIds.Select(id => logProbs[b, id].item<float>()).ToArray();
