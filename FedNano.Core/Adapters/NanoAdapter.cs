@@ -13,11 +13,16 @@ public sealed record AdapterConfig
     /// <summary>Scale s of the residual.</summary>
     [JsonPropertyName("scale")] public double Scale { get; init; } = 1.0;
 
+    /// <summary>Largest rank accepted (above any LLM width in use; keeps a typo from asking for terabytes).</summary>
+    public const int MaxRank = 16384;
+
     /// <summary>Throws <see cref="ConfigException"/> for a rank or scale out of range.</summary>
     public void Validate()
     {
         ConfigException.Positive(Rank, "adapter.rank");
+        ConfigException.AtMost(Rank, MaxRank, "adapter.rank");
         ConfigException.Positive(Scale, "adapter.scale");
+        ConfigException.AtMost(Scale, 1e3, "adapter.scale");
     }
 }
 

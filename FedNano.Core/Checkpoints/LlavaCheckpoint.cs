@@ -19,6 +19,9 @@ public enum LlavaLayout
     /// transformers' <c>LlavaForConditionalGeneration</c> (e.g. llava-hf/llava-1.5-7b-hf):
     /// <c>language_model.model.*</c>, <c>language_model.lm_head</c>, <c>multi_modal_projector.linear_{1,2}</c>,
     /// <c>vision_tower.vision_model.*</c>; <c>config.json</c> with <c>text_config</c> and <c>vision_config</c>.
+    /// Also as transformers 4.52+ and 5 name them: <c>model.language_model.*</c>, <c>model.vision_tower.*</c>,
+    /// <c>model.multi_modal_projector.*</c>, <c>lm_head</c>, the CLIP tower without <c>vision_model.</c>
+    /// (<c>vision_tower.embeddings.*</c>), and <c>rope_parameters</c>, <c>head_dim</c>, <c>dtype</c> in the config.
     /// </summary>
     Converted,
 }
@@ -67,12 +70,18 @@ public sealed class LlavaCheckpoint
         ("model.", "language_model.model."),
     ];
 
+    private const string Tower = "vision_tower.vision_model.", Projector = "multi_modal_projector.",
+                         Lm = "language_model.model.", Head = "language_model.lm_head.";
+
+    // first match wins: the longer prefixes come first
     private static readonly (string From, string To)[] ConvertedPrefixes =
     [
-        ("vision_tower.", "vision_tower."), ("multi_modal_projector.", "multi_modal_projector."), ("language_model.", "language_model."),
-        // transformers >= 4.52 writes LlavaForConditionalGeneration with these names
-        ("model.vision_tower.", "vision_tower."), ("model.multi_modal_projector.", "multi_modal_projector."),
-        ("model.language_model.", "language_model.model."), ("lm_head.", "language_model.lm_head."),
+        (Tower, Tower), ("model." + Tower, Tower),
+        // transformers 5's CLIPVisionModel has no vision_model level
+        ("vision_tower.", Tower), ("model.vision_tower.", Tower),
+        (Projector, Projector), ("model." + Projector, Projector),
+        (Head, Head), ("lm_head.", Head),
+        (Lm, Lm), ("model.language_model.", Lm), ("language_model.", Lm),
     ];
 
     private static readonly (string From, string To)[] TowerPrefixes = [("vision_model.", "vision_tower.vision_model.")];
@@ -178,15 +187,9 @@ public sealed class LlavaCheckpoint
         modelDir = Path.GetFullPath(modelDir);
         var configPath = Path.Combine(modelDir, "config.json");
         if (!File.Exists(configPath)) throw new ConfigException($"{modelDir}: no config.json (is this a LLaVA model directory?)");
-        var root = ReadJson(configPath);
+        var root = ConfigJson.Read(configPath);
 
-        if (root["text_config"] is not null || root["vision_config"] is not null || (string?)root["model_type"] == "llava")
-        {
-            var config = ReadConverted(configPath, root, modelDir);
-            var weights = SafetensorsCheckpoint.Open(modelDir);
-            var plan = Plan(config, LlavaLayout.Converted, [(weights, key => Ignored(key) ? null : Map(ConvertedPrefixes, key) ?? "")]);
-            return new LlavaCheckpoint(modelDir, LlavaLayout.Converted, config, null, plan);
-        }
+        // LLaVA's own config says model_type 'llava' too: its mm_* fields tell it apart
         if (root["mm_vision_tower"] is not null || root["mm_projector_type"] is not null || root["mm_hidden_size"] is not null)
         {
             var tower = ResolveTower(configPath, root, modelDir, visionTowerDir);
@@ -200,47 +203,21 @@ public sealed class LlavaCheckpoint
             ]);
             return new LlavaCheckpoint(modelDir, LlavaLayout.Original, config, tower, plan);
         }
-        throw new ConfigException($"{configPath}: neither a transformers LLaVA config (text_config, vision_config) nor a LLaVA one (mm_vision_tower, mm_projector_type)");
+        // a config that is not a transformers LLaVA one is refused here, naming its model_type
+        var converted = ReadConverted(configPath, root, modelDir);
+        var convertedWeights = SafetensorsCheckpoint.Open(modelDir);
+        var convertedPlan = Plan(converted, LlavaLayout.Converted,
+                                 [(convertedWeights, key => Ignored(key) ? null : Map(ConvertedPrefixes, key) ?? "")]);
+        return new LlavaCheckpoint(modelDir, LlavaLayout.Converted, converted, null, convertedPlan);
     }
-
-    private static JsonObject ReadJson(string path)
-    {
-        try { return JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new ConfigException($"{path}: not a JSON object"); }
-        catch (JsonException e) { throw new ConfigException($"{path}: malformed JSON: {e.Message}"); }
-    }
-
-    private static T Deserialize<T>(JsonNode node, string path, string where)
-    {
-        try { return node.Deserialize<T>(LlavaConfig.JsonOptions) ?? throw new ConfigException($"{path}: {where} is null"); }
-        catch (JsonException e) { throw new ConfigException($"{path}: {where}: bad value at {e.Path}: {e.Message}"); }
-    }
-
-    /// <summary>transformers writes only the fields that differ from its defaults: fill those defaults in.</summary>
-    private static JsonObject WithDefaults(JsonObject node, params (string Key, JsonNode Value)[] defaults)
-    {
-        var copy = (JsonObject)node.DeepClone();
-        foreach (var (k, v) in defaults) if (!copy.ContainsKey(k)) copy[k] = v;
-        return copy;
-    }
-
-    // transformers' CLIPVisionConfig defaults (ViT-B/32)
-    private static JsonObject ClipDefaults(JsonObject n) => WithDefaults(n,
-        ("hidden_size", 768), ("intermediate_size", 3072), ("num_hidden_layers", 12), ("num_attention_heads", 12),
-        ("image_size", 224), ("patch_size", 32), ("num_channels", 3), ("hidden_act", "quick_gelu"), ("layer_norm_eps", 1e-5));
-
-    // transformers' LlamaConfig defaults (LLaMA-7B)
-    private static JsonObject LlamaDefaults(JsonObject n) => WithDefaults(n,
-        ("hidden_size", 4096), ("intermediate_size", 11008), ("num_hidden_layers", 32), ("num_attention_heads", 32),
-        ("vocab_size", 32000), ("rope_theta", 10000.0), ("rms_norm_eps", 1e-6), ("max_position_embeddings", 2048),
-        ("hidden_act", "silu"), ("tie_word_embeddings", false));
 
     private static LlavaConfig WithPreprocessor(LlavaConfig c, string folder)
     {
         var path = Path.Combine(folder, "preprocessor_config.json");
         if (!File.Exists(path)) return c;
-        var p = ReadJson(path);
-        var mean = p["image_mean"] is { } m ? Deserialize<float[]>(m, path, "image_mean") : c.ImageMean;
-        var std = p["image_std"] is { } s ? Deserialize<float[]>(s, path, "image_std") : c.ImageStd;
+        var p = ConfigJson.Read(path);
+        var mean = p["image_mean"] is { } m ? ConfigJson.Deserialize<float[]>(m, path, "image_mean") : c.ImageMean;
+        var std = p["image_std"] is { } s ? ConfigJson.Deserialize<float[]>(s, path, "image_std") : c.ImageStd;
         return c with { ImageMean = mean, ImageStd = std };
     }
 
@@ -252,14 +229,10 @@ public sealed class LlavaCheckpoint
 
     private static LlavaConfig ReadConverted(string path, JsonObject root, string modelDir)
     {
-        if (root["vision_feature_layer"] is JsonArray)
-            throw new ConfigException($"{path}: vision_feature_layer is a list (multi-layer features); only one layer is supported");
         var n = (JsonObject)root.DeepClone();
-        n["text_config"] = LlamaDefaults(root["text_config"] as JsonObject ?? []);
-        // transformers' LlavaConfig without vision_config builds CLIP ViT-L/14-336, our record's default
-        if (root["vision_config"] is JsonObject vc) n["vision_config"] = ClipDefaults(vc); else n.Remove("vision_config");
+        // transformers keeps them in preprocessor_config.json
         foreach (var k in new[] { "image_mean", "image_std" }) n.Remove(k);
-        return Validated(WithPreprocessor(Deserialize<LlavaConfig>(n, path, "config"), modelDir), path);
+        return Validated(WithPreprocessor(LlavaConfig.FromJson(n, path), modelDir), path);
     }
 
     private static string ResolveTower(string path, JsonObject root, string modelDir, string? explicitDir)
@@ -288,13 +261,15 @@ public sealed class LlavaCheckpoint
             "cls_patch" => "full",
             _ => throw new ConfigException($"{path}: mm_vision_select_feature '{select}' must be 'patch' or 'cls_patch'"),
         };
-        var text = Deserialize<LlamaConfig>(LlamaDefaults(root), path, "config");
+        var text = LlamaConfig.FromJson(root, path, "");
 
         var towerConfigPath = Path.Combine(towerDir, "config.json");
         if (!File.Exists(towerConfigPath)) throw new ConfigException($"{towerDir}: no config.json (is this a CLIP checkpoint folder?)");
-        var towerRoot = ReadJson(towerConfigPath);
-        var visionNode = towerRoot["vision_config"] as JsonObject ?? towerRoot; // CLIPModel nests it, CLIPVisionModel does not
-        var vision = Deserialize<ClipVisionConfig>(ClipDefaults(visionNode), towerConfigPath, "vision config");
+        var towerRoot = ConfigJson.Read(towerConfigPath);
+        // CLIPModel nests it, CLIPVisionModel does not
+        var vision = towerRoot["vision_config"] is JsonObject nested
+            ? ClipVisionConfig.FromJson(nested, towerConfigPath, "vision_config")
+            : ClipVisionConfig.FromJson(towerRoot, towerConfigPath, "vision config");
         if ((int?)root["mm_hidden_size"] is { } mm && mm != vision.HiddenSize)
             throw new ConfigException($"{path}: mm_hidden_size {mm} disagrees with the vision tower's hidden_size {vision.HiddenSize} ({towerConfigPath})");
         var config = new LlavaConfig
@@ -381,7 +356,7 @@ public sealed class LlavaCheckpoint
             using var stream = File.OpenRead(group.Key.Path);
             foreach (var (file, entry, canonical) in group)
             {
-                using var t = file.Read(stream, entry);
+                using var t = file.ReadFinite(stream, entry);
                 parameters[canonical].copy_(t);
             }
         }

@@ -376,7 +376,7 @@ public sealed class MiniGpt4Checkpoint
             using var stream = File.OpenRead(group.Key.Path);
             foreach (var (file, entry, canonical) in group)
             {
-                using var t = file.Read(stream, entry);
+                using var t = file.ReadFinite(stream, entry);
                 parameters[canonical].copy_(t);
             }
         }

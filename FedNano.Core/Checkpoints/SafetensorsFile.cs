@@ -79,6 +79,8 @@ public sealed class SafetensorsFile
         stream.ReadExactly(header);
         long dataLength = length - 8 - headerLength;
 
+        try { new UTF8Encoding(false, true).GetCharCount(header); }
+        catch (DecoderFallbackException) { throw new ConfigException($"{path}: the safetensors header is not valid UTF-8 (a corrupt file)"); }
         JsonDocument doc;
         try { doc = JsonDocument.Parse(header); }
         catch (JsonException e) { throw new ConfigException($"{path}: the safetensors header is not valid JSON: {e.Message}"); }
@@ -95,7 +97,17 @@ public sealed class SafetensorsFile
                     foreach (var m in p.Value.EnumerateObject()) metadata[m.Name] = m.Value.ToString();
                 continue;
             }
+            if (entries.ContainsKey(p.Name)) throw new ConfigException($"{path}: tensor '{p.Name}' is listed twice in the header");
             entries[p.Name] = ParseEntry(path, p.Name, p.Value, dataLength);
+        }
+        SafetensorsEntry? previous = null;
+        foreach (var e in entries.Values.Where(e => e.End > e.Begin).OrderBy(e => e.Begin))
+        {
+            if (previous is not null && e.Begin < previous.End)
+                throw new ConfigException($"{path}: tensors '{previous.Name}' [{previous.Begin}, " +
+                                          $"{previous.End}) and '{e.Name}' [{e.Begin}, {e.End}) " +
+                                          "overlap in the data section (a corrupt or hand-edited header)");
+            previous = e;
         }
         return new SafetensorsFile(path, 8 + headerLength, entries, metadata);
     }
@@ -143,6 +155,60 @@ public sealed class SafetensorsFile
         var t = empty(e.Shape, e.ScalarType, CPU);
         if (bytes.Length > 0) t.bytes = bytes;
         return t;
+    }
+
+    /// <summary>Reads a frozen weight: as <see cref="Read(FileStream, SafetensorsEntry)"/>, refusing NaN or infinite
+    /// values.</summary>
+    internal Tensor ReadFinite(FileStream stream, SafetensorsEntry e)
+    {
+        var t = Read(stream, e);
+        if (t.is_floating_point() && t.numel() > 0 && !isfinite(t).all().item<bool>())
+        {
+            long bad = t.numel() - isfinite(t).sum().item<long>();
+            t.Dispose();
+            throw new ConfigException($"{Path}: tensor '{e.Name}' holds {bad} NaN or infinite value(s) of {e.Shape.Aggregate(1L, (a, b) => a * b)}: the weights are corrupt");
+        }
+        return t;
+    }
+
+    /// <summary>
+    /// Checks, before any model is allocated, that the file holds exactly the <paramref name="expected"/> weights,
+    /// each a float tensor of its shape; errors are <see cref="ConfigException"/>s naming the file and the key.
+    /// </summary>
+    public void CheckWeights(IEnumerable<(string Name, long[] Shape)> expected, string configName = "config.json")
+    {
+        var shapes = expected.ToDictionary(p => p.Name, p => p.Shape, StringComparer.Ordinal);
+        foreach (var key in Entries.Keys)
+            if (!shapes.ContainsKey(key)) throw new ConfigException($"{Path}: unexpected key '{key}': " +
+                                                                    $"the model of {configName} has no such parameter");
+        foreach (var (key, shape) in shapes)
+        {
+            if (!Entries.TryGetValue(key, out var e))
+                throw new ConfigException($"{Path}: parameter '{key}' is missing (checkpoint incomplete, " +
+                                          $"or {configName} disagrees with the weights)");
+            if (e.ScalarType is not (ScalarType.Float32 or ScalarType.Float16 or ScalarType.BFloat16 or ScalarType.Float64))
+                throw new ConfigException($"{Path}: key '{key}' has dtype {e.DType}; weights must be F32, F16, " +
+                                          $"BF16 or F64");
+            if (!e.Shape.SequenceEqual(shape))
+                throw new ConfigException($"{Path}: key '{key}' has shape {e.ShapeText} but {configName} gives {ShapeText(shape)}: {configName} disagrees with the weights");
+        }
+    }
+
+    /// <summary>
+    /// Copies every tensor of the file into <paramref name="module"/>'s parameter of the same name (checked first
+    /// with <see cref="CheckWeights"/>), converting dtype and device; NaN or infinite weights are refused.
+    /// </summary>
+    public void LoadInto(TorchSharp.torch.nn.Module module)
+    {
+        var parameters = module.named_parameters().ToDictionary(p => p.name, p => p.parameter, StringComparer.Ordinal);
+        using var _ = no_grad();
+        using var stream = File.OpenRead(Path);
+        foreach (var (key, e) in Entries)
+        {
+            if (!parameters.TryGetValue(key, out var p)) throw new ConfigException($"{Path}: the model has no parameter '{key}'");
+            using var t = ReadFinite(stream, e);
+            p.copy_(t);
+        }
     }
 
     /// <summary>

@@ -81,18 +81,46 @@ public static class RealDatasets
 
     static string Source(MultimodalSample s) => s.Meta.TryGetValue("source", out var f) ? $" ({f})" : "";
 
-    /// <summary>Null when <paramref name="path"/> is a readable image, else why not (missing, or the decoder's complaint).</summary>
+    /// <summary>
+    /// Null when <paramref name="path"/> is a readable image (fully decoded now, so a file cut short is caught at
+    /// load time, not in the middle of a run), else why not (missing, too large, or the decoder's complaint).
+    /// </summary>
     internal static string? ImageProblem(string path)
     {
         if (!File.Exists(path)) return "missing";
         try
         {
-            return SixLabors.ImageSharp.Image.Identify(path) is null ? "not an image format ImageSharp can read" : null;
+            using var image = Images.ImageProcessor.Decode(SampleImage.FromFile(path), null);
+            return null;
         }
-        catch (Exception e) when (e is SixLabors.ImageSharp.ImageFormatException or SixLabors.ImageSharp.UnknownImageFormatException or IOException or InvalidDataException)
-        {
-            return $"unreadable ({e.Message})";
-        }
+        catch (ConfigException e) { return e.Message.Replace(path + ": ", ""); }
+    }
+
+    /// <summary>
+    /// <paramref name="path"/> made absolute, refused unless it lies inside <paramref name="root"/> (an absolute path
+    /// or <c>..</c> in a data file must not read files elsewhere).
+    /// </summary>
+    internal static string Confined(string root, string path, string who)
+    {
+        string full = Path.GetFullPath(path), top = Path.TrimEndingDirectorySeparator(Path.GetFullPath(root)) + Path.DirectorySeparatorChar;
+        if (!full.StartsWith(top, StringComparison.Ordinal))
+            throw new ConfigException($"{who}: the path {full} lies outside the data root {top}; " +
+                                      $"data files may only name files inside it");
+        return full;
+    }
+
+    /// <summary>Refuses an id listed in two splits (it would land in a client's train and test parts at
+    /// once).</summary>
+    internal static void CheckDisjoint(string file, IEnumerable<(string Split, IEnumerable<string> Ids)> splits)
+    {
+        var seen = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (split, ids) in splits)
+            foreach (var id in ids)
+                if (!seen.TryAdd(id, split))
+                    throw new ConfigException(seen[id] == split
+                        ? $"{file}: id '{id}' is listed twice in split '{split}'"
+                        : $"{file}: id '{id}' is in split '{seen[id]}' and in split '{split}'; " +
+                          $"each question may be in one split only");
     }
 
     /// <summary>The ConfigException for images missing under <see cref="MissingImagePolicy.Error"/>.</summary>

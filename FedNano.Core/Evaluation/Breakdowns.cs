@@ -66,7 +66,7 @@ public static class Breakdowns
     /// <summary>Writes the breakdown as CSV (<c>group,category,count,correct,accuracy</c>; accuracy in percent, two decimals, empty when undefined), atomically.</summary>
     public static void WriteCsv(string path, IEnumerable<CategoryAccuracy> rows)
     {
-        var sb = new StringBuilder("group,category,count,correct,accuracy\n");
+        var sb = new StringBuilder("group,category,count,correct,accuracy_pct\n");
         foreach (var r in rows) sb.Append(Line(r));
         WriteAtomically(path, sb.ToString());
     }
@@ -74,7 +74,7 @@ public static class Breakdowns
     /// <summary>Writes several methods' breakdowns as one CSV with a leading <c>method</c> column (otherwise as <see cref="WriteCsv(string, IEnumerable{CategoryAccuracy})"/>), atomically.</summary>
     public static void WriteCsv(string path, IEnumerable<(string Method, IReadOnlyList<CategoryAccuracy> Rows)> byMethod)
     {
-        var sb = new StringBuilder("method,group,category,count,correct,accuracy\n");
+        var sb = new StringBuilder("method,group,category,count,correct,accuracy_pct\n");
         foreach (var (method, rows) in byMethod)
             foreach (var r in rows) sb.Append(Csv(method)).Append(',').Append(Line(r));
         WriteAtomically(path, sb.ToString());

@@ -19,10 +19,10 @@ public sealed partial record AggregateRow
     [CsvColumn("client")] public required string Client { get; init; }
     /// <summary>Seeds behind the numbers.</summary>
     [CsvColumn("seeds")] public required int Seeds { get; init; }
-    /// <summary>Mean over seeds of the final test accuracy.</summary>
-    [CsvColumn("accuracy_mean")] public required double AccuracyMean { get; init; }
-    /// <summary>Sample standard deviation over seeds (empty for a single seed).</summary>
-    [CsvColumn("accuracy_std")] public required double? AccuracyStd { get; init; }
+    /// <summary>Mean over seeds of the final test accuracy, in percent.</summary>
+    [CsvColumn("accuracy_mean_pct")] public required double AccuracyMean { get; init; }
+    /// <summary>Sample standard deviation over seeds in percentage points (empty for a single seed).</summary>
+    [CsvColumn("accuracy_std_pct")] public required double? AccuracyStd { get; init; }
     /// <summary>Adapter parameters one client uploads per round.</summary>
     [CsvColumn("uploaded_params_per_round")] public required long UploadedPerRound { get; init; }
 }
@@ -55,7 +55,7 @@ public static class Aggregation
                 return new AggregateRow
                 {
                     Alpha = g.Key.Alpha, Clients = g.Key.Clients, Method = g.Key.Method, Client = g.Key.Client, Seeds = acc.Length,
-                    AccuracyMean = Math.Round(acc.Mean(), 6), AccuracyStd = acc.Length < 2 ? null : Math.Round(acc.StandardDeviation(), 6),
+                    AccuracyMean = Math.Round(acc.Mean(), 4), AccuracyStd = acc.Length < 2 ? null : Math.Round(acc.StandardDeviation(), 4),
                     UploadedPerRound = g.Max(x => x.Row.UploadedPerRound),
                 };
             }).ToArray();

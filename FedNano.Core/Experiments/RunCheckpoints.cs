@@ -39,7 +39,14 @@ public static class RunCheckpoints
 
     private sealed record PredictionEntry(string Id, int Predicted, string? Text, bool Correct, double Loss);
     private sealed record MethodEntry(string Method, int Round, int[] ClientStates, List<RoundResult> Rows, List<List<PredictionEntry>> Final);
-    private sealed record StateFile(int Format, int Step, string TensorsSha256, List<MethodEntry> Completed, MethodEntry? Current);
+    private sealed record StateFile(int Format, int Step, string TensorsSha256, List<MethodEntry> Completed, MethodEntry? Current)
+    {
+        /// <summary>SHA-256 of the config's JSON the checkpoint belongs to (null in checkpoints made before it was
+        /// recorded).</summary>
+        public string? ConfigSha256 { get; init; }
+        /// <summary>That config, to name the fields that differ.</summary>
+        public System.Text.Json.Nodes.JsonObject? Config { get; init; }
+    }
 
     /// <summary>The checkpoint folders of a run, oldest first.</summary>
     public static IReadOnlyList<string> List(string runDir)
@@ -50,8 +57,11 @@ public static class RunCheckpoints
             : [];
     }
 
-    /// <summary>Writes checkpoint number <paramref name="step"/> (write, then rename) and deletes all but the last two.</summary>
-    public static void Save(string runDir, int step, IReadOnlyList<MethodResult> completed, SimulationState current)
+    /// <summary>
+    /// Writes checkpoint number <paramref name="step"/> of a run of <paramref name="config"/> (write, then rename) and
+    /// deletes all but the last two.
+    /// </summary>
+    public static void Save(string runDir, int step, IReadOnlyList<MethodResult> completed, SimulationState current, SimulationConfig config)
     {
         string root = Path.Combine(runDir, Folder);
         Directory.CreateDirectory(root);
@@ -68,7 +78,10 @@ public static class RunCheckpoints
             SafetensorsFile.Save(tensorsPath, tensors);
             var state = new StateFile(Format, step, Sha256(tensorsPath),
                 completed.Select(m => Entry(m.Method, m.Rounds.Count == 0 ? 0 : m.Rounds.Max(r => r.Round), [], m.Rounds, m.Final)).ToList(),
-                Entry(current.Method, current.Round, current.Clients.Keys.Order().ToArray(), current.Rows, current.Final));
+                Entry(current.Method, current.Round, current.Clients.Keys.Order().ToArray(), current.Rows, current.Final))
+            {
+                ConfigSha256 = ConfigSha256(config), Config = System.Text.Json.Nodes.JsonNode.Parse(config.ToJson())!.AsObject(),
+            };
             File.WriteAllText(Path.Combine(tmp, "state.json"), JsonSerializer.Serialize(state, Json));
             string target = Path.Combine(root, name);
             if (Directory.Exists(target)) Directory.Delete(target, true);
@@ -82,9 +95,13 @@ public static class RunCheckpoints
     /// The newest checkpoint of <paramref name="runDir"/> that checks out (files present, tensors matching their
     /// recorded SHA-256, methods in <paramref name="methods"/>' order, predictions of samples <paramref name="data"/>
     /// has), with its tensors on <paramref name="device"/>; null when there is none. Every checkpoint passed over
-    /// is reported through <paramref name="warn"/> with the reason. Unfinished temporary folders are deleted.
+    /// is reported through <paramref name="warn"/> with the reason and moved aside (<c>checkpoints/.unusable-*</c>), so
+    /// the keep-two rule never deletes a good checkpoint for them. Unfinished temporary folders are deleted. A
+    /// checkpoint of another config than <paramref name="config"/> is refused (<see cref="CheckpointException"/>
+    /// naming the fields that differ), never continued with the new settings.
     /// </summary>
-    public static RunProgress? LoadLatest(string runDir, IReadOnlyList<string> methods, FederatedData data, Device device, Action<string> warn)
+    public static RunProgress? LoadLatest(string runDir, IReadOnlyList<string> methods, FederatedData data, Device device, Action<string> warn,
+        SimulationConfig config)
     {
         string root = Path.Combine(runDir, Folder);
         if (Directory.Exists(root))
@@ -95,21 +112,35 @@ public static class RunCheckpoints
             }
         foreach (var dir in List(runDir).Reverse())
         {
-            try { return Load(dir, methods, data, device); }
+            try { return Load(dir, methods, data, device, config); }
             catch (Exception e) when (e is ConfigException or JsonException or IOException or InvalidDataException or KeyNotFoundException or ArgumentException)
             {
-                warn($"checkpoint {dir} is unusable ({e.Message}); falling back to an older one");
+                string aside = Path.Combine(root, $".unusable-{Path.GetFileName(dir)}-{Guid.NewGuid():N}");
+                Directory.Move(dir, aside);
+                warn($"checkpoint {dir} is unusable ({e.Message}); moved aside to {aside}, " +
+                     $"falling back to an older one");
             }
         }
         return null;
     }
 
-    private static RunProgress Load(string dir, IReadOnlyList<string> methods, FederatedData data, Device device)
+    /// <summary>SHA-256 of a config's JSON: what binds a checkpoint to the config it was made with.</summary>
+    internal static string ConfigSha256(SimulationConfig config) =>
+        Convert.ToHexStringLower(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(config.ToJson())));
+
+    private static RunProgress Load(string dir, IReadOnlyList<string> methods, FederatedData data, Device device, SimulationConfig config)
     {
         string statePath = Path.Combine(dir, "state.json"), tensorsPath = Path.Combine(dir, "tensors.safetensors");
         if (!File.Exists(statePath)) throw new InvalidDataException("state.json is missing");
         var state = JsonSerializer.Deserialize<StateFile>(File.ReadAllText(statePath), Json) ?? throw new InvalidDataException("state.json holds null");
         if (state.Format != Format) throw new InvalidDataException($"checkpoint format {state.Format}, this version reads {Format}");
+        if (state.ConfigSha256 is { } hash && hash != ConfigSha256(config))
+        {
+            var then = state.Config?.Deserialize<SimulationConfig>();
+            string fields = then is null ? "config unreadable" : string.Join("; ", ConfigDiff.Describe(then, config, "in the checkpoint"));
+            throw new CheckpointException($"{dir} was made with another config than the run's config.json ({fields}); " +
+                                          "restore config.json as it was, or start a new run in another folder");
+        }
         if (!File.Exists(tensorsPath)) throw new InvalidDataException("tensors.safetensors is missing");
         string sha = Sha256(tensorsPath);
         if (sha != state.TensorsSha256) throw new InvalidDataException($"tensors.safetensors does not match its recorded SHA-256 (corrupt or partly written)");

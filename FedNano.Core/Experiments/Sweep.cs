@@ -94,8 +94,13 @@ public static class Sweep
         hooks ??= new SweepHooks();
         baseConfig.Validate();
         grid.Validate();
-        Prepare(baseConfig, grid, dir);
         var cells = Cells(baseConfig, grid);
+        foreach (var c in cells)
+        {
+            try { c.Config.Validate(); }
+            catch (ConfigException e) { throw new ConfigException($"sweep cell {c.Name}: {e.Message}"); }
+        }
+        Prepare(baseConfig, grid, dir);
         var done = cells.Where(c => RunFolder.IsFinished(CellDir(dir, c))).ToArray();
         var todo = cells.Except(done).ToArray();
         hooks.Planned?.Invoke(todo, done);

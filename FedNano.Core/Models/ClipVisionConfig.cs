@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 
 namespace FedNano.Models;
@@ -29,6 +30,16 @@ public sealed record ClipVisionConfig
 
     /// <summary>Patches per image (without the class token).</summary>
     [JsonIgnore] public int NumPatches => (ImageSize / PatchSize) * (ImageSize / PatchSize);
+
+    /// <summary>
+    /// Reads a transformers <c>CLIPVisionConfig</c> object, filling transformers' defaults (ViT-B/32);
+    /// <paramref name="where"/> is its path in the file, for messages.
+    /// </summary>
+    internal static ClipVisionConfig FromJson(JsonObject node, string path, string where) =>
+        ConfigJson.Deserialize<ClipVisionConfig>(ConfigJson.WithDefaults(node,
+            ("hidden_size", 768), ("intermediate_size", 3072), ("num_hidden_layers", 12), ("num_attention_heads", 12),
+            ("image_size", 224), ("patch_size", 32), ("num_channels", 3), ("hidden_act", "quick_gelu"),
+            ("layer_norm_eps", 1e-5)), path, where);
 
     /// <summary>Throws <see cref="ConfigException"/> naming the first field that is out of range.</summary>
     public void Validate(string where = "vision_config")

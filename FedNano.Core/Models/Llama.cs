@@ -22,13 +22,15 @@ public interface ILinearDelta
 public sealed class LlamaRmsNorm : nn.Module<Tensor, Tensor>
 {
     private readonly Parameter weight;
-    private readonly double eps;
+    // held for the module's lifetime: a Scalar converted implicitly per call can be finalised while libtorch still
+    // reads it ("Unknown scalar type", seen once in a long sweep)
+    private readonly Scalar eps;
 
     /// <summary>A norm over the last dimension of width <paramref name="size"/>.</summary>
     public LlamaRmsNorm(long size, double eps, string name = "norm") : base(name)
     {
         weight = new Parameter(ones(size));
-        this.eps = eps;
+        this.eps = eps.ToScalar();
         RegisterComponents();
     }
 
@@ -37,7 +39,7 @@ public sealed class LlamaRmsNorm : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var h = x.to_type(ScalarType.Float32);
-        h = h * rsqrt(h.pow(2).mean([-1L], keepdim: true) + eps);
+        h = h * rsqrt(h.square().mean([-1L], keepdim: true).add(eps));
         return (weight * h.to_type(x.dtype)).MoveToOuterDisposeScope();
     }
 }

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 
 namespace FedNano.Models;
@@ -49,14 +50,55 @@ public sealed record LlavaConfig
     /// <summary>JSON options used to read and write configs (indented, case-sensitive HF names).</summary>
     public static JsonSerializerOptions JsonOptions { get; } = new() { WriteIndented = true };
 
-    /// <summary>Reads and validates a <c>config.json</c>.</summary>
-    public static LlavaConfig Load(string path)
+    /// <summary>
+    /// Reads and validates a transformers LLaVA <c>config.json</c> (<c>model_type</c> <c>llava</c>; the layouts of
+    /// transformers 4 and 5 and of <see cref="Save"/>). A config that is not a LLaVA-1.5 one, or asks for math not
+    /// implemented here (see <see cref="LlamaConfig"/>; <c>multimodal_projector_bias</c> false, a list of vision
+    /// feature layers, a text model other than LLaMA, a vision tower other than CLIP), is refused by name.
+    /// </summary>
+    public static LlavaConfig Load(string path) => FromJson(ConfigJson.Read(path), path);
+
+    /// <summary>See <see cref="Load"/>; <paramref name="path"/> names the file in messages.</summary>
+    internal static LlavaConfig FromJson(JsonObject root, string path)
     {
-        LlavaConfig cfg;
-        try { cfg = JsonSerializer.Deserialize<LlavaConfig>(File.ReadAllText(path), JsonOptions) ?? throw new ConfigException($"{path}: empty config"); }
-        catch (JsonException e) { throw new ConfigException($"{path}: malformed JSON at {e.Path}: {e.Message}"); }
-        try { cfg.Validate(); } catch (ConfigException e) { throw new ConfigException($"{path}: {e.Message}"); }
-        return cfg;
+        var modelType = ConfigJson.String(root, "model_type", path, "");
+        var wrong = modelType != "llava" ? (modelType is null ? "no model_type" : $"model_type '{modelType}'")
+            : root["mm_vision_tower"] is not null ? "mm_vision_tower (LLaVA's own layout: open it as a checkpoint)"
+            : root["text_config"] is null ? "no text_config"
+            : root["vision_config"] is null ? "no vision_config" : null;
+        if (wrong is not null)
+            throw new ConfigException($"{path}: {wrong}: not a transformers LLaVA-1.5 config.json (model_type " +
+                                      "'llava' with text_config and vision_config), nor LLaVA's own (mm_vision_tower)");
+        if (root["vision_feature_layer"] is JsonArray)
+            throw new ConfigException(
+                $"{path}: vision_feature_layer is a list (multi-layer features); only one layer is supported");
+        if (ConfigJson.Bool(root, "multimodal_projector_bias", path, "") == false)
+            throw new ConfigException(
+                $"{path}: multimodal_projector_bias = false is not implemented here (LLaVA-1.5's has biases)");
+        var textNode = SubConfig(root, "text_config", "llama", path);
+        var visionNode = SubConfig(root, "vision_config", "clip_vision_model", path);
+        var n = (JsonObject)root.DeepClone();
+        n.Remove("text_config");
+        n.Remove("vision_config");
+        var config = ConfigJson.Deserialize<LlavaConfig>(n, path, "config");
+        var text = LlamaConfig.FromJson(textNode, path, "text_config");
+        // transformers' LlavaConfig ties the LM head when either level says so
+        if (ConfigJson.Bool(root, "tie_word_embeddings", path, "") == true)
+            text = text with { TieWordEmbeddings = true };
+        var vision = ClipVisionConfig.FromJson(visionNode, path, "vision_config");
+        config = config with { TextConfig = text, VisionConfig = vision };
+        try { config.Validate(); } catch (ConfigException e) { throw new ConfigException($"{path}: {e.Message}"); }
+        return config;
+    }
+
+    private static JsonObject SubConfig(JsonObject root, string key, string modelType, string path)
+    {
+        if (root[key] is not JsonObject node) throw new ConfigException($"{path}: {key} must be an object");
+        var type = ConfigJson.String(node, "model_type", path, key);
+        if (type is not null && type != modelType)
+            throw new ConfigException(
+                $"{path}: {key}.model_type '{type}' is not supported (only '{modelType}', as in LLaVA-1.5)");
+        return node;
     }
 
     /// <summary>Writes the config as indented JSON.</summary>

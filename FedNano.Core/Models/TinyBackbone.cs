@@ -27,6 +27,22 @@ public sealed record PretrainOptions
     public double LearningRate { get; init; } = 6e-4;
     /// <summary>Held-out samples to measure accuracy on.</summary>
     public int EvalSamples { get; init; } = 600;
+
+    /// <summary>Most training samples accepted (their encodings are held in memory: about 1 KB each).</summary>
+    public const int MaxSamples = 1_000_000;
+
+    /// <summary>Throws <see cref="ConfigException"/> naming the first option out of range.</summary>
+    public void Validate()
+    {
+        ConfigException.Positive(Samples, "--samples");
+        ConfigException.AtMost(Samples, MaxSamples, "--samples");
+        ConfigException.Positive(Epochs, "--epochs");
+        ConfigException.AtMost(Epochs, 10_000, "--epochs");
+        ConfigException.Positive(BatchSize, "batch size");
+        ConfigException.Positive(EvalSamples, "eval samples");
+        if (!(LearningRate > 0 && LearningRate <= 1)) throw new ConfigException($"--learning-rate must be in (0, 1] " +
+                                                                                $"(got {LearningRate})");
+    }
 }
 
 /// <summary>
@@ -74,10 +90,17 @@ public static class TinyBackbone
         string weights = Path.Combine(dir, "model.safetensors");
         foreach (var f in new[] { Path.Combine(dir, "config.json"), weights, Path.Combine(dir, TinyTokenizer.FileName) })
             if (!File.Exists(f)) throw new ConfigException($"tiny backbone file {f} is missing (run 'fednano pretrain' to make it)");
-        var config = LlavaConfig.Load(Path.Combine(dir, "config.json"));
-        var tokenizer = TinyTokenizer.Load(Path.Combine(dir, TinyTokenizer.FileName));
+        string configPath = Path.Combine(dir, "config.json"), vocabPath = Path.Combine(dir, TinyTokenizer.FileName);
+        var config = LlavaConfig.Load(configPath);
+        var tokenizer = TinyTokenizer.Load(vocabPath);
+        if (config.TextConfig.VocabSize != tokenizer.VocabSize)
+            throw new ConfigException($"{configPath}: text_config.vocab_size is {config.TextConfig.VocabSize} " +
+                $"but {vocabPath} holds {tokenizer.VocabSize} tokens: the files are of different backbones");
+        var file = Checkpoints.SafetensorsFile.Open(weights); // header, keys and shapes checked before anything is allocated
+        file.CheckWeights(Checkpoints.LlavaCheckpoint.ExpectedParameters(config), configPath);
         var model = new LlavaModel(config);
-        model.load_safetensors(weights);
+        try { file.LoadInto(model); }
+        catch { model.Dispose(); throw; }
         model.to(dtype);
         if (device is not null) model.to(device);
         model.eval();
@@ -92,6 +115,12 @@ public static class TinyBackbone
     public static (double general, double client) Pretrain(string dir, PretrainOptions o, Action<string>? log = null)
     {
         log ??= _ => { };
+        o.Validate();
+        // a folder that cannot be written fails now, not after the first epoch's training
+        string probe = Path.Combine(TempDir(dir), ".probe");
+        Directory.CreateDirectory(TempDir(dir));
+        File.WriteAllText(probe, "");
+        Directory.Delete(TempDir(dir), true);
         string vocab = Path.Combine(Path.GetTempPath(), $"fednano-vocab-{Guid.NewGuid():N}.txt");
         var tokenizer = TinyTokenizer.Build(SyntheticBenchmark.Vocabulary(), 400, vocab);
         var config = Config(tokenizer.VocabSize);
@@ -166,17 +195,23 @@ public static class TinyBackbone
         }
     }
 
+    private static string TempDir(string dir) => Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir)) + ".tmp";
+
+    /// <summary>Writes the backbone to a temporary folder, then swaps it in; the previous epoch's stays until
+    /// then.</summary>
     private static void Save(string dir, LlavaModel model, string vocab, object record)
     {
-        string tmp = dir.TrimEnd('/') + ".tmp";
+        string tmp = TempDir(dir), old = Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir)) + ".old";
         if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
         Directory.CreateDirectory(tmp);
         File.Copy(vocab, Path.Combine(tmp, TinyTokenizer.FileName));
         model.Config.Save(Path.Combine(tmp, "config.json"));
         model.save_safetensors(Path.Combine(tmp, "model.safetensors"));
         File.WriteAllText(Path.Combine(tmp, "pretraining.json"), JsonSerializer.Serialize(record, new JsonSerializerOptions { WriteIndented = true }));
-        if (Directory.Exists(dir)) Directory.Delete(dir, true);
+        if (Directory.Exists(old)) Directory.Delete(old, true);
+        if (Directory.Exists(dir)) Directory.Move(dir, old);
         Directory.Move(tmp, dir);
+        if (Directory.Exists(old)) Directory.Delete(old, true);
     }
 
     private static Tensor Loss(LlavaModel model, EncodedBatch batch, Func<SampleImage, Tensor> pixels)

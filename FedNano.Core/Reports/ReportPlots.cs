@@ -41,11 +41,16 @@ internal sealed class ReportPlots(SweepReport report, string dir)
 
     private static void PercentAxis(Plot plot) => plot.Axes.SetLimitsY(0, 100);
 
-    /// <summary>Mean client accuracy against round, one line per method (band: ± std over seeds), zero-shot dashed.</summary>
+    /// <summary>
+    /// Mean client accuracy against round, one line per method (band: ± std over seeds), each starting at round 0 from
+    /// the zero-shot accuracy (every method starts from the identity adapters), zero-shot dashed across.
+    /// </summary>
     public string AccuracyVsRound(int clients, double alpha, out string relative)
     {
-        var plot = NewPlot($"Mean client accuracy per round ({clients} clients, α = {SweepReport.F(alpha)})", "Communication round", "Mean client test accuracy (%)");
+        var plot = NewPlot($"Mean client accuracy per round ({report.Setting}; {clients} clients, α = {SweepReport.F(alpha)})",
+            "Communication round (0: zero-shot)", "Mean client test accuracy (%)");
         int maxRound = 1;
+        var zeroShot = report.Curve(clients, alpha, Simulation.MethodCatalog.ZeroShot);
         foreach (var m in report.Methods)
         {
             var curve = report.Curve(clients, alpha, m);
@@ -56,6 +61,7 @@ internal sealed class ReportPlots(SweepReport report, string dir)
                 line.LegendText = Simulation.MethodCatalog.ZeroShot;
                 continue;
             }
+            if (zeroShot.Count > 0 && curve[0].Round > 0) curve = [zeroShot[0], .. curve];
             double[] xs = curve.Select(c => (double)c.Round).ToArray(), ys = curve.Select(c => c.Accuracy.Mean).ToArray();
             maxRound = Math.Max(maxRound, curve[^1].Round);
             if (curve.All(c => c.Accuracy.Std is not null))
@@ -71,7 +77,7 @@ internal sealed class ReportPlots(SweepReport report, string dir)
             s.LegendText = $"{m} (n = {curve[0].Accuracy.N})";
         }
         plot.Axes.Bottom.TickGenerator = new NumericAutomatic { IntegerTicksOnly = true };
-        plot.Axes.SetLimitsX(0.5, maxRound + 0.5);
+        plot.Axes.SetLimitsX(-0.3, maxRound + 0.3);
         PercentAxis(plot);
         return Save(plot, $"accuracy-vs-round_{Tag(clients, alpha)}.png", out relative);
     }
@@ -79,7 +85,7 @@ internal sealed class ReportPlots(SweepReport report, string dir)
     /// <summary>Final mean client accuracy against alpha (log axis), one line per method with ± std error bars.</summary>
     public string AccuracyVsAlpha(int clients, out string relative)
     {
-        var plot = NewPlot($"Final mean client accuracy against α ({clients} clients)", "Dirichlet concentration α (log scale; smaller = more heterogeneous)", "Final mean client test accuracy (%)");
+        var plot = NewPlot($"Final mean client accuracy against α ({report.Setting}; {clients} clients)", "Dirichlet concentration α (log scale; smaller = more heterogeneous)", "Final mean client test accuracy (%)");
         foreach (var m in report.Methods)
         {
             var points = report.Alphas.Select(a => (a, v: report.Final(clients, a, m, "mean"))).Where(p => p.v is not null).ToArray();
@@ -107,7 +113,7 @@ internal sealed class ReportPlots(SweepReport report, string dir)
     /// <summary>Final accuracy of each client, bars grouped by client, one colour per method (± std over seeds).</summary>
     public string ClientBars(int clients, double alpha, out string relative)
     {
-        var plot = NewPlot($"Final accuracy per client ({clients} clients, α = {SweepReport.F(alpha)})", "Client", "Final test accuracy (%)");
+        var plot = NewPlot($"Final accuracy per client ({report.Setting}; {clients} clients, α = {SweepReport.F(alpha)})", "Client", "Final test accuracy (%)");
         var methods = report.Methods.Where(m => report.Final(clients, alpha, m, "mean") is not null).ToArray();
         double width = 0.8 / methods.Length;
         var bars = new List<Bar>();
@@ -115,50 +121,51 @@ internal sealed class ReportPlots(SweepReport report, string dir)
         {
             for (int k = 0; k < clients; k++)
                 if (report.Final(clients, alpha, methods[i], k.ToString(CultureInfo.InvariantCulture)) is { } v)
-                    bars.Add(new Bar { Position = k + 1 - 0.4 + width * (i + 0.5), Value = v.Mean, Error = v.Std ?? 0, ErrorSize = width * 0.4, Size = width * 0.9, FillColor = ColorOf(methods[i]), LineWidth = 1.2f, LineColor = Colors.Black.WithAlpha(0.7) });
+                    bars.Add(new Bar { Position = k - 0.4 + width * (i + 0.5), Value = v.Mean, Error = v.Std ?? 0, ErrorSize = width * 0.4, Size = width * 0.9, FillColor = ColorOf(methods[i]), LineWidth = 1.2f, LineColor = Colors.Black.WithAlpha(0.7) });
             plot.Legend.ManualItems.Add(new LegendItem { LabelText = methods[i], FillColor = ColorOf(methods[i]) });
         }
         plot.Add.Bars(bars);
-        plot.Axes.Bottom.SetTicks(Enumerable.Range(1, clients).Select(k => (double)k).ToArray(), Enumerable.Range(1, clients).Select(k => $"Client {k}").ToArray());
-        plot.Axes.SetLimitsX(0.5, clients + 0.5);
+        plot.Axes.Bottom.SetTicks(Enumerable.Range(0, clients).Select(k => (double)k).ToArray(), Enumerable.Range(0, clients).Select(k => $"Client {k}").ToArray());
+        plot.Axes.SetLimitsX(-0.5, clients - 0.5);
         PercentAxis(plot);
         return Save(plot, $"client-accuracy_{Tag(clients, alpha)}.png", out relative);
     }
 
-    /// <summary>Bytes uploaded over a run by all clients, per method (log axis), one bar per client count; null if no method uploads.</summary>
-    public string? UploadedBytes(out string relative)
+    /// <summary>
+    /// What one client uploads in a round it takes part in, per method (linear axis): model parameters and Fisher values
+    /// stacked apart, the bytes of both on top; null if no method uploads.
+    /// </summary>
+    public string? UploadsPerRound(out string relative)
     {
         relative = "";
-        var methods = report.Methods.Where(m => report.ClientCounts.Any(k => report.UploadedBytes(k, m) is { Mean: > 0 })).ToArray();
+        var methods = report.Methods.Select(m => (m, u: report.UploadPerRound(m))).Where(x => x.u is not null)
+            .ToArray();
         if (methods.Length == 0) return null;
-        var plot = NewPlot("Uploaded bytes per run (all clients, all rounds)", "Method", "Uploaded (bytes, log scale)");
-        var counts = report.ClientCounts;
-        double width = 0.8 / counts.Count;
+        var plot = NewPlot($"Uploaded by one client per round ({report.Setting})", "Method",
+            "Values uploaded per client per round");
+        Color parameters = Palette.GetColor(0).WithAlpha(0.85), fisher = Palette.GetColor(1).WithAlpha(0.85);
         var bars = new List<Bar>();
-        double top = 1;
-        for (int j = 0; j < counts.Count; j++)
+        for (int i = 0; i < methods.Length; i++)
         {
-            var color = Palette.GetColor(report.Methods.Count + j);
-            for (int i = 0; i < methods.Length; i++)
-                if (report.UploadedBytes(counts[j], methods[i]) is { Mean: > 0 } b)
-                {
-                    double y = Math.Log10(b.Mean);
-                    top = Math.Max(top, y);
-                    bars.Add(new Bar { Position = i + 1 - 0.4 + width * (j + 0.5), Value = y, Size = width * 0.9, FillColor = color, LineWidth = 0, Label = SweepReport.Bytes(b.Mean) });
-                }
-            plot.Legend.ManualItems.Add(new LegendItem { LabelText = $"{counts[j]} clients", FillColor = color });
+            var (p, f, bytes) = methods[i].u!.Value;
+            bars.Add(new Bar { Position = i, Value = p, FillColor = parameters, LineWidth = 0, Size = 0.6 });
+            bars.Add(new Bar
+            {
+                Position = i, ValueBase = p, Value = p + f, FillColor = fisher, LineWidth = 0, Size = 0.6, Label = SweepReport.Bytes(bytes),
+            });
         }
         var barPlot = plot.Add.Bars(bars);
-        barPlot.ValueLabelStyle.FontSize = 13;
-        plot.Axes.Bottom.SetTicks(Enumerable.Range(1, methods.Length).Select(i => (double)i).ToArray(), methods);
+        barPlot.ValueLabelStyle.FontSize = 14;
+        plot.Legend.ManualItems.Add(new LegendItem { LabelText = "model parameters", FillColor = parameters });
+        plot.Legend.ManualItems.Add(new LegendItem { LabelText = "Fisher values", FillColor = fisher });
+        plot.Axes.Bottom.SetTicks(Enumerable.Range(0, methods.Length).Select(i => (double)i).ToArray(),
+            methods.Select(x => x.m).ToArray());
         plot.Axes.Left.TickGenerator = new NumericAutomatic
         {
-            MinorTickGenerator = new LogMinorTickGenerator(),
-            IntegerTicksOnly = true,
-            LabelFormatter = y => SweepReport.Bytes(Math.Pow(10, y)),
+            LabelFormatter = y => y.ToString("N0", CultureInfo.InvariantCulture),
         };
-        plot.Axes.SetLimitsX(0.5, methods.Length + 0.5);
-        plot.Axes.SetLimitsY(0, Math.Ceiling(top + 0.5));
-        return Save(plot, "uploaded-bytes.png", out relative);
+        plot.Axes.SetLimitsX(-0.5, methods.Length - 0.5);
+        plot.Axes.SetLimitsY(0, methods.Max(x => x.u!.Value.Parameters + x.u!.Value.Fisher) * 1.15);
+        return Save(plot, "uploads-per-round.png", out relative);
     }
 }

@@ -15,11 +15,21 @@ public readonly record struct OverSeeds(double Mean, double? Std, int N)
     public static OverSeeds Of(IReadOnlyList<double> values) => new(values.Mean(), values.Count < 2 ? null : values.StandardDeviation(), values.Count);
 }
 
+/// <summary>A row of a data set's breakdown in a report: one category, over seeds.</summary>
+/// <param name="Group">The breakdown it belongs to (e.g. <c>subject</c>, <c>task</c>, <c>all</c>).</param>
+/// <param name="Category">The category (e.g. <c>NAT</c>, <c>choose_img</c>, <c>Avg</c>).</param>
+/// <param name="Count">Test questions in it, mean over seeds.</param>
+/// <param name="ByMethod">Each method's accuracy (%) over seeds.</param>
+public sealed record BreakdownRow(string Group, string Category, int Count,
+    IReadOnlyDictionary<string, OverSeeds> ByMethod);
+
 /// <summary>
 /// The tables and plots of finished runs (a sweep folder's cells, or one run folder): Markdown tables shaped like the
 /// paper's (methods x clients with the average, per client count and alpha; methods x alpha; methods x client count)
-/// and PNG plots (mean accuracy against round, final accuracy against alpha, per-client accuracy, uploaded bytes on a
-/// log scale). Accuracies are in percent, mean ± sample std over seeds.
+/// and PNG plots (mean accuracy against round from round 0, final accuracy against alpha, per-client accuracy, what a
+/// client uploads per round, parameters and Fisher values apart), each titled with the data set and backbone, and the
+/// data set's breakdown (ScienceQA categories, IconQA tasks and skills). Accuracies are in percent, mean ± sample std
+/// over seeds; clients are numbered from 0.
 /// </summary>
 public sealed class SweepReport
 {
@@ -36,6 +46,11 @@ public sealed class SweepReport
         ClientCounts = aggregate.Select(a => a.Clients).Distinct().Order().ToArray();
         Alphas = aggregate.Select(a => a.Alpha).Distinct().Order().ToArray();
     }
+
+    /// <summary>
+    /// What every plot title names: the data set and the backbone, e.g. <c>synthetic, tiny backbone</c>.
+    /// </summary>
+    public string Setting => $"{runs[0].Config.Dataset}, {runs[0].Config.Backbone} backbone";
 
     /// <summary>Methods, in report order.</summary>
     public IReadOnlyList<string> Methods { get; }
@@ -63,13 +78,68 @@ public sealed class SweepReport
     /// <summary>Final accuracy (%) of a method on a client (<c>mean</c>: the clients' mean) over seeds, or null if not run.</summary>
     public OverSeeds? Final(int clients, double alpha, string method, string client) =>
         aggregate.FirstOrDefault(a => a.Clients == clients && a.Alpha == alpha && a.Method == method && a.Client == client) is { } a
-            ? new OverSeeds(a.AccuracyMean * 100, a.AccuracyStd * 100, a.Seeds) : null;
+            ? new OverSeeds(a.AccuracyMean, a.AccuracyStd, a.Seeds) : null;
 
     /// <summary>Mean client accuracy (%) after each round (round 0: zero-shot) of a method, over seeds.</summary>
     public IReadOnlyList<(int Round, OverSeeds Accuracy)> Curve(int clients, double alpha, string method) =>
         Runs(clients, alpha, method)
-            .SelectMany(r => r.Rounds.Where(x => x.Method == method).GroupBy(x => x.Round).Select(g => (Round: g.Key, Mean: g.Average(x => x.Accuracy) * 100)))
+            .SelectMany(r => r.Rounds.Where(x => x.Method == method).GroupBy(x => x.Round).Select(g => (Round: g.Key, Mean: g.Average(x => x.Accuracy))))
             .GroupBy(x => x.Round).OrderBy(g => g.Key).Select(g => (g.Key, OverSeeds.Of(g.Select(x => x.Mean).ToArray()))).ToArray();
+
+    /// <summary>
+    /// Values one client uploads in a round (mean over the client-rounds in which it uploaded anything, over the runs
+    /// of <paramref name="method"/>): model parameters and Fisher values apart, with their bytes; null if it never
+    /// uploads.
+    /// </summary>
+    public (double Parameters, double Fisher, double Bytes)? UploadPerRound(string method)
+    {
+        var rows = runs.Where(r => r.Summary.Any(s => s.Method == method))
+            .GroupBy(r => (r.Config.Alpha, r.Config.Clients, r.Config.Seed)).SelectMany(g => g.First().Rounds)
+            .Where(x => x.Method == method && x.UploadedParams + x.UploadedFisher > 0).ToArray();
+        if (rows.Length == 0) return null;
+        return (rows.Average(x => (double)x.UploadedParams), rows.Average(x => (double)x.UploadedFisher),
+            rows.Average(x => (double)x.UploadedBytes));
+    }
+
+    /// <summary>
+    /// The data set's breakdown (ScienceQA's categories, IconQA's tasks: <c>breakdown.csv</c> of each run, without its
+    /// many per-skill rows) for <paramref name="clients"/> and <paramref name="alpha"/>, one row per (group, category)
+    /// in the file's order; empty for data sets without one.
+    /// </summary>
+    public IReadOnlyList<BreakdownRow> Breakdown(int clients, double alpha)
+    {
+        var cells = runs.Where(r => r.Config.Clients == clients && r.Config.Alpha == alpha)
+            .SelectMany(r => ReadBreakdown(r.Directory).Where(b => b.Group != "skill")
+                .Select(b => (r.Config.Seed, b.Method, b.Group, b.Category, b.Count, b.Accuracy)))
+            // zero-shot is in every cell of a seed: taken once
+            .GroupBy(x => (x.Seed, x.Method, x.Group, x.Category)).Select(g => g.First())
+            .ToArray();
+        return cells.Select(x => (x.Group, x.Category)).Distinct().Select(key =>
+        {
+            var of = cells.Where(x => (x.Group, x.Category) == key).ToArray();
+            var byMethod = of.Where(x => !double.IsNaN(x.Accuracy)).GroupBy(x => x.Method)
+                .ToDictionary(g => g.Key, g => OverSeeds.Of(g.Select(x => x.Accuracy).ToArray()));
+            int count = (int)Math.Round(of.GroupBy(x => x.Seed).Average(g => g.First().Count));
+            return new BreakdownRow(key.Group, key.Category, count, byMethod);
+        }).ToArray();
+    }
+
+    private static IEnumerable<(string Method, string Group, string Category, int Count, double Accuracy)> ReadBreakdown(
+        string dir)
+    {
+        string path = Path.Combine(dir, RunFolder.BreakdownFile);
+        if (!File.Exists(path)) yield break;
+        var options = new CsvHelper.CsvReaderOptions { FormatProvider = CultureInfo.InvariantCulture };
+        using var csv = CsvHelper.CsvReader.FromFile(path, options);
+        while (csv.Read())
+        {
+            // percent in both the current column and the older one
+            string accuracy = csv.GetString(csv.TryGetFieldIndex("accuracy_pct", out int i) ? i
+                : csv.GetFieldIndex("accuracy"));
+            yield return (csv.GetString("method"), csv.GetString("group"), csv.GetString("category"),
+                csv.Parse<int>("count"), accuracy.Length == 0 ? double.NaN : double.Parse(accuracy, CultureInfo.InvariantCulture));
+        }
+    }
 
     /// <summary>
     /// Bytes all clients of a run uploaded in all its rounds (parameters and Fisher values, <c>uploaded_bytes</c> of
@@ -97,17 +167,21 @@ public sealed class SweepReport
         var md = new StringBuilder();
         var first = runs[0].Config;
         md.AppendLine($"# FedNano.Sim report: {source}").AppendLine();
-        md.AppendLine($"Dataset `{first.Dataset}`, backbone `{first.Backbone}`, {first.Rounds} rounds, {first.LocalEpochs} local epoch(s), "
-            + $"NanoAdapter rank {first.Adapter.Rank}, client fraction {F(first.ClientFraction)}. {runs.Count} finished run(s)"
-            + (unfinished > 0 ? $"; {unfinished} unfinished cell(s) left out." : ".")).AppendLine();
-        md.AppendLine("Accuracy: final test accuracy (%) of each client's model on its own test part, mean ± sample standard deviation over seeds (n = seeds).").AppendLine();
+        md.AppendLine($"Dataset `{first.Dataset}`, backbone `{first.Backbone}`, {Words.Count(first.Rounds, "round")} of "
+            + $"{Words.Count(first.LocalEpochs, "local epoch")}, NanoAdapter rank {first.Adapter.Rank}, client fraction "
+            + $"{F(first.ClientFraction)}. {Words.Count(runs.Count, "finished run")}"
+            + (unfinished > 0 ? $"; {Words.Count(unfinished, "unfinished cell")} left out." : ".")).AppendLine();
+        md.AppendLine("Accuracy: final test accuracy (%) of each client's model on its own test part, mean ± sample standard "
+            + "deviation over seeds (n = seeds). "
+            + "Clients are numbered from 0, as in the CSV files.").AppendLine();
 
         foreach (int k in ClientCounts)
             foreach (double a in Alphas)
             {
                 if (!Methods.Any(m => Final(k, a, m, "mean") is not null)) continue;
                 md.AppendLine($"## {k} clients, α = {F(a)}: accuracy per client").AppendLine();
-                md.AppendLine("| Method | " + string.Join(" | ", Enumerable.Range(1, k).Select(c => $"Client {c}")) + " | **Avg** | n |");
+                md.AppendLine("| Method | " + string.Join(" | ", Enumerable.Range(0, k).Select(c => $"Client {c}"))
+                    + " | **Avg** | n |");
                 md.AppendLine("|---" + string.Concat(Enumerable.Repeat("|---:", k + 2)) + "|");
                 foreach (var m in Methods.Where(m => Final(k, a, m, "mean") is not null))
                     md.AppendLine($"| {m} | " + string.Join(" | ", Enumerable.Range(0, k).Select(c => Cell(Final(k, a, m, c.ToString(CultureInfo.InvariantCulture)))))
@@ -116,6 +190,7 @@ public sealed class SweepReport
                 files.Add(plots.AccuracyVsRound(k, a, out string curve));
                 files.Add(plots.ClientBars(k, a, out string bars));
                 md.AppendLine($"![mean accuracy against round]({curve}) ![accuracy per client]({bars})").AppendLine();
+                AppendBreakdown(md, k, a);
             }
 
         foreach (int k in ClientCounts)
@@ -143,24 +218,51 @@ public sealed class SweepReport
             }
 
         md.AppendLine("## Communication").AppendLine();
-        md.AppendLine($"Uploaded: model parameters a client sends per round, and bytes all clients send over a whole run (parameters and Fisher values, as counted in rounds.csv's uploaded_bytes; runs without that column count {RunResults.LegacyBytesPerParameter} bytes per parameter). Methods that upload nothing (zero-shot, centralized) are left out of the plot.").AppendLine();
-        md.AppendLine("| Method | Clients | Params per client per round | Bytes per run (all clients) |");
-        md.AppendLine("|---|---:|---:|---:|");
+        md.AppendLine("Uploaded by one client in a round it takes part in: model parameters and Fisher values apart, and their "
+            + "bytes; and bytes all clients send over a whole run (rounds.csv's uploaded_bytes; runs without that column count "
+            + $"{RunResults.LegacyBytesPerParameter} bytes per parameter). Methods that upload nothing (zero-shot, centralized, "
+            + "local) are left out of the plot.").AppendLine();
+        md.AppendLine("| Method | Clients | Parameters per client per round | Fisher values per client per round "
+            + "| Bytes per client per round | Bytes per run (all clients) |");
+        md.AppendLine("|---|---:|---:|---:|---:|---:|");
+        var inv = CultureInfo.InvariantCulture;
         foreach (var m in Methods)
             foreach (int k in ClientCounts)
                 if (UploadedBytes(k, m) is { } b)
-                    md.AppendLine($"| {m} | {k} | {aggregate.Where(x => x.Method == m && x.Clients == k).Max(x => x.UploadedPerRound).ToString("N0", CultureInfo.InvariantCulture)} | {Bytes(b.Mean)} |");
+                    md.AppendLine(UploadPerRound(m) is { } u
+                        ? $"| {m} | {k} | {u.Parameters.ToString("N0", inv)} | {u.Fisher.ToString("N0", inv)} | {Bytes(u.Bytes)} "
+                            + $"| {Bytes(b.Mean)} |"
+                        : $"| {m} | {k} | 0 | 0 | 0 B | {Bytes(b.Mean)} |");
         md.AppendLine();
-        if (plots.UploadedBytes(out string upPath) is { } up)
+        if (plots.UploadsPerRound(out string upPath) is { } up)
         {
             files.Add(up);
-            md.AppendLine($"![uploaded bytes per method]({upPath})").AppendLine();
+            md.AppendLine($"![uploads per client and round]({upPath})").AppendLine();
         }
 
         string report = Path.Combine(outDir, "report.md");
         RunFolder.WriteAtomic(report, md.ToString());
         files.Insert(0, report);
         return files;
+    }
+
+    /// <summary>The breakdown table of <see cref="Breakdown"/>, if the data set has one.</summary>
+    private void AppendBreakdown(StringBuilder md, int clients, double alpha)
+    {
+        var rows = Breakdown(clients, alpha);
+        if (rows.Count == 0) return;
+        var methods = Methods.Where(m => rows.Any(r => r.ByMethod.ContainsKey(m))).ToArray();
+        md.AppendLine($"### {clients} clients, α = {F(alpha)}: accuracy per category ({runs[0].Config.Dataset})")
+            .AppendLine();
+        md.AppendLine("All clients' final test predictions pooled, per category of the data set (breakdown.csv, which also has "
+            + "IconQA's per-skill rows); "
+            + "n: test questions, mean over seeds.").AppendLine();
+        md.AppendLine("| Group | Category | n | " + string.Join(" | ", methods) + " |");
+        md.AppendLine("|---|---|---:" + string.Concat(Enumerable.Repeat("|---:", methods.Length)) + "|");
+        foreach (var r in rows)
+            md.AppendLine($"| {r.Group} | {r.Category} | {r.Count} | "
+                + string.Join(" | ", methods.Select(m => Cell(r.ByMethod.TryGetValue(m, out var v) ? v : null))) + " |");
+        md.AppendLine();
     }
 
     internal static string F(double x) => x.ToString("G", CultureInfo.InvariantCulture);

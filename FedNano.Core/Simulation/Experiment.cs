@@ -71,8 +71,9 @@ public static class Experiment
     /// </summary>
     public static Backbone LoadBackbone(SimulationConfig config)
     {
+        TorchThreads.Apply(config.Threads);
         var where = DeviceChoice.Resolve(config.Device, config.Precision);
-        string? dir = config.ModelDir ?? (config.Backbone == "tiny" ? Path.Combine(FindRepositoryRoot() ?? ".", TinyBackbone.DefaultDirectory) : null);
+        string? dir = config.ModelDir ?? (config.Backbone == "tiny" ? Shipped.TinyBackboneDirectory : null);
         TorchSharp.torch.manual_seed(Seeds.Derive(config.Seed, Seeds.Purpose("backbone init")));
         return Backbones.Load(config.Backbone, where, dir, config.VisionTowerDir);
     }

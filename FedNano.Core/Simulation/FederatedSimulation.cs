@@ -45,6 +45,10 @@ public sealed record ClientTraffic
 /// <param name="Traffic">What the client moved across the network and the split this round, and what it holds.</param>
 public sealed record RoundResult(string Method, int Round, int Client, double Accuracy, double Loss, double TrainLoss, ClientTraffic Traffic)
 {
+    /// <summary>The client trained, but its loss or update was NaN or infinite, so it was left out (<c>on_nonfinite:
+    /// skip</c>).</summary>
+    public bool NonFinite { get; init; }
+
     /// <summary>Parameters the client uploaded this round.</summary>
     public long UploadedParameters => Traffic.UploadedParams;
 }
@@ -57,8 +61,8 @@ public sealed record MethodResult(string Method, IReadOnlyList<RoundResult> Roun
 {
     /// <summary>Final test accuracy per client.</summary>
     public double[] ClientAccuracy => Final.Select(p => p.Count == 0 ? double.NaN : p.Count(x => x.Correct) / (double)p.Count).ToArray();
-    /// <summary>Mean over clients of the final test accuracy.</summary>
-    public double MeanAccuracy => ClientAccuracy.Average();
+    /// <summary>Mean over the evaluated clients of the final test accuracy.</summary>
+    public double MeanAccuracy => ClientAccuracy.Where(a => !double.IsNaN(a)).DefaultIfEmpty(double.NaN).Average();
     /// <summary>Most model parameters one client uploaded in one round.</summary>
     public long UploadedPerRound => Rounds.Select(r => r.Traffic.UploadedParams).DefaultIfEmpty().Max();
     /// <summary>Most Fisher values one client uploaded in one round.</summary>
@@ -158,7 +162,6 @@ public sealed class FederatedSimulation
     {
         CheckStart(start, strategy.Name);
         if (strategy is FedDpaF dpa) return dpa.Run(this, start, afterRound);
-        if (strategy is Centralized) return Centralized.Run(this, start, afterRound);
         strategy.ImportClientStates(start?.Clients ?? NoClientState);
         var rows = new List<RoundResult>(start?.Rows ?? []);
         var global = (start?.Global ?? Initial).Clone();
@@ -170,25 +173,41 @@ public sealed class FederatedSimulation
             var trainLoss = Enumerable.Repeat(double.NaN, Train.Length).ToArray();
             var traffic = new ClientTraffic[Train.Length];
             var resident = new long[Train.Length];
-            var sampled = SampleClients(round);
+            var nonFinite = new bool[Train.Length];
+            bool pooled = strategy.PoolsData;
+            var sampled = pooled ? [Pooled] : SampleClients(round);
             var fits = sampled.Select(k => strategy.ConfigureFit(round, k)).ToArray();
             var owns = sampled.Select(k => strategy.ClientState(k, global)).ToArray();
             var outcomes = TrainClients(round, sampled, fits, owns.Select(o => o ?? global).ToArray(), global);
             for (int j = 0; j < sampled.Length; j++)
             {
                 var (k, fit, (state, loss, fisher, split)) = (sampled[j], fits[j], outcomes[j]);
-                var (down, downBytes) = owns[j] is null ? ClientTraffic.Measure(global) : (0, 0);
+                var (down, downBytes) = owns[j] is null && !pooled ? ClientTraffic.Measure(global) : (0, 0);
                 trained.Add(state);
-                strategy.OnClientTrained(round, k, state);
+                if (!double.IsFinite(loss) || !Finite(state) || !Finite(fisher))
+                {
+                    if (Config.OnNonFinite == "stop")
+                        throw new NonFiniteException($"{strategy.Name}, round {round}, client {k}: the training loss " +
+                            $"({loss}) or the update is NaN or infinite; lower learning_rate, set max_grad_norm, " +
+                            "or set on_nonfinite: skip to leave such clients out");
+                    if (!pooled) nonFinite[k] = true; // skip: left out of the aggregate and the client's own state
+                    fit = fit with { Upload = false };
+                }
+                else strategy.OnClientTrained(round, k, state);
                 var (up, upBytes) = (0L, 0L);
                 var (fisherValues, fisherBytes) = (0L, 0L);
                 if (fit.Upload)
                 {
-                    updates.Add(new ClientUpdate(k, Train[k].Length, state, fisher));
+                    updates.Add(new ClientUpdate(k, DataOf(k).Count, state, fisher));
                     (up, upBytes) = ClientTraffic.Measure(state);
                     (fisherValues, fisherBytes) = ClientTraffic.Measure(fisher);
                 }
                 else fisher?.Dispose();
+                if (pooled)
+                {
+                    Array.Fill(trainLoss, loss); // the one learner's loss, on every client's row; nothing communicated
+                    continue;
+                }
                 trainLoss[k] = loss;
                 resident[k] = fit.ProximalMu > 0 ? global.Count : 0; // FedProx keeps the global adapters for its proximal term
                 traffic[k] = new ClientTraffic
@@ -197,19 +216,35 @@ public sealed class FederatedSimulation
                     UploadedBytes = upBytes + fisherBytes, SplitBytesTrain = split,
                 };
             }
-            var next = strategy.Aggregate(round, global, updates);
+            var next = updates.Count == 0 && nonFinite.Any(x => x) ? global.Clone() : strategy.Aggregate(round, global, updates);
             global.Dispose();
             global = next;
             foreach (var u in updates) u.Fisher?.Dispose();
             foreach (var t in trained) t.Dispose();
             var g = global;
-            final = EvaluateAll(null, k => (traffic[k] ?? new ClientTraffic()) with { ClientResidentParams = EdgeFrozenParameters + g.Count + resident[k] },
-                strategy.Name, round, rows, k => strategy.ClientState(k, g) ?? g, trainLoss);
+            Func<int, ClientTraffic> rowTraffic = pooled ? _ => new ClientTraffic()
+                : k => (traffic[k] ?? new ClientTraffic()) with { ClientResidentParams = EdgeFrozenParameters + g.Count + resident[k] };
+            final = EvaluateAll(null, rowTraffic, strategy.Name, round, rows, k => strategy.ClientState(k, g) ?? g, trainLoss,
+                countSplit: !pooled, nonFinite: nonFinite);
             afterRound?.Invoke(new SimulationState(strategy.Name, round, global, strategy.ExportClientStates(), rows, final));
             Report(strategy.Name, round, rows);
         }
         global.Dispose();
         return new MethodResult(strategy.Name, rows, final);
+    }
+
+    /// <summary>The participant index of the single learner on pooled data (<see cref="IStrategy.PoolsData"/>).</summary>
+    internal const int Pooled = -1;
+
+    private EncodedSample[]? pooledTrain;
+
+    /// <summary>Training data of client <paramref name="k"/>, or every client's pooled for <see cref="Pooled"/>.</summary>
+    internal IReadOnlyList<EncodedSample> DataOf(int k) => k == Pooled ? pooledTrain ??= Train.SelectMany(t => t).ToArray() : Train[k];
+
+    private static bool Finite(AdapterState? state)
+    {
+        using var _ = NewDisposeScope();
+        return state is null || state.Tensors.Values.All(t => isfinite(t).all().item<bool>());
     }
 
     /// <summary>
@@ -220,13 +255,14 @@ public sealed class FederatedSimulation
         int round, int[] clients, FitInstructions[] fits, AdapterState[] starts, AdapterState global)
     {
         AdapterState? Prox(int j) => fits[j].ProximalMu > 0 ? global : null;
-        if (Config.Execution == "sequential")
+        if (Config.Execution == "sequential" || clients.Contains(Pooled))
             return clients.Select((k, j) =>
             {
                 Edge.LoadAdapterState(starts[j]);
                 long split = Trainer.SplitBytes;
-                var (loss, squared) = Trainer.Train(Train[k], fits[j], Prox(j), DataOrder(round, k));
-                var fisher = fits[j].ComputeFisher ? Trainer.Fisher(Train[k]) : squared;
+                int? steps = k == Pooled ? Train.Sum(t => Trainer.StepsFor(t.Length)) : null;
+                var (loss, squared) = Trainer.Train(DataOf(k), fits[j], Prox(j), DataOrder(round, k), steps);
+                var fisher = fits[j].ComputeFisher ? Trainer.Fisher(DataOf(k)) : squared;
                 return new ClientOutcome(Edge.AdapterState(), loss, fisher, Trainer.SplitBytes - split);
             }).ToArray();
         var jobs = clients.Select((k, j) => new ClientJob(starts[j], Train[k], fits[j], Prox(j), DataOrder(round, k)));
@@ -240,29 +276,33 @@ public sealed class FederatedSimulation
     }
 
     /// <summary>
-    /// Every client's test predictions with its own adapters <paramref name="states"/>: the multiple-choice samples
-    /// of all clients batched together (<see cref="Evaluator.PredictChoices"/>), free-form ones client by client;
-    /// with the bytes each client moved across the split (as if it had run alone). The edge is left holding the last
-    /// client's adapters.
+    /// The test predictions of <paramref name="clients"/>, each with its own adapters (<paramref name="stateOf"/>):
+    /// the multiple-choice samples of all of them batched together (<see cref="Evaluator.PredictChoices"/>), free-form
+    /// ones client by client; with the bytes each client moved across the split (as if it had run alone), by client
+    /// index. The edge is left holding the last client's adapters.
     /// </summary>
-    private (IReadOnlyList<Prediction>[] predictions, long[] splitBytes) PredictBatched(AdapterState[] states)
+    private (IReadOnlyList<Prediction>[] predictions, long[] splitBytes) PredictBatched(
+        int[] clients, Func<int, AdapterState> stateOf)
     {
-        var (choices, bytes) = Evaluator.PredictChoices(Test, states.Select(s => s.Tensors).ToArray());
+        var states = clients.Select(stateOf).ToArray();
+        var tests = clients.Select(k => (IReadOnlyList<EncodedSample>)Test[k]).ToArray();
+        var (choices, bytes) = Evaluator.PredictChoices(tests, states.Select(s => s.Tensors).ToArray());
         var predictions = new IReadOnlyList<Prediction>[Test.Length];
-        for (int k = 0; k < Test.Length; k++)
+        var splitBytes = new long[Test.Length];
+        for (int j = 0; j < clients.Length; j++)
         {
-            var free = Test[k].Where(s => s.ChoiceIds.Length == 0).ToArray();
+            var free = Test[clients[j]].Where(s => s.ChoiceIds.Length == 0).ToArray();
             if (free.Length > 0)
             {
-                Edge.LoadAdapterState(states[k]);
+                Edge.LoadAdapterState(states[j]);
                 long before = Evaluator.SplitBytes;
-                choices[k].AddRange(Evaluator.Predict(free));
-                bytes[k] += Evaluator.SplitBytes - before;
+                choices[j].AddRange(Evaluator.Predict(free));
+                bytes[j] += Evaluator.SplitBytes - before;
             }
-            predictions[k] = choices[k];
+            (predictions[clients[j]], splitBytes[clients[j]]) = (choices[j], bytes[j]);
         }
         if (states.Length > 0) Edge.LoadAdapterState(states[^1]); // the edge ends as after sequential evaluation
-        return (predictions, bytes);
+        return (predictions, splitBytes);
     }
 
     internal static readonly IReadOnlyDictionary<int, AdapterState> NoClientState = new Dictionary<int, AdapterState>();
@@ -276,7 +316,9 @@ public sealed class FederatedSimulation
     }
 
     internal void Report(string method, int round, List<RoundResult> rows) =>
-        Progress?.Invoke(new SimulationProgress(method, round, Config.Rounds, rows.TakeLast(Train.Length).Average(r => r.Accuracy)));
+        Progress?.Invoke(new SimulationProgress(method, round, Config.Rounds, rows
+            .Where(r => r.Method == method && r.Round == round && !double.IsNaN(r.Accuracy))
+            .Select(r => r.Accuracy).DefaultIfEmpty(double.NaN).Average()));
 
     internal int[] SampleClients(int round)
     {
@@ -294,14 +336,23 @@ public sealed class FederatedSimulation
     /// (the evaluation's split bytes filled in) and returns the predictions.
     /// </summary>
     internal IReadOnlyList<IReadOnlyList<Prediction>> EvaluateAll(AdapterState? state, Func<int, ClientTraffic> traffic, string method, int round, List<RoundResult> rows,
-        Func<int, AdapterState>? stateOf = null, double[]? trainLoss = null, Func<int, EvalClient>? client = null, bool countSplit = true)
+        Func<int, AdapterState>? stateOf = null, double[]? trainLoss = null, Func<int, EvalClient>? client = null, bool countSplit = true,
+        bool[]? nonFinite = null)
     {
         var preds = new IReadOnlyList<Prediction>[Test.Length];
+        var evaluated = EvaluatedClients(round);
         (IReadOnlyList<Prediction>[] predictions, long[] splitBytes)? batched =
             client is null && stateOf is not null && Config.Execution == "batched"
-                ? PredictBatched(Enumerable.Range(0, Test.Length).Select(stateOf).ToArray()) : null;
+                ? PredictBatched(Enumerable.Range(0, Test.Length).Where(k => evaluated[k]).ToArray(), stateOf) : null;
         for (int k = 0; k < Test.Length; k++)
         {
+            preds[k] = [];
+            bool trained = trainLoss is not null && !double.IsNaN(trainLoss[k]);
+            if (!evaluated[k])
+            {
+                if (trained) rows.Add(new RoundResult(method, round, k, double.NaN, double.NaN, trainLoss![k], traffic(k)));
+                continue;
+            }
             long before = Evaluator.SplitBytes, bytes;
             if (batched is { } b) (preds[k], bytes) = (b.predictions[k], b.splitBytes[k]);
             else
@@ -314,8 +365,25 @@ public sealed class FederatedSimulation
             var t = traffic(k) with { SplitBytesEval = countSplit ? bytes : 0 };
             rows.Add(new RoundResult(method, round, k,
                 p.Count == 0 ? double.NaN : p.Count(x => x.Correct) / (double)p.Count,
-                p.Count == 0 ? double.NaN : p.Average(x => x.Loss), trainLoss?[k] ?? double.NaN, t));
+                p.Count == 0 ? double.NaN : p.Average(x => x.Loss), trainLoss?[k] ?? double.NaN, t) { NonFinite = nonFinite?[k] ?? false });
         }
         return preds;
+    }
+
+    /// <summary>
+    /// The clients evaluated after <paramref name="round"/>: none between every <c>evaluate_every</c>-th round (the
+    /// start and the last round are always evaluated), else an <c>evaluate_fraction</c> share drawn from the seed and
+    /// the round (the same clients for every method), all of them by default.
+    /// </summary>
+    internal bool[] EvaluatedClients(int round)
+    {
+        int k = Test.Length;
+        var chosen = new bool[k];
+        if (round != 0 && round != Config.Rounds && round % Config.EvaluateEvery != 0) return chosen;
+        int m = Math.Max(1, (int)Math.Round(Config.EvaluateFraction * k));
+        if (m >= k) { Array.Fill(chosen, true); return chosen; }
+        var rng = new Random(Seeds.Derive(Config.Seed, Seeds.Purpose("evaluation sampling"), round));
+        foreach (int c in Enumerable.Range(0, k).OrderBy(_ => rng.Next()).Take(m)) chosen[c] = true;
+        return chosen;
     }
 }

@@ -11,8 +11,8 @@ public sealed partial record SummaryRow
     [CsvColumn("method")] public required string Method { get; init; }
     /// <summary>Client index, or <c>mean</c>.</summary>
     [CsvColumn("client")] public required string Client { get; init; }
-    /// <summary>Final test accuracy.</summary>
-    [CsvColumn("accuracy")] public required double Accuracy { get; init; }
+    /// <summary>Final test accuracy in percent.</summary>
+    [CsvColumn("accuracy_pct")] public required double Accuracy { get; init; }
     /// <summary>Test samples behind it.</summary>
     [CsvColumn("test_samples")] public required int TestSamples { get; init; }
     /// <summary>Model parameters one client uploads per round.</summary>
@@ -35,8 +35,8 @@ public sealed partial record RoundRow
     [CsvColumn("round")] public required int Round { get; init; }
     /// <summary>Client index.</summary>
     [CsvColumn("client")] public required int Client { get; init; }
-    /// <summary>Test accuracy after the round.</summary>
-    [CsvColumn("accuracy")] public required double Accuracy { get; init; }
+    /// <summary>Test accuracy after the round, in percent.</summary>
+    [CsvColumn("accuracy_pct")] public required double Accuracy { get; init; }
     /// <summary>Mean test loss after the round.</summary>
     [CsvColumn("loss")] public required double Loss { get; init; }
     /// <summary>Mean local training loss (empty if the client did not train).</summary>
@@ -57,9 +57,15 @@ public sealed partial record RoundRow
     [CsvColumn("split_bytes_eval")] public required long SplitBytesEval { get; init; }
     /// <summary>Parameters resident on the client (empty without clients).</summary>
     [CsvColumn("client_resident_params")] public required long? ClientResidentParams { get; init; }
+    /// <summary>1 when the client's loss or update was NaN or infinite and it was left out of the aggregate, else
+    /// 0.</summary>
+    [CsvColumn("nonfinite")] public int NonFinite { get; init; }
 }
 
-/// <summary>Writes a simulation's results as CSV files, each written to a temporary file and renamed into place.</summary>
+/// <summary>
+/// Writes a simulation's results as CSV files, each written to a temporary file and renamed into place. Accuracies are
+/// in percent in every file (<c>accuracy_pct</c>), as on screen; clients are numbered from 0 everywhere.
+/// </summary>
 public static class ResultFiles
 {
     /// <summary>The summary rows of some method results: per client and the mean; <paramref name="modelParams"/> is the whole MLLM's size.</summary>
@@ -69,7 +75,7 @@ public static class ResultFiles
             var acc = r.ClientAccuracy;
             SummaryRow Row(string client, double a, int n) => new()
             {
-                Method = r.Method, Client = client, Accuracy = Math.Round(a, 6), TestSamples = n, UploadedPerRound = r.UploadedPerRound,
+                Method = r.Method, Client = client, Accuracy = Pct(a), TestSamples = n, UploadedPerRound = r.UploadedPerRound,
                 FisherPerRound = r.FisherPerRound, ClientResident = r.ClientResident, ModelParams = modelParams,
             };
             return acc.Select((a, k) => Row(k.ToString(CultureInfo.InvariantCulture), a, r.Final[k].Count))
@@ -80,12 +86,16 @@ public static class ResultFiles
     public static IEnumerable<RoundRow> Rounds(IEnumerable<MethodResult> results) =>
         results.SelectMany(r => r.Rounds).Select(x => new RoundRow
         {
-            Method = x.Method, Round = x.Round, Client = x.Client, Accuracy = Math.Round(x.Accuracy, 6), Loss = Math.Round(x.Loss, 6),
-            TrainLoss = double.IsNaN(x.TrainLoss) ? null : Math.Round(x.TrainLoss, 6),
+            Method = x.Method, Round = x.Round, Client = x.Client, Accuracy = Pct(x.Accuracy), Loss = Math.Round(x.Loss, 6),
+            // empty: did not train; a non-finite loss is written as it was (NaN, Infinity), flagged in nonfinite
+            TrainLoss = x.NonFinite ? x.TrainLoss : double.IsNaN(x.TrainLoss) ? null : Math.Round(x.TrainLoss, 6), NonFinite = x.NonFinite ? 1 : 0,
             DownloadedParams = x.Traffic.DownloadedParams, DownloadedBytes = x.Traffic.DownloadedBytes,
             UploadedParams = x.Traffic.UploadedParams, UploadedFisher = x.Traffic.UploadedFisher, UploadedBytes = x.Traffic.UploadedBytes,
             SplitBytesTrain = x.Traffic.SplitBytesTrain, SplitBytesEval = x.Traffic.SplitBytesEval, ClientResidentParams = x.Traffic.ClientResidentParams,
         });
+
+    /// <summary>A fraction (as accuracies are kept in memory) in percent, to four decimals.</summary>
+    internal static double Pct(double fraction) => Math.Round(100 * fraction, 4);
 
     /// <summary>Writes <paramref name="rows"/> to <paramref name="path"/> atomically.</summary>
     public static void Write<T>(string path, IEnumerable<T> rows)

@@ -20,6 +20,9 @@ public sealed record FedDpaConfig
         ConfigException.Positive(LocalEpochs, "feddpa.local_epochs");
         ConfigException.Positive(Instances, "feddpa.instances");
         if (LoraRank is { } r) ConfigException.Positive(r, "feddpa.lora_rank");
+        ConfigException.AtMost(LocalEpochs, 10_000, "feddpa.local_epochs");
+        ConfigException.AtMost(Instances, 100_000, "feddpa.instances");
+        if (LoraRank is { } rank) ConfigException.AtMost(rank, AdapterConfig.MaxRank, "feddpa.lora_rank");
     }
 }
 
@@ -102,6 +105,13 @@ public sealed record SimulationConfig
     /// past it the least recently used are recomputed when needed. 0 keeps none.
     /// </summary>
     [JsonPropertyName("visual_cache_mb")] public int VisualCacheMb { get; init; } = 4096;
+    /// <summary>
+    /// Share of clients evaluated after a round (at least one), drawn from the seed and the round; for large
+    /// federations. Clients not evaluated have no accuracy that round.
+    /// </summary>
+    [JsonPropertyName("evaluate_fraction")] public double EvaluateFraction { get; init; } = 1.0;
+    /// <summary>Evaluate after every N-th round only (the start and the last round always).</summary>
+    [JsonPropertyName("evaluate_every")] public int EvaluateEvery { get; init; } = 1;
     /// <summary>Share of clients sampled each round (at least one).</summary>
     [JsonPropertyName("client_fraction")] public double ClientFraction { get; init; } = 1.0;
     /// <summary>NanoAdapter rank and scale.</summary>
@@ -135,6 +145,17 @@ public sealed record SimulationConfig
     [JsonPropertyName("device")] public string Device { get; init; } = "auto";
     /// <summary>Precision of the frozen backbone: <c>auto</c> (float32 on the CPU, bfloat16 on CUDA), <c>float32</c>, <c>bfloat16</c> or <c>float16</c>; the NanoAdapters are always float32.</summary>
     [JsonPropertyName("precision")] public string Precision { get; init; } = "auto";
+    /// <summary>
+    /// libtorch CPU threads, intra-op and inter-op (null: <c>OMP_NUM_THREADS</c>, else a quarter of the logical
+    /// processors); see <see cref="TorchThreads"/>.
+    /// </summary>
+    [JsonPropertyName("threads")] public int? Threads { get; init; }
+
+    /// <summary>
+    /// What happens to a client whose training loss or update turns NaN or infinite: <c>skip</c> (its update is left
+    /// out of the aggregate, counted in rounds.csv's <c>nonfinite</c>) or <c>stop</c> (the run ends with a message).
+    /// </summary>
+    [JsonPropertyName("on_nonfinite")] public string OnNonFinite { get; init; } = "skip";
 
     /// <summary>Data sets a config may name: those of <see cref="Data.DatasetRegistry"/>.</summary>
     public static IReadOnlyList<string> Datasets => Data.DatasetRegistry.Names;
@@ -149,9 +170,23 @@ public sealed record SimulationConfig
     /// <summary>True for the data sets read from <see cref="DataRoot"/> (ScienceQA, IconQA, registered ones).</summary>
     public bool IsRealDataset => Data.DatasetRegistry.Find(Dataset)?.NeedsDataRoot == true;
 
-    /// <summary>Throws <see cref="ConfigException"/> naming the first field out of range.</summary>
+    /// <summary>Most synthetic samples (each is generated and encoded in memory up front).</summary>
+    public const int MaxSyntheticSamples = 1_000_000;
+
+    /// <summary>
+    /// Throws <see cref="ConfigException"/> naming the first field missing (a JSON <c>null</c>) or out of range;
+    /// every number must be finite and in the range the README's field table gives.
+    /// </summary>
     public void Validate()
     {
+        foreach (var (value, field) in new (object?, string)[]
+        {
+            (Dataset, "dataset"), (MissingImages, "missing_images"), (PartitionBy, "partition_by"), (Adapter, "adapter"),
+            (Methods, "methods"), (FedDpa, "feddpa"), (Backbone, "backbone"), (Device, "device"), (Precision, "precision"),
+            (PartitionScheme, "partition_scheme"),
+        })
+            if (value is null) throw new ConfigException($"{field} is null; " +
+                                                         $"give a value or leave the field out for its default");
         // data set and partitioner names are looked up where the data is made (a user's are registered at run time)
         if (string.IsNullOrWhiteSpace(Dataset))
             throw new ConfigException($"dataset must name a data set, e.g. one of {string.Join(", ", Datasets)}");
@@ -165,12 +200,27 @@ public sealed record SimulationConfig
         ConfigException.Positive(LocalEpochs, "local_epochs");
         ConfigException.Positive(BatchSize, "batch_size");
         ConfigException.Positive(EvalBatchTokens, "eval_batch_tokens");
+        ConfigException.Positive(EvaluateEvery, "evaluate_every");
+        if (!(EvaluateFraction > 0 && EvaluateFraction <= 1)) throw new ConfigException($"evaluate_fraction must be in (0, 1] (got {EvaluateFraction})");
         if (VisualCacheMb < 0) throw new ConfigException($"visual_cache_mb must be >= 0, 0 for no cache (got {VisualCacheMb})");
         ConfigException.Positive(SyntheticSamples, "synthetic_samples");
+        ConfigException.AtMost(MaxContextTokens, 100_000, "max_context_tokens");
+        ConfigException.AtMost(SyntheticSamples, MaxSyntheticSamples, "synthetic_samples");
+        ConfigException.AtMost(Clients, 10_000, "clients");
+        ConfigException.AtMost(Alpha, 1e6, "alpha");
+        ConfigException.AtMost(Rounds, 100_000, "rounds");
+        ConfigException.AtMost(LocalEpochs, 10_000, "local_epochs");
+        ConfigException.AtMost(BatchSize, 65_536, "batch_size");
+        ConfigException.AtMost(MinPartitionSize, MaxSyntheticSamples, "min_partition_size");
+        ConfigException.AtMost(EvalBatchTokens, 100_000_000, "eval_batch_tokens");
+        ConfigException.AtMost(VisualCacheMb, 1_000_000, "visual_cache_mb");
         if (MinPartitionSize < 2) throw new ConfigException($"min_partition_size must be >= 2 so every client has a train and a test part (got {MinPartitionSize})");
         if (!(LearningRate >= 0)) throw new ConfigException($"learning_rate must be >= 0 (got {LearningRate})");
         if (!(WeightDecay >= 0)) throw new ConfigException($"weight_decay must be >= 0 (got {WeightDecay})");
         if (!(MaxGradNorm >= 0)) throw new ConfigException($"max_grad_norm must be >= 0, 0 for no clipping (got {MaxGradNorm})");
+        ConfigException.AtMost(LearningRate, 10, "learning_rate");
+        ConfigException.AtMost(WeightDecay, 100, "weight_decay");
+        ConfigException.AtMost(MaxGradNorm, 1e6, "max_grad_norm");
         if (!(TestFraction > 0 && TestFraction < 1)) throw new ConfigException($"test_fraction must be in (0, 1) (got {TestFraction})");
         if (!(ClientFraction > 0 && ClientFraction <= 1)) throw new ConfigException($"client_fraction must be in (0, 1] (got {ClientFraction})");
         if (string.IsNullOrWhiteSpace(PartitionBy)) throw new ConfigException("partition_by must name a metadata field, e.g. 'category'");
@@ -178,12 +228,18 @@ public sealed record SimulationConfig
             throw new ConfigException("partition_scheme must name a partitioner, e.g. 'label' or 'client'");
         if (!(ClientSizeSigma >= 0))
             throw new ConfigException($"client_size_sigma must be >= 0, 0 for equal sizes (got {ClientSizeSigma})");
+        ConfigException.AtMost(ClientSizeSigma, 100, "client_size_sigma");
         if (Methods.Length == 0) throw new ConfigException("methods must name at least one method");
-        if (Methods.Any(string.IsNullOrWhiteSpace)) throw new ConfigException("methods must not hold empty names");
+        if (Methods.Any(string.IsNullOrWhiteSpace)) throw new ConfigException("methods must not hold empty or null names");
         Adapter.Validate();
         if (!Checkpoints.Backbones.Names.Contains(Backbone)) throw new ConfigException($"backbone '{Backbone}' is not one of {string.Join(", ", Checkpoints.Backbones.Names)}");
         Checkpoints.DeviceChoice.Check(Device, Precision); // spelling only: the machine is asked where the model loads
+        if (Threads is { } t) ConfigException.Positive(t, "threads");
         if (!(FedProxMu >= 0)) throw new ConfigException($"fedprox_mu must be >= 0 (got {FedProxMu})");
+        ConfigException.AtMost(FedProxMu, 1e6, "fedprox_mu");
+        if (!(FisherFloor >= 0 && FisherFloor <= 1)) throw new ConfigException($"fisher_floor must be in [0, 1] " +
+                                                                               $"(got {FisherFloor})");
+        if (OnNonFinite is not ("skip" or "stop")) throw new ConfigException($"on_nonfinite '{OnNonFinite}' must be skip or stop");
         FedDpa.Validate();
         if (Execution is not ("batched" or "sequential"))
             throw new ConfigException($"execution must be batched or sequential (got '{Execution}')");
@@ -197,15 +253,32 @@ public sealed record SimulationConfig
         AllowTrailingCommas = true,
     };
 
+    /// <summary>Largest config file read (a config is a few hundred bytes; this keeps <c>/dev/zero</c> from being
+    /// read).</summary>
+    public const int MaxFileBytes = 1 << 20;
+
     /// <summary>Reads and validates a config file; errors name the file and the field.</summary>
     public static SimulationConfig Load(string path)
     {
         if (!File.Exists(path)) throw new ConfigException($"config file {path} not found");
         SimulationConfig config;
-        try { config = JsonSerializer.Deserialize<SimulationConfig>(File.ReadAllText(path), Json) ?? throw new ConfigException($"{path}: the file holds null, expected a JSON object"); }
+        try { config = JsonSerializer.Deserialize<SimulationConfig>(ReadBounded(path), Json) ?? throw new ConfigException($"{path}: the file holds null, expected a JSON object"); }
         catch (JsonException e) { throw new ConfigException($"{path}: invalid config at '{e.Path}': {FirstSentence(e.Message)}"); }
         try { config.Validate(); } catch (ConfigException e) { throw new ConfigException($"{path}: {e.Message}"); }
         return config;
+    }
+
+    /// <summary>The file's text, refused past <see cref="MaxFileBytes"/> (read in a bounded buffer: devices report no
+    /// length).</summary>
+    private static string ReadBounded(string path)
+    {
+        using var f = File.OpenRead(path);
+        var buffer = new byte[MaxFileBytes + 1];
+        int n = 0, read;
+        while (n < buffer.Length && (read = f.Read(buffer, n, buffer.Length - n)) > 0) n += read;
+        if (n > MaxFileBytes) throw new ConfigException($"{path}: more than {MaxFileBytes / 1024} KB, " +
+                                                        $"too large for a config file");
+        return System.Text.Encoding.UTF8.GetString(buffer, 0, n);
     }
 
     private static string FirstSentence(string message) => message.Split(". Path:")[0].Split('\n')[0];

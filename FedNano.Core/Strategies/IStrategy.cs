@@ -43,6 +43,13 @@ public interface IStrategy
     /// <summary>The instructions for <paramref name="client"/> in round <paramref name="round"/> (1-based).</summary>
     FitInstructions ConfigureFit(int round, int client);
 
+    /// <summary>
+    /// Whether one learner trains on every client's training data pooled (Centralized): each round a single
+    /// participant (client index -1) trains with the budget of all clients' local steps and uploads its adapters,
+    /// every client is evaluated with them, and nothing counts as communicated. Default: false.
+    /// </summary>
+    bool PoolsData => false;
+
     /// <summary>The new global adapters from the round's uploads. Must not dispose its inputs.</summary>
     AdapterState Aggregate(int round, AdapterState global, IReadOnlyList<ClientUpdate> updates);
 

@@ -24,14 +24,10 @@ internal static class PartitionCommand
             int offset = 0;
             var parts = data.Clients.Select(c => { var p = Enumerable.Range(offset, c.Train.Count + c.Test.Count).ToArray(); offset += p.Length; return p; }).ToArray();
             var (names, counts) = DirichletPartitioner.Histogram(labels, parts);
-            string title = $"{config.PartitionBy} per client ({config.PartitionScheme} scheme, alpha {config.Alpha}, "
-                + $"seed {config.Seed})";
-            var table = new Table().Title(title).AddColumn("client");
-            foreach (var n in names) table.AddColumn(new TableColumn(n).RightAligned());
-            table.AddColumn(new TableColumn("total").RightAligned()).AddColumn(new TableColumn("train/test").RightAligned());
-            for (int k = 0; k < parts.Length; k++)
-                table.AddRow([k.ToString(), .. names.Select((_, j) => counts[k, j].ToString()), parts[k].Length.ToString(), $"{data.Clients[k].Train.Count}/{data.Clients[k].Test.Count}"]);
-            AnsiConsole.Write(table);
+            string[] headers = ["client", .. names, "total", "train/test"];
+            var rows = Enumerable.Range(0, parts.Length).Select(k => (string[])[k.ToString(), .. names.Select((_, j) => counts[k, j].ToString()),
+                parts[k].Length.ToString(), $"{data.Clients[k].Train.Count}/{data.Clients[k].Test.Count}"]).ToArray();
+            ConsoleOutput.WriteTable($"{config.PartitionBy} per client ({config.PartitionScheme} scheme, alpha {config.Alpha}, seed {config.Seed})", headers, rows);
             return 0;
         }));
         return cmd;

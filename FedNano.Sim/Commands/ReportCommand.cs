@@ -19,7 +19,7 @@ internal static class ReportCommand
             if (!Directory.Exists(d)) throw new FedNano.ConfigException($"{d}: folder not found");
             var report = SweepReport.Load(d, out int unfinished);
             var files = report.Write(r.GetValue(outDir) ?? d, Path.GetFileName(Path.GetFullPath(d).TrimEnd('/')), unfinished);
-            if (unfinished > 0) AnsiConsole.MarkupLine($"[yellow]{unfinished} unfinished cell(s) left out; run the sweep again to finish them[/]");
+            if (unfinished > 0) AnsiConsole.MarkupLine($"[yellow]{FedNano.Reports.Words.Count(unfinished, "unfinished cell")} left out; run the sweep again to finish them[/]");
             foreach (var f in files) AnsiConsole.MarkupLine($"wrote {Markup.Escape(f)}");
             return 0;
         }));

@@ -31,7 +31,15 @@ internal sealed class RunOptions
         Description = "batched (default: a round's clients through the LLM together) or sequential (one by one).",
     };
 
-    public IEnumerable<Option> All => [Config, Method, Clients, Alpha, Rounds, Rank, Seed, Dataset, DataRoot, MissingImages, PartitionBy, Backbone, ModelDir, VisionTowerDir, Device, Precision];
+    public readonly Option<int?> Threads = ThreadsOption();
+
+    public IEnumerable<Option> All => [Config, Method, Clients, Alpha, Rounds, Rank, Seed, Dataset, DataRoot, MissingImages, PartitionBy, Backbone, ModelDir, VisionTowerDir, Device, Precision, Execution, Threads];
+
+    /// <summary>The <c>--threads</c> option of every command that computes.</summary>
+    public static Option<int?> ThreadsOption() => new("--threads")
+    {
+        Description = $"libtorch CPU threads (intra- and inter-op; default: the config's threads, else OMP_NUM_THREADS, else a quarter of the logical processors: {TorchThreads.Default} here).",
+    };
 
     /// <summary>The config file (or the default) with the command line's overrides, validated.</summary>
     public SimulationConfig Resolve(ParseResult r)
@@ -57,14 +65,14 @@ internal sealed class RunOptions
         if (r.GetValue(Device) is { } dev) c = c with { Device = dev };
         if (r.GetValue(Precision) is { } p) c = c with { Precision = p };
         if (r.GetValue(Execution) is { } ex) c = c with { Execution = ex };
+        if (r.GetValue(Threads) is { } t) c = c with { Threads = t };
         try { c.Validate(); }
         catch (FedNano.ConfigException e) { throw new FedNano.ConfigException($"{e.Message} (from {path} and the command line)"); }
         return c;
     }
 
-    public static string DefaultConfig()
-    {
-        var root = Experiment.FindRepositoryRoot() ?? throw new FedNano.ConfigException("no --config given and configs/quickstart.json not found: run from the repository or pass --config");
-        return Path.Combine(root, "configs", "quickstart.json");
-    }
+    /// <summary>
+    /// The repository's configs/quickstart.json, or outside a checkout the copy FedNano.Core carries.
+    /// </summary>
+    public static string DefaultConfig() => Shipped.QuickstartConfigPath;
 }

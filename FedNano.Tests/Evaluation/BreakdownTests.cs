@@ -88,7 +88,7 @@ public class BreakdownTests
         {
             Breakdowns.WriteCsv(Path.Combine(dir, "breakdown.csv"), rows);
             var lines = File.ReadAllLines(Path.Combine(dir, "breakdown.csv"));
-            Assert.That(lines[0], Is.EqualTo("group,category,count,correct,accuracy"));
+            Assert.That(lines[0], Is.EqualTo("group,category,count,correct,accuracy_pct"));
             Assert.That(lines, Does.Contain("subject,NAT,1,0,0.00").And.Contain("subject,SOC,0,0,"));
             Breakdowns.WriteResultsJson(Path.Combine(dir, "results.json"), preds);
             var json = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "results.json")))!;

@@ -15,6 +15,7 @@ public class ExperimentCommandTests
         return path;
     }
 
+    [Category("Slow")]
     [Test]
     public void SweepTwiceThenReport()
     {
@@ -25,7 +26,7 @@ public class ExperimentCommandTests
         Assert.That(stamps, Has.Count.EqualTo(2));
         Assert.That(Fednano(args).code, Is.Zero);
         Assert.That(stamps.All(p => File.GetLastWriteTimeUtc(p.Key) == p.Value), "the second start reran nothing");
-        Assert.That(File.ReadAllLines(Path.Combine(outDir, "aggregate.csv"))[0], Is.EqualTo("alpha,clients,method,client,seeds,accuracy_mean,accuracy_std,uploaded_params_per_round"));
+        Assert.That(File.ReadAllLines(Path.Combine(outDir, "aggregate.csv"))[0], Is.EqualTo("alpha,clients,method,client,seeds,accuracy_mean_pct,accuracy_std_pct,uploaded_params_per_round"));
 
         var (code, err) = Fednano("sweep", "--config", ConfigFile(dir, 0.01), "--out", outDir);
         Assert.That(code, Is.EqualTo(2));

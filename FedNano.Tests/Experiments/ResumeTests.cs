@@ -4,6 +4,7 @@ using NUnit.Framework;
 
 namespace FedNano.Tests.Experiments;
 
+[Category("Slow")]
 public class ResumeTests
 {
     private sealed class Stop : Exception;
@@ -24,7 +25,8 @@ public class ResumeTests
             Progress = p => { if (p.Method == method && p.Round == round) throw new Stop(); },
         }));
         Assert.That(File.Exists(Path.Combine(dir, RunFolder.SummaryFile)), Is.False, "an interrupted run has no summary");
-        Assert.That(RunFolder.ReadInfo(dir)!.Status, Is.EqualTo("running"));
+        Assert.That(RunFolder.ReadInfo(dir)!.Status, Is.EqualTo("failed"), "an exception marks the run failed " +
+                                                                           "(a kill leaves it running)");
         return dir;
     }
 

@@ -21,6 +21,7 @@ public class ShippedBackboneTests
     }
 
     /// <summary>Pretrained on the English split: it reads English questions; the clients' French dialect it cannot.</summary>
+    [Category("Slow")]
     [Test]
     public void ReadsTheGeneralSplitButNotTheClientDialect()
     {
@@ -41,6 +42,7 @@ public class ShippedBackboneTests
     /// with identity adapters is near chance on the clients' task, and NanoAdapters trained on all clients' training
     /// data pooled (the centralized upper bound) reach at least 85 % test accuracy. About half a minute on 2 cores.
     /// </summary>
+    [Category("Slow")]
     [Test]
     public void AdaptersTrainedOnPooledClientDataReach85Percent()
     {

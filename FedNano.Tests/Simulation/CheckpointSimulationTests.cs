@@ -17,6 +17,7 @@ public class CheckpointSimulationTests
         Methods = ["fednano"], Adapter = new AdapterConfig { Rank = 4 },
     };
 
+    [Category("Slow")]
     [Test]
     public void OneFedNanoRoundOnTheReferenceCheckpoint()
     {
@@ -39,6 +40,7 @@ public class CheckpointSimulationTests
         foreach (var (name, p) in sim.Edge.FrozenParameters()) Assert.That(p.bytes.ToArray(), Is.EqualTo(frozen[name]), name);
     }
 
+    [Category("Slow")]
     [Test]
     public void TheRunCommandTakesTheBackboneDevicePrecisionOptions()
     {

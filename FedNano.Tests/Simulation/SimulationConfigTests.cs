@@ -11,7 +11,7 @@ public class SimulationConfigTests
     [TestCase("{\"feddpa\": {\"local_epochs\": 0}}", "feddpa.local_epochs must be > 0")]
     [TestCase("{\"feddpa\": {\"lora_rank\": -2}}", "feddpa.lora_rank must be > 0")]
     [TestCase("{\"feddpa\": {\"rank\": 2}}", "feddpa.rank")]
-    [TestCase("{\"methods\": [\"\"]}", "methods must not hold empty names")]
+    [TestCase("{\"methods\": [\"\"]}", "methods must not hold empty or null names")]
     public void BadMethodSettingsAreRefusedWithTheirField(string json, string expected)
     {
         string path = Path.Combine(Path.GetTempPath(), $"fednano-config-{Guid.NewGuid():N}.json");

@@ -66,3 +66,33 @@ public class SimulationTests
         Assert.That(result.Rounds.Select(r => r.Client), Is.EqualTo(new[] { 0, 1 }));
     }
 }
+
+/// <summary>Evaluating a share of the clients, every few rounds (for large federations).</summary>
+public class EvaluationScheduleTests
+{
+    [Test]
+    public void ASeededShareOfClientsIsEvaluatedEveryNthRound()
+    {
+        var config = TinySetup.Config(rounds: 3) with
+        {
+            Clients = 4, SyntheticSamples = 64, MinPartitionSize = 6, EvaluateEvery = 2, EvaluateFraction = 0.5,
+        };
+        var sim = TinySetup.Simulation(config);
+        var fedavg = sim.Run("fedavg");
+        var fednano = sim.Run("fednano");
+        var zero = sim.ZeroShot();
+        bool[] Evaluated(MethodResult r, int round) => Enumerable.Range(0, 4)
+            .Select(k => r.Rounds.Any(x => x.Round == round && x.Client == k && !double.IsNaN(x.Accuracy))).ToArray();
+        Assert.That(Evaluated(zero, 0).Count(e => e), Is.EqualTo(2), "the start: half the clients");
+        Assert.That(Evaluated(fedavg, 1), Has.All.False, "round 1 is not an evaluation round");
+        Assert.That(fedavg.Rounds.Count(r => r.Round == 1), Is.EqualTo(4), "but every client that trained has its row");
+        Assert.That(fedavg.Rounds.Where(r => r.Round == 1).All(r => !double.IsNaN(r.TrainLoss) && r.Traffic.UploadedParams > 0));
+        foreach (int round in new[] { 2, 3 })
+        {
+            Assert.That(Evaluated(fedavg, round).Count(e => e), Is.EqualTo(2), $"round {round}");
+            Assert.That(Evaluated(fednano, round), Is.EqualTo(Evaluated(fedavg, round)), "the same clients for every method");
+        }
+        Assert.That(fedavg.ClientAccuracy.Count(a => !double.IsNaN(a)), Is.EqualTo(2));
+        Assert.That(double.IsNaN(fedavg.MeanAccuracy), Is.False, "the mean is over the evaluated clients");
+    }
+}

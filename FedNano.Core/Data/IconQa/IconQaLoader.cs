@@ -21,7 +21,8 @@ internal sealed record IconQaEntry(string Pid, string Task, string Split, string
 {
     public string ImagePath => Path.Combine(Folder, "image.png");
     public IEnumerable<string> ReferencedImages => Task == IconQaLoader.ChooseImg
-        ? Data.Choices!.Select(c => Path.Combine(Folder, c)).Prepend(ImagePath)
+        ? Data.Choices!.Select(c => RealDatasets.Confined(Folder, Path.Combine(Folder, c), $"{DataPath}: " +
+            $"choice image '{c}'")).Prepend(ImagePath)
         : [ImagePath];
 }
 
@@ -139,6 +140,7 @@ public static class IconQaLoader
             splits = requested.ToList();
         }
 
+        RealDatasets.CheckDisjoint(splitsPath, splits.Select(split => (split, byKey.Where(x => x.Split == split).SelectMany(x => x.Ids))));
         var result = new Dictionary<string, List<IconQaEntry>>();
         foreach (var split in splits)
         {
@@ -146,7 +148,8 @@ public static class IconQaLoader
             foreach (var (task, _, ids) in byKey.Where(x => x.Split == split))
                 foreach (var pid in ids)
                 {
-                    string folder = Path.Combine(dataRoot, "iconqa", split, task, pid);
+                    string folder = RealDatasets.Confined(Path.Combine(dataRoot, "iconqa"), Path.Combine(dataRoot, "iconqa", split, task, pid),
+                        $"{splitsPath}: split '{task}_{split}', question id '{pid}'");
                     string dataPath = Path.Combine(folder, "data.json");
                     if (!File.Exists(dataPath))
                         throw new ConfigException($"{splitsPath}: split '{task}_{split}' names question id '{pid}', but {dataPath} does not exist");

@@ -70,6 +70,9 @@ public sealed class ImageProcessor
         return square;
     }
 
+    /// <summary>Most pixels of an image padded to its square (8192 x 8192, 200 MB as RGB).</summary>
+    public const long MaxSquarePixels = 8192L * 8192;
+
     /// <summary>Decodes a file (any format ImageSharp reads, to RGB) or converts in-memory pixels (rounded to 8 bits).</summary>
     internal static Image<Rgb24> Decode(SampleImage image, string? sampleId)
     {
@@ -84,7 +87,16 @@ public sealed class ImageProcessor
         string path = image.Path ?? throw new ArgumentException("SampleImage has neither a path nor pixels");
         string who = sampleId is null ? "" : $" (sample {sampleId})";
         if (!File.Exists(path)) throw new ConfigException($"{path}: image file not found{who}");
-        try { return Image.Load<Rgb24>(path); }
+        try
+        {
+            // padded to a square before resizing: bound the square's size from the header, before anything is decoded
+            var info = Image.Identify(path) ?? throw new UnknownImageFormatException("not an image format ImageSharp can read");
+            long side = Math.Max(info.Width, info.Height);
+            if (side * side > MaxSquarePixels)
+                throw new ConfigException($"{path}: image of {info.Width} x {info.Height} pixels{who} would pad to {side} x {side}, " +
+                                          $"more than the {MaxSquarePixels:N0} pixels accepted; shrink it first");
+            return Image.Load<Rgb24>(path);
+        }
         catch (Exception e) when (e is ImageFormatException or UnknownImageFormatException or InvalidImageContentException or IOException or InvalidDataException or NotSupportedException)
         {
             throw new ConfigException($"{path}: cannot decode image{who}: {e.Message}", e);

@@ -35,7 +35,7 @@ internal sealed record ScienceQaSource(
 {
     /// <summary>Where the official layout keeps a problem's image: <c>images/{split}/{pid}/{image}</c>.</summary>
     public string ImagePath(string pid, ScienceQaProblem p, string splitKey) =>
-        Path.Combine(Root, "images", p.Split ?? splitKey, pid, p.Image!);
+        RealDatasets.Confined(Root, Path.Combine(Root, "images", p.Split ?? splitKey, pid, p.Image!), $"{ProblemsPath}: problem {pid}'s image '{p.Image}'");
 }
 
 /// <summary>
@@ -47,7 +47,7 @@ internal sealed record ScienceQaSource(
 /// Sample metadata: <c>split</c> (the split key loaded), <c>subject</c>, <c>category</c>, <c>topic</c>,
 /// <c>skill</c>, <c>grade</c>, <c>task</c>, <c>has_image</c> (the problem has an image field, whether or not the
 /// file is present: ScienceQA's IMG group), <c>has_context</c> (non-empty hint: ScienceQA's TXT group),
-/// <c>source</c> (the problems.json path). Images are checked here (exist, header readable) and decoded later.
+/// <c>source</c> (the problems.json path). Images are checked here (inside the data root, present, fully decodable).
 /// </remarks>
 public static class ScienceQaLoader
 {
@@ -156,6 +156,7 @@ public static class ScienceQaLoader
 
         string splitsPath = Path.Combine(root, "pid_splits.json");
         var splits = RealDatasets.ReadJson<Dictionary<string, List<string>>>(splitsPath, "pid_splits.json");
+        RealDatasets.CheckDisjoint(splitsPath, splits.Select(kv => (kv.Key, (IEnumerable<string>)kv.Value)));
         foreach (var (key, ids) in splits)
             foreach (var pid in ids)
                 if (!problems.ContainsKey(pid))
