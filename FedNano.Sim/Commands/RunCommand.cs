@@ -58,9 +58,27 @@ internal static class RunCommand
     internal static void WriteResults(IReadOnlyList<MethodResult> results, int clients, long modelTotal)
     {
         var inv = CultureInfo.InvariantCulture;
-        var accuracy = results.Select(res => (string[])[res.Method, .. res.ClientAccuracy.Select(Pct), Pct(res.MeanAccuracy)]).ToArray();
-        ConsoleOutput.WriteTable("Final accuracy (%)", ["method", .. Enumerable.Range(0, clients).Select(k => k.ToString(inv)), "mean"],
-            accuracy);
+        if (clients <= ListedClients)
+        {
+            var accuracy = results.Select(res => (string[])[res.Method, .. res.ClientAccuracy.Select(Pct), Pct(res.MeanAccuracy)]).ToArray();
+            ConsoleOutput.WriteTable("Final accuracy (%)", ["method", .. Enumerable.Range(0, clients).Select(k => k.ToString(inv)), "mean"],
+                accuracy);
+        }
+        else
+        {
+            // too many clients to list: the distribution over the clients evaluated (every client is in summary.csv)
+            var summary = results.Select(res =>
+            {
+                var acc = res.ClientAccuracy.Select((a, k) => (a, k)).Where(x => !double.IsNaN(x.a)).ToArray();
+                if (acc.Length == 0) return (string[])[res.Method, "0", "-", "-", "-", "-"];
+                double mean = acc.Average(x => x.a), std = Math.Sqrt(acc.Average(x => (x.a - mean) * (x.a - mean)));
+                var (worst, best) = (acc.MinBy(x => x.a), acc.MaxBy(x => x.a));
+                return [res.Method, acc.Length.ToString(inv), Pct(mean), Pct(std),
+                    $"{Pct(worst.a)} (client {worst.k})", $"{Pct(best.a)} (client {best.k})"];
+            }).ToArray();
+            ConsoleOutput.WriteTable($"Final accuracy (%) over {clients.ToString("N0", inv)} clients",
+                ["method", "evaluated", "mean", "std", "worst", "best"], summary);
+        }
         var costs = results.Select(res => new[]
         {
             res.Method, res.UploadedPerRound.ToString("N0", inv), res.FisherPerRound.ToString("N0", inv),
@@ -72,6 +90,9 @@ internal static class RunCommand
                 + "and round in rounds.csv.");
         static string Pct(double fraction) => double.IsNaN(fraction) ? "-" : (100 * fraction).ToString("F1", CultureInfo.InvariantCulture);
     }
+
+    /// <summary>Most clients listed one by one on screen; past it the tables summarise (the files hold every client).</summary>
+    private const int ListedClients = 20;
 
     private static int Run(SimulationConfig config, string outDir)
     {
@@ -113,8 +134,15 @@ internal static class RunCommand
             + $"seed {config.Seed}; methods {string.Join(", ", methods.Skip(1))}; run folder {outDir}");
         progress.Log($"backbone {config.Backbone} on {sim.Edge.Device} ({sim.Edge.FrozenParameters().First().parameter.dtype}, "
             + $"adapters float32), {Words.Count(TorchSharp.torch.get_num_threads(), "libtorch thread")}");
-        progress.Log("clients' train/test samples: "
-            + string.Join("  ", sim.Data.Clients.Select(c => $"{c.Index}:{c.Train.Count}/{c.Test.Count}")));
+        if (sim.Data.Clients.Count <= ListedClients)
+            progress.Log("clients' train/test samples: "
+                + string.Join("  ", sim.Data.Clients.Select(c => $"{c.Index}:{c.Train.Count}/{c.Test.Count}")));
+        else
+        {
+            var train = sim.Data.Clients.Select(c => c.Train.Count).Order().ToArray();
+            progress.Log($"clients' train samples: min {train[0]}, median {train[train.Length / 2]}, max {train[^1]}, "
+                + $"{sim.Data.Clients.Sum(c => c.Test.Count)} test samples in all (per client: rounds.csv, summary.csv)");
+        }
         if (from is not null)
             progress.Log($"continuing from checkpoint {from.Step}: {Words.Count(from.Completed.Count, "method")} done"
                 + (from.Current is { } c ? $", {c.Method} at round {c.Round}" : ""));

@@ -63,6 +63,30 @@ public class ConsoleOutputTests
     }
 }
 
+/// <summary>Many clients: the run table summarises them instead of listing them.</summary>
+public class ManyClientsTableTests
+{
+    [Test]
+    public void MoreClientsThanFitAreSummarisedWithWorstAndBest()
+    {
+        var config = TinySetup.Config() with { Clients = 30, SyntheticSamples = 240, MinPartitionSize = 4, PartitionScheme = "client" };
+        var zero = TinySetup.Simulation(config).ZeroShot();
+        var output = new StringWriter();
+        var before = AnsiConsole.Console;
+        AnsiConsole.Console = AnsiConsole.Create(new AnsiConsoleSettings
+            { Out = new AnsiConsoleOutput(output), Ansi = AnsiSupport.No, Interactive = InteractionSupport.No });
+        AnsiConsole.Console.Profile.Width = 80;
+        try { FedNano.Cli.Commands.RunCommand.WriteResults([zero], config.Clients, 1000); }
+        finally { AnsiConsole.Console = before; }
+        var text = output.ToString();
+        var acc = zero.ClientAccuracy;
+        int worst = Array.IndexOf(acc, acc.Min()), best = Array.IndexOf(acc, acc.Max());
+        Assert.That(text, Does.Contain("over 30 clients").And.Contain("worst").And.Contain("best"));
+        Assert.That(text, Does.Contain($"(client {worst})").And.Contain($"(client {best})"));
+        Assert.That(text.Split('\n').Max(l => l.TrimEnd().Length), Is.LessThanOrEqualTo(80));
+    }
+}
+
 /// <summary>The thread count a run gets, and where a run folder goes by default.</summary>
 public class ThreadsAndFolderNameTests
 {
