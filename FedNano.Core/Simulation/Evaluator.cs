@@ -54,18 +54,57 @@ internal sealed class Evaluator(NanoEdge edge, SplitServer server, Tokenizers.IT
             var sequence = client.Sequence(batch);
             SplitBytes += sequence.numel() * sequence.ElementSize + group.Sum(x => x.ChoiceIds.Length) * sizeof(float);
             var logProbs = server.NextTokenLogProbs(sequence, batch.AnswerPositions, client.Delta?.Invoke(batch, sequence)).cpu();
-            for (int b = 0; b < batch.Count; b++)
-            {
-                var s = batch.Samples[b];
-                var scores = s.ChoiceIds.Select(id => logProbs[b, id].item<float>()).ToArray();
-                int best = Array.IndexOf(scores, scores.Max());
-                result.Add(new Prediction(s.Sample, best, null, best == s.Sample.AnswerIndex, -logProbs[b, s.TargetIds[0]].item<float>()));
-            }
+            for (int b = 0; b < batch.Count; b++) result.Add(Score(batch.Samples[b], logProbs, b));
         }
         var free = samples.Where(s => s.ChoiceIds.Length == 0);
         foreach (var group in Batches(free, s => s.PromptIds.Length + maxNewTokens, batchTokens))
             result.AddRange(Generate(group, client));
         return result;
+    }
+
+    /// <summary>
+    /// The multiple-choice predictions of several clients, each with its own adapters (<paramref name="adapters"/>,
+    /// named as the edge names its parameters) on its own samples, batched across clients (adapters stacked per
+    /// sample, as in training); free-form samples are left out. With the bytes each client's batches would have
+    /// moved across the split had it run alone (<see cref="Predict"/>'s batches of its samples).
+    /// </summary>
+    public (List<Prediction>[] predictions, long[] splitBytes) PredictChoices(
+        IReadOnlyList<IReadOnlyList<EncodedSample>> clients,
+        IReadOnlyList<IReadOnlyDictionary<string, Tensor>> adapters)
+    {
+        using var _ = no_grad();
+        var predictions = clients.Select(_ => new List<Prediction>()).ToArray();
+        var owner = new Dictionary<EncodedSample, int>(ReferenceEqualityComparer.Instance);
+        for (int k = 0; k < clients.Count; k++) foreach (var s in clients[k]) owner[s] = k;
+        IEnumerable<EncodedSample> Choices(IEnumerable<EncodedSample> c) => c.Where(s => s.ChoiceIds.Length > 0);
+        long bytesPerToken = 0;
+        foreach (var group in Batches(clients.SelectMany(Choices), s => s.PromptIds.Length, batchTokens))
+        {
+            using var scope = NewDisposeScope();
+            using var batch = EncodedBatch.Create(group, false, tokenizer.PadId, edge.Device);
+            var present = group.Select(s => owner[s]).Distinct().ToArray(); // only their adapters are stacked
+            var index = group.Select(s => (long)Array.IndexOf(present, owner[s])).ToArray();
+            var client = tensor(index, device: edge.Device);
+            using var raw = edge.RawSequence(batch);
+            var sequence = edge.Adapt(raw, batch.IsImage, client, present.Select(k => adapters[k]).ToArray());
+            bytesPerToken = sequence.shape[2] * sequence.ElementSize;
+            var logProbs = server.NextTokenLogProbs(sequence, batch.AnswerPositions).cpu();
+            for (int b = 0; b < batch.Count; b++) predictions[owner[group[b]]].Add(Score(group[b], logProbs, b));
+        }
+        var split = clients.Select(c => Batches(Choices(c), s => s.PromptIds.Length, batchTokens).Sum(g =>
+            g.Length * g.Max(s => s.PromptIds.Length) * bytesPerToken + g.Sum(s => s.ChoiceIds.Length) * sizeof(float)))
+            .ToArray();
+        SplitBytes += split.Sum();
+        return (predictions, split);
+    }
+
+    /// <summary>The prediction on multiple-choice sample <paramref name="s"/> from row <paramref name="b"/>.</summary>
+    private static Prediction Score(EncodedSample s, Tensor logProbs, int b)
+    {
+        var scores = s.ChoiceIds.Select(id => logProbs[b, id].item<float>()).ToArray();
+        int best = Array.IndexOf(scores, scores.Max());
+        float loss = -logProbs[b, s.TargetIds[0]].item<float>();
+        return new Prediction(s.Sample, best, null, best == s.Sample.AnswerIndex, loss);
     }
 
     /// <summary>

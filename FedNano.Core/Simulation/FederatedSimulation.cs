@@ -275,6 +275,36 @@ public sealed class FederatedSimulation
         return outcomes;
     }
 
+    /// <summary>
+    /// The test predictions of <paramref name="clients"/>, each with its own adapters (<paramref name="stateOf"/>):
+    /// the multiple-choice samples of all of them batched together (<see cref="Evaluator.PredictChoices"/>), free-form
+    /// ones client by client; with the bytes each client moved across the split (as if it had run alone), by client
+    /// index. The edge is left holding the last client's adapters.
+    /// </summary>
+    private (IReadOnlyList<Prediction>[] predictions, long[] splitBytes) PredictBatched(
+        int[] clients, Func<int, AdapterState> stateOf)
+    {
+        var states = clients.Select(stateOf).ToArray();
+        var tests = clients.Select(k => (IReadOnlyList<EncodedSample>)Test[k]).ToArray();
+        var (choices, bytes) = Evaluator.PredictChoices(tests, states.Select(s => s.Tensors).ToArray());
+        var predictions = new IReadOnlyList<Prediction>[Test.Length];
+        var splitBytes = new long[Test.Length];
+        for (int j = 0; j < clients.Length; j++)
+        {
+            var free = Test[clients[j]].Where(s => s.ChoiceIds.Length == 0).ToArray();
+            if (free.Length > 0)
+            {
+                Edge.LoadAdapterState(states[j]);
+                long before = Evaluator.SplitBytes;
+                choices[j].AddRange(Evaluator.Predict(free));
+                bytes[j] += Evaluator.SplitBytes - before;
+            }
+            (predictions[clients[j]], splitBytes[clients[j]]) = (choices[j], bytes[j]);
+        }
+        if (states.Length > 0) Edge.LoadAdapterState(states[^1]); // the edge ends as after sequential evaluation
+        return (predictions, splitBytes);
+    }
+
     internal static readonly IReadOnlyDictionary<int, AdapterState> NoClientState = new Dictionary<int, AdapterState>();
 
     /// <summary>Checks that <paramref name="start"/> (if any) is a state of <paramref name="method"/> within the configured rounds.</summary>
@@ -311,6 +341,9 @@ public sealed class FederatedSimulation
     {
         var preds = new IReadOnlyList<Prediction>[Test.Length];
         var evaluated = EvaluatedClients(round);
+        (IReadOnlyList<Prediction>[] predictions, long[] splitBytes)? batched =
+            client is null && stateOf is not null && Config.Execution == "batched"
+                ? PredictBatched(Enumerable.Range(0, Test.Length).Where(k => evaluated[k]).ToArray(), stateOf) : null;
         for (int k = 0; k < Test.Length; k++)
         {
             preds[k] = [];
@@ -320,10 +353,16 @@ public sealed class FederatedSimulation
                 if (trained) rows.Add(new RoundResult(method, round, k, double.NaN, double.NaN, trainLoss![k], traffic(k)));
                 continue;
             }
-            if (client is null) Edge.LoadAdapterState(stateOf?.Invoke(k) ?? state!);
-            long before = Evaluator.SplitBytes;
-            var p = preds[k] = Evaluator.Predict(Test[k], client?.Invoke(k));
-            var t = traffic(k) with { SplitBytesEval = countSplit ? Evaluator.SplitBytes - before : 0 };
+            long before = Evaluator.SplitBytes, bytes;
+            if (batched is { } b) (preds[k], bytes) = (b.predictions[k], b.splitBytes[k]);
+            else
+            {
+                if (client is null) Edge.LoadAdapterState(stateOf?.Invoke(k) ?? state!);
+                preds[k] = Evaluator.Predict(Test[k], client?.Invoke(k));
+                bytes = Evaluator.SplitBytes - before;
+            }
+            var p = preds[k];
+            var t = traffic(k) with { SplitBytesEval = countSplit ? bytes : 0 };
             rows.Add(new RoundResult(method, round, k,
                 p.Count == 0 ? double.NaN : p.Count(x => x.Correct) / (double)p.Count,
                 p.Count == 0 ? double.NaN : p.Average(x => x.Loss), trainLoss?[k] ?? double.NaN, t) { NonFinite = nonFinite?[k] ?? false });
