@@ -26,7 +26,7 @@ public class ForwardMemoryTests
     private Backbone backbone = null!;
     private EncodedSample[] samples = null!;
     private NanoEdge edge = null!;
-    private long oneBlockEval, oneBlockTrain, oneVisionBlock, sequenceBytes;
+    private long oneBlockEval, oneBlockTrain, oneBlockSaved, oneVisionBlock, sequenceBytes;
 
     [OneTimeSetUp]
     public void SetUp()
@@ -49,15 +49,21 @@ public class ForwardMemoryTests
         using var x = randn(Batch, t, Mid.TextConfig.HiddenSize);
         var rope = Rope.For(arange(t).unsqueeze(0), Mid.TextConfig.HeadDim, Mid.TextConfig.RopeTheta);
         using var pixels = randn(1, Mid.VisionConfig.NumPatches + 1, Mid.VisionConfig.HiddenSize);
+        long start = 0;
         oneBlockEval = ProcessMemory.PeakRise(() => { using var _ = no_grad(); block.forward(new DecoderLayerInput(x, rope)).Dispose(); });
         oneVisionBlock = ProcessMemory.PeakRise(() => { using var _ = no_grad(); vision.forward(pixels).Dispose(); });
+        ProcessMemory.ResetPeak();
+        start = ProcessMemory.Current;
         oneBlockTrain = ProcessMemory.PeakRise(() =>
         {
             using var scope = NewDisposeScope();
             var input = x.detach().requires_grad_(true);
-            block.forward(new DecoderLayerInput(input, rope)).sum().backward();
+            var output = block.forward(new DecoderLayerInput(input, rope));
+            oneBlockSaved = ProcessMemory.Current - start; // what autograd keeps for the backward, with the output
+            output.sum().backward();
         });
-        TestContext.Out.WriteLine($"one LLM block: {oneBlockEval >> 20} MiB forward, {oneBlockTrain >> 20} MiB forward + backward; " +
+        TestContext.Out.WriteLine($"one LLM block: {oneBlockEval >> 20} MiB forward, {oneBlockTrain >> 20} MiB forward + backward " +
+                                  $"({oneBlockSaved >> 20} MiB kept for the backward); " +
                                   $"one vision block {oneVisionBlock >> 20} MiB; sequence {sequenceBytes >> 20} MiB");
     }
 
@@ -88,11 +94,12 @@ public class ForwardMemoryTests
         using (no_grad()) foreach (var image in samples.SelectMany(s => s.Images)) edge.VisualTokens(image).Dispose();
         long plain = Step(false), checkpointed = Step(true);
         int layers = Mid.TextConfig.NumHiddenLayers;
-        long plainBound = layers * oneBlockTrain / 2 + 4 * sequenceBytes + (32L << 20);
-        long checkpointBound = layers * sequenceBytes + 2 * oneBlockTrain + 4 * sequenceBytes + (32L << 20);
+        long plainBound = layers * oneBlockSaved + oneBlockTrain + 4 * sequenceBytes + (128L << 20);
+        long checkpointBound = layers * sequenceBytes + 2 * oneBlockTrain + 4 * sequenceBytes + (64L << 20);
         TestContext.Out.WriteLine($"training step of {Batch}: {plain >> 20} MiB (bound {plainBound >> 20}), " +
                                   $"checkpointed {checkpointed >> 20} MiB (bound {checkpointBound >> 20})");
-        Assert.That(plain, Is.LessThan(plainBound), "autograd keeps what backward needs, the rest of each block is freed");
+        Assert.That(plain, Is.LessThan(plainBound), "each block keeps what its backward needs, the rest is freed");
+        Assert.That(oneBlockSaved, Is.LessThan(oneBlockTrain), "a block keeps less than its whole forward and backward");
         Assert.That(checkpointed, Is.LessThan(checkpointBound), "block inputs plus one block's activations");
         Assert.That(checkpointed, Is.LessThan(plain));
     }
