@@ -12,7 +12,8 @@ namespace FedNano.Simulation;
 /// <param name="Create">A fresh strategy for a run of <paramref name="Name"/>.</param>
 /// <param name="Ledger">The method's parameter accounting, or null.</param>
 public sealed record MethodEntry(
-    string Name, string Title, Func<SimulationConfig, IStrategy> Create, Func<ArchitectureParameters, int, MethodParameters>? Ledger = null);
+    string Name, string Title, Func<SimulationConfig, IStrategy> Create,
+    Func<ArchitectureParameters, int, MethodParameters>? Ledger = null);
 
 /// <summary>
 /// The registry of methods: the built-in ones (one entry each, in the order <c>all</c> runs them) and any a user
@@ -21,32 +22,37 @@ public sealed record MethodEntry(
 /// </summary>
 public static class MethodCatalog
 {
-    /// <summary>The frozen backbone with identity adapters: the row every run starts with (no training rounds).</summary>
+    /// <summary>The frozen backbone with identity adapters: the row every run starts with (no rounds).</summary>
     public const string ZeroShot = "zero-shot";
 
     private static readonly List<MethodEntry> entries =
     [
-        new(Centralized.MethodName, "Centralized", _ => new Centralized(), (a, r) => Row(a, "Centralized", a.NanoAdapters(r), 0, 0, null,
-            "NanoAdapters trained on pooled data at the server; no clients")),
-        new(Local.MethodName, "Local", _ => new Local(), (a, r) => Row(a, "Local", a.NanoAdapters(r), 0, 0, Nano(a, r),
-            "NanoAdapters trained alone, nothing communicated")),
-        new(FedAvg.MethodName, "FedAvg", _ => new FedAvg(), (a, r) => Row(a, "FedAvg", a.NanoAdapters(r), a.NanoAdapters(r), 0, Nano(a, r),
-            "NanoAdapters up, averaged by data size")),
-        new(FedProx.MethodName, "FedProx", c => new FedProx(c.FedProxMu), (a, r) => Row(a, "FedProx", a.NanoAdapters(r), a.NanoAdapters(r), 0,
-            Nano(a, r) + a.NanoAdapters(r), "as FedAvg; client also keeps the global adapters for the proximal term")),
-        new(FedDpaF.MethodName, "FedDPA-F", _ => new FedDpaF(), (a, r) => Row(a, "FedDPA-F", a.Lora(r) + a.TunableConnector + a.Lora(r),
-            a.Lora(r) + a.TunableConnector, 0, a.Total + 2 * a.Lora(r),
+        Nano(Centralized.MethodName, "Centralized", _ => new Centralized(), up: false, fisher: false, clients: false,
+            "NanoAdapters trained on pooled data at the server; no clients"),
+        Nano(Local.MethodName, "Local", _ => new Local(), up: false, fisher: false, clients: true,
+            "NanoAdapters trained alone, nothing communicated"),
+        Nano(FedAvg.MethodName, "FedAvg", _ => new FedAvg(), up: true, fisher: false, clients: true,
+            "NanoAdapters up, averaged by data size"),
+        new(FedProx.MethodName, "FedProx", c => new FedProx(c.FedProxMu), (a, r) => new MethodParameters("FedProx",
+            a.NanoAdapters(r), a.NanoAdapters(r), 0, a.NanoEdgeFrozen + 2 * a.NanoAdapters(r), a.Total,
+            "as FedAvg; client also keeps the global adapters for the proximal term")),
+        new(FedDpaF.MethodName, "FedDPA-F", _ => new FedDpaF(), (a, r) => new MethodParameters("FedDPA-F",
+            2 * a.Lora(r) + a.TunableConnector, a.Lora(r) + a.TunableConnector, 0, a.Total + 2 * a.Lora(r), a.Total,
             "global LoRA + tunable projector up; local LoRA stays; whole MLLM on the client")),
-        new(FedNanoFisher.MethodName, "FedNano", c => new FedNanoFisher(c.FisherFloor), (a, r) => Row(a, "FedNano", a.NanoAdapters(r),
-            a.NanoAdapters(r), a.NanoAdapters(r), Nano(a, r), "NanoAdapters up; their diagonal Fisher (same count) up for Fisher merging")),
-        new(FedNanoEf.MethodName, "FedNano-EF", c => new FedNanoEf(c.FisherFloor), (a, r) => Row(a, "FedNano-EF", a.NanoAdapters(r),
-            a.NanoAdapters(r), a.NanoAdapters(r), Nano(a, r), "as FedNano, Fisher from squared gradients seen while training")),
+        Nano(FedNanoFisher.MethodName, "FedNano", c => new FedNanoFisher(c.FisherFloor), up: true, fisher: true,
+            clients: true, "NanoAdapters up; their diagonal Fisher (same count) up for Fisher merging"),
+        Nano(FedNanoEf.MethodName, "FedNano-EF", c => new FedNanoEf(c.FisherFloor), up: true, fisher: true,
+            clients: true, "as FedNano, Fisher from squared gradients seen while training"),
     ];
 
-    private static long Nano(ArchitectureParameters a, int rank) => a.NanoEdgeFrozen + a.NanoAdapters(rank);
-
-    private static MethodParameters Row(ArchitectureParameters a, string title, long trainable, long up, long fisher, long? client,
-        string note) => new(title, trainable, up, fisher, client, a.Total, note);
+    /// <summary>An entry for a method that trains the NanoAdapters on the NanoEdge split.</summary>
+    private static MethodEntry Nano(string name, string title, Func<SimulationConfig, IStrategy> create,
+        bool up, bool fisher, bool clients, string note) => new(name, title, create, (a, r) =>
+    {
+        long adapters = a.NanoAdapters(r);
+        return new MethodParameters(title, adapters, up ? adapters : 0, fisher ? adapters : 0,
+            clients ? a.NanoEdgeFrozen + adapters : null, a.Total, note);
+    });
 
     /// <summary>Every registered method, in the order <c>all</c> runs them.</summary>
     public static IReadOnlyList<MethodEntry> Entries
@@ -54,7 +60,7 @@ public static class MethodCatalog
         get { lock (entries) return entries.ToArray(); }
     }
 
-    /// <summary>Every method name, in the order <c>all</c> runs them (the zero-shot row is always added by a run).</summary>
+    /// <summary>Every method name, in the order <c>all</c> runs them (a run always adds the zero-shot row).</summary>
     public static IReadOnlyList<string> All => Entries.Select(e => e.Name).ToArray();
 
     /// <summary>
@@ -67,12 +73,13 @@ public static class MethodCatalog
             throw new ArgumentException($"'{entry.Name}' cannot name a method", nameof(entry));
         lock (entries)
         {
-            if (entries.Any(e => e.Name == entry.Name)) throw new ArgumentException($"method '{entry.Name}' is already registered", nameof(entry));
+            if (entries.Any(e => e.Name == entry.Name))
+                throw new ArgumentException($"method '{entry.Name}' is already registered", nameof(entry));
             entries.Add(entry);
         }
     }
 
-    /// <summary>The entry of <paramref name="name"/>; a <see cref="ConfigException"/> listing the known ones if none.</summary>
+    /// <summary>The entry of <paramref name="name"/>; a <see cref="ConfigException"/> naming the known ones.</summary>
     public static MethodEntry Get(string name) =>
         Entries.FirstOrDefault(e => e.Name == name)
         ?? throw new ConfigException($"unknown method '{name}' (known: {string.Join(", ", All)}, all)");
