@@ -66,7 +66,8 @@ public sealed class NanoEdge : nn.Module<Tensor, Tensor>
     public IEnumerable<(string name, Parameter parameter)> AdapterParameters() =>
         named_parameters().Where(p => p.name.StartsWith("adapter_"));
 
-    /// <summary>The frozen parameters resident on the client (the visual path, e.g. vision tower and connector, and the token embedding).</summary>
+    /// <summary>The frozen parameters resident on the client: the visual path (e.g. vision tower and connector) and the
+    /// token embedding.</summary>
     public IEnumerable<(string name, Parameter parameter)> FrozenParameters() =>
         visualParameters.Concat(named_parameters().Where(p => !p.name.StartsWith("adapter_")));
 
@@ -90,7 +91,7 @@ public sealed class NanoEdge : nn.Module<Tensor, Tensor>
         return encode(Pixels(image))[0].to_type(embed_tokens.weight!.dtype);
     });
 
-    /// <summary>The frozen features [P, d_features] of one image before the connector (kept like the visual tokens).</summary>
+    /// <summary>The frozen features [P, d_features] of one image before the connector (cached as visual tokens are).</summary>
     internal Tensor VisionFeatures(SampleImage image) => featureCache.Get(image, Device, () =>
     {
         using var _ = no_grad();

@@ -272,7 +272,8 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor>
     }
 
     private Rope RopeFor(Tensor h, KvCache? cache, Tensor? positions) => Rope.For(
-        positions ?? arange(cache?.Length ?? 0, (cache?.Length ?? 0) + h.shape[1], ScalarType.Int64, h.device).unsqueeze(0),
+        positions ?? arange(cache?.Length ?? 0, (cache?.Length ?? 0) + h.shape[1], ScalarType.Int64, h.device)
+            .unsqueeze(0),
         config.HeadDim, config.RopeTheta);
 
     /// <summary>
@@ -341,9 +342,10 @@ public sealed class LlamaForCausalLM : nn.Module<Tensor, Tensor>
     /// <summary>The decoder stack.</summary>
     public LlamaModel Model => model;
 
-    /// <summary>Final hidden states (after the last norm) for input embeddings; see <see cref="LlamaModel.Forward"/>.</summary>
+    /// <summary>Final hidden states (after the last norm) of input embeddings; see <see cref="LlamaModel.Forward"/>.</summary>
     public Tensor Hidden(Tensor inputsEmbeds, ILinearDelta? delta = null, KvCache? cache = null,
-        Tensor? positions = null, Tensor? keyMask = null) => model.Forward(inputsEmbeds, delta, cache, positions, keyMask);
+        Tensor? positions = null, Tensor? keyMask = null) =>
+        model.Forward(inputsEmbeds, delta, cache, positions, keyMask);
 
     /// <summary>Logits [B, T, vocab] for input embeddings [B, T, d], with an optional per-client linear delta.</summary>
     public Tensor Forward(Tensor inputsEmbeds, ILinearDelta? delta) => lm_head.forward(model.Forward(inputsEmbeds, delta));

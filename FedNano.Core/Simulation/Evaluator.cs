@@ -18,7 +18,8 @@ public sealed record Prediction(Data.MultimodalSample Sample, int Predicted, str
 /// sequence (FedDPA-F's LoRA mixture).
 /// </summary>
 internal sealed record EvalClient(
-    Func<EncodedBatch, Tensor> Sequence, Func<Tensor, Tensor> EmbedTokens, Func<EncodedBatch, Tensor, ILinearDelta?>? Delta = null);
+    Func<EncodedBatch, Tensor> Sequence, Func<Tensor, Tensor> EmbedTokens,
+    Func<EncodedBatch, Tensor, ILinearDelta?>? Delta = null);
 
 /// <summary>
 /// Scores the current adapters on test samples through the split. Multiple choice: the option whose letter
@@ -53,7 +54,8 @@ internal sealed class Evaluator(NanoEdge edge, SplitServer server, Tokenizers.IT
             using var batch = EncodedBatch.Create(group, false, tokenizer.PadId, edge.Device);
             var sequence = client.Sequence(batch);
             SplitBytes += sequence.numel() * sequence.ElementSize + group.Sum(x => x.ChoiceIds.Length) * sizeof(float);
-            var logProbs = server.NextTokenLogProbs(sequence, batch.AnswerPositions, client.Delta?.Invoke(batch, sequence)).cpu();
+            var delta = client.Delta?.Invoke(batch, sequence);
+            var logProbs = server.NextTokenLogProbs(sequence, batch.AnswerPositions, delta).cpu();
             for (int b = 0; b < batch.Count; b++) result.Add(Score(batch.Samples[b], logProbs, b));
         }
         var free = samples.Where(s => s.ChoiceIds.Length == 0);
@@ -111,7 +113,8 @@ internal sealed class Evaluator(NanoEdge edge, SplitServer server, Tokenizers.IT
     /// Consecutive groups of <paramref name="samples"/> whose size times their longest <paramref name="length"/> is at
     /// most <paramref name="budget"/> (a sample longer than the budget alone).
     /// </summary>
-    internal static IEnumerable<EncodedSample[]> Batches(IEnumerable<EncodedSample> samples, Func<EncodedSample, int> length, long budget)
+    internal static IEnumerable<EncodedSample[]> Batches(
+        IEnumerable<EncodedSample> samples, Func<EncodedSample, int> length, long budget)
     {
         var batch = new List<EncodedSample>();
         long longest = 0;
@@ -146,7 +149,8 @@ internal sealed class Evaluator(NanoEdge edge, SplitServer server, Tokenizers.IT
         SplitBytes += sequence.numel() * sequence.ElementSize;
         var logProbs = server.NextTokenLogProbs(sequence, batch.AnswerPositions, delta, cache);
         var lengths = group.Select(s => (long)s.PromptIds.Length).ToArray();
-        var keyMask = arange(sequence.shape[1], device: device).unsqueeze(0).lt(tensor(lengths, device: device).unsqueeze(1));
+        var keyMask = arange(sequence.shape[1], device: device).unsqueeze(0)
+            .lt(tensor(lengths, device: device).unsqueeze(1)); // prompt keys, not padding
         var loss = group.Select((s, b) => -logProbs[b, s.TargetIds[0]].item<float>()).ToArray();
         var produced = group.Select(_ => new List<int>()).ToArray();
         var done = new bool[group.Length];
