@@ -26,8 +26,8 @@ internal sealed partial class ClientTrainer
     /// <summary>
     /// Trains several clients together, each with its own adapters, AdamW state, data order and number of steps:
     /// at step s every client that still has a mini-batch s contributes it, their adapters are stacked and
-    /// selected per sample (NanoEdge's stacked <c>Adapt</c>), and one forward and backward through the frozen LLM
-    /// serves them all. The loss back-propagated is the sum over clients of each one's batch-mean loss, so each
+    /// selected per sample (NanoEdge's stacked <c>Adapt</c>), and forwards and backwards through the frozen LLM of up
+    /// to <c>batch_size</c> samples each, whichever clients they belong to, serve them all. The loss back-propagated is the sum over clients of each one's batch-mean loss, so each
     /// client's gradient is its own; the rest of its step (clipping, proximal and extra terms, squared gradients)
     /// is <see cref="LocalOptimisation.Step"/> on its own parameters. The same result as <see cref="Train"/>
     /// client by client, to float rounding.
@@ -48,21 +48,32 @@ internal sealed partial class ClientTrainer
                 using var scope = NewDisposeScope();
                 var counts = active.Select(a => a.samples!.Length).ToArray();
                 var samples = active.SelectMany(a => a.samples!).ToArray();
-                using var batch = EncodedBatch.Create(samples, true, 0, edge.Device);
+                var client = counts.SelectMany((n, c) => Enumerable.Repeat((long)c, n)).ToArray();
+                // each sample's gradient times 1 / its client's batch size: the gradient of the sum of batch means
+                var weights = counts.SelectMany(n => Enumerable.Repeat(1f / n, n)).ToArray();
                 foreach (var (i, _) in active) runs[i].ZeroGrad();
-                var raw = edge.RawSequence(batch);
                 var live = active.Select(a => runs[a.i].Live).ToArray();
-                var sent = edge.Adapt(raw, batch.IsImage, ClientIndex(counts), live);
-                var (nll, grad) = server.LossAndGradient(sent.detach(), batch.Labels, sum: true);
-                // Each sample's gradient times 1 / its client's batch size: the gradient of the sum of batch means.
-                var weight = tensor(counts.SelectMany(n => Enumerable.Repeat(1f / n, n)).ToArray(), device: edge.Device)
-                    .view(-1, 1, 1);
-                sent.backward([(grad.to_type(ScalarType.Float32) * weight).to_type(grad.dtype)]);
+                var nlls = new List<Tensor>();
+                Tensor? sent = null;
+                // through the LLM in chunks of at most batch_size samples, so a step's activations are those of one
+                // client's step however many clients train together; gradients accumulate over the chunks
+                for (int c = 0; c < samples.Length; c += config.BatchSize)
+                {
+                    int n = Math.Min(config.BatchSize, samples.Length - c);
+                    using var batch = EncodedBatch.Create(samples[c..(c + n)], true, 0, edge.Device);
+                    var raw = edge.RawSequence(batch);
+                    sent = edge.Adapt(raw, batch.IsImage, tensor(client[c..(c + n)], device: edge.Device), live);
+                    var (nll, grad) = server.LossAndGradient(sent.detach(), batch.Labels, sum: true);
+                    var weight = tensor(weights[c..(c + n)], device: edge.Device).view(-1, 1, 1);
+                    sent.backward([(grad.to_type(ScalarType.Float32) * weight).to_type(grad.dtype)]);
+                    nlls.Add(nll);
+                }
+                var all = cat(nlls.ToArray(), 0);
                 int offset = 0;
                 foreach (var (i, own) in active)
                 {
-                    runs[i].Step(nll[offset..(offset + own!.Length)].mean(), own.Length);
-                    split[i] += SequenceBytes(own, sent);
+                    runs[i].Step(all[offset..(offset + own!.Length)].mean(), own.Length);
+                    split[i] += SequenceBytes(own, sent!);
                     offset += own.Length;
                 }
             }
@@ -80,10 +91,6 @@ internal sealed partial class ClientTrainer
             foreach (var (_, p) in parameters.SelectMany(p => p)) p.Dispose();
         }
     }
-
-    /// <summary>The client index [B] of a batch of consecutive runs of <paramref name="counts"/> samples.</summary>
-    private Tensor ClientIndex(int[] counts) =>
-        tensor(counts.SelectMany((n, c) => Enumerable.Repeat((long)c, n)).ToArray(), device: edge.Device);
 
     /// <summary>Bytes a client's batch moves across the split (up and down), padded as when it runs alone.</summary>
     private static long SequenceBytes(EncodedSample[] samples, Tensor sent) =>

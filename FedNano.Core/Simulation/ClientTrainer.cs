@@ -83,6 +83,26 @@ internal sealed partial class ClientTrainer(NanoEdge edge, SplitServer server, S
     public (AdapterState fisher, long splitBytes)[] Fisher(IReadOnlyList<(AdapterTensors adapters, Samples data)> clients)
         => FisherPass(clients, edgeAdapters: false);
 
+    /// <summary>Consecutive groups of clients' batches of at most <c>batch_size</c> samples in all.</summary>
+    private IEnumerable<(int k, EncodedSample[] samples)[]> Groups(IEnumerable<(int k, EncodedSample[] samples)> batches)
+    {
+        var group = new List<(int k, EncodedSample[] samples)>();
+        foreach (var b in batches)
+        {
+            if (group.Count > 0 && group.Sum(g => g.samples.Length) + b.samples.Length > config.BatchSize)
+            {
+                yield return group.ToArray();
+                group.Clear();
+            }
+            group.Add(b);
+        }
+        if (group.Count > 0) yield return group.ToArray();
+    }
+
+    /// <summary>The client index [B] of a batch of consecutive runs of <paramref name="counts"/> samples.</summary>
+    private Tensor ClientIndex(int[] counts) =>
+        tensor(counts.SelectMany((n, c) => Enumerable.Repeat((long)c, n)).ToArray(), device: edge.Device);
+
     /// <summary>The Fisher pass; with <paramref name="edgeAdapters"/> the one client's adapters are the edge's.</summary>
     private (AdapterState fisher, long splitBytes)[] FisherPass(
         IReadOnlyList<(AdapterTensors adapters, Samples data)> clients, bool edgeAdapters)
@@ -91,37 +111,38 @@ internal sealed partial class ClientTrainer(NanoEdge edge, SplitServer server, S
         var sums = clients.Select(c => c.adapters.ToDictionary(p => p.Key, p => zeros_like(p.Value))).ToArray();
         var sides = new[] { ("adapter_i", edge.AdapterI.Scale, false), ("adapter_t", edge.AdapterT.Scale, true) };
         for (int i = 0; clients.Any(c => i < c.data.Count); i += config.BatchSize)
-        {
-            using var scope = NewDisposeScope();
-            var active = clients.Select((c, k) => (k, samples: c.data.Skip(i).Take(config.BatchSize).ToArray()))
-                .Where(a => a.samples.Length > 0).ToArray();
-            using var batch = EncodedBatch.Create(active.SelectMany(a => a.samples).ToArray(), true, 0, edge.Device);
-            var client = ClientIndex(active.Select(a => a.samples.Length).ToArray());
-            var adapters = active.Select(a => clients[a.k].adapters).ToArray();
-            Tensor Weights(string name) => edgeAdapters ? adapters[0][name] : stack(adapters.Select(a => a[name]))[client];
-            var raw = edge.RawSequence(batch);
-            Tensor sent;
-            using (no_grad())
-                sent = edgeAdapters ? edge.Adapt(raw, batch.IsImage) : edge.Adapt(raw, batch.IsImage, client, adapters);
-            var (_, g) = server.LossAndGradient(sent, batch.Labels, sum: true);
-            foreach (var (k, samples) in active) split[k] += SequenceBytes(samples, sent);
-            using (no_grad())
-                foreach (var (prefix, scale, text) in sides)
-                {
-                    var mask = text ? batch.IsImage.logical_not() : batch.IsImage;
-                    var down = Weights(prefix + ".down.weight");
-                    var up = Weights(prefix + ".up.weight");
-                    foreach (var (name, t) in Adapters.NanoAdapter.PerSampleGradientsOf(raw, g, mask, down, up, scale))
+            // the clients' i-th batches, together in passes of at most batch_size samples (one client's step's memory)
+            foreach (var active in Groups(clients.Select((c, k) => (k, samples: c.data.Skip(i).Take(config.BatchSize)
+                         .ToArray())).Where(a => a.samples.Length > 0)))
+            {
+                using var scope = NewDisposeScope();
+                using var batch = EncodedBatch.Create(active.SelectMany(a => a.samples).ToArray(), true, 0, edge.Device);
+                var client = ClientIndex(active.Select(a => a.samples.Length).ToArray());
+                var adapters = active.Select(a => clients[a.k].adapters).ToArray();
+                Tensor Weights(string name) => edgeAdapters ? adapters[0][name] : stack(adapters.Select(a => a[name]))[client];
+                var raw = edge.RawSequence(batch);
+                Tensor sent;
+                using (no_grad())
+                    sent = edgeAdapters ? edge.Adapt(raw, batch.IsImage) : edge.Adapt(raw, batch.IsImage, client, adapters);
+                var (_, g) = server.LossAndGradient(sent, batch.Labels, sum: true);
+                foreach (var (k, samples) in active) split[k] += SequenceBytes(samples, sent);
+                using (no_grad())
+                    foreach (var (prefix, scale, text) in sides)
                     {
-                        int offset = 0;
-                        foreach (var (k, samples) in active)
+                        var mask = text ? batch.IsImage.logical_not() : batch.IsImage;
+                        var down = Weights(prefix + ".down.weight");
+                        var up = Weights(prefix + ".up.weight");
+                        foreach (var (name, t) in Adapters.NanoAdapter.PerSampleGradientsOf(raw, g, mask, down, up, scale))
                         {
-                            sums[k][prefix + "." + name].add_(t[offset..(offset + samples.Length)].pow(2).sum(dim: 0));
-                            offset += samples.Length;
+                            int offset = 0;
+                            foreach (var (k, samples) in active)
+                            {
+                                sums[k][prefix + "." + name].add_(t[offset..(offset + samples.Length)].pow(2).sum(dim: 0));
+                                offset += samples.Length;
+                            }
                         }
                     }
-                }
-        }
+            }
         SplitBytes += split.Sum();
         return sums.Select((s, k) => (new AdapterState(s.ToDictionary(p => p.Key, p => p.Value.div_(Math.Max(clients[k].data.Count, 1)))),
             split[k])).ToArray();
