@@ -233,6 +233,10 @@ public sealed class FederatedSimulation
         return new MethodResult(strategy.Name, rows, final);
     }
 
+    /// <summary>Whether a round's clients train and are evaluated together (<c>execution</c>; auto: on CUDA).</summary>
+    internal bool Batched => Config.Execution == "batched"
+        || (Config.Execution == "auto" && Edge.Device.type == TorchSharp.DeviceType.CUDA);
+
     /// <summary>The participant index of the single learner on pooled data (<see cref="IStrategy.PoolsData"/>).</summary>
     internal const int Pooled = -1;
 
@@ -255,7 +259,7 @@ public sealed class FederatedSimulation
         int round, int[] clients, FitInstructions[] fits, AdapterState[] starts, AdapterState global)
     {
         AdapterState? Prox(int j) => fits[j].ProximalMu > 0 ? global : null;
-        if (Config.Execution == "sequential" || clients.Contains(Pooled))
+        if (!Batched || clients.Contains(Pooled))
             return clients.Select((k, j) =>
             {
                 Edge.LoadAdapterState(starts[j]);
@@ -342,7 +346,7 @@ public sealed class FederatedSimulation
         var preds = new IReadOnlyList<Prediction>[Test.Length];
         var evaluated = EvaluatedClients(round);
         (IReadOnlyList<Prediction>[] predictions, long[] splitBytes)? batched =
-            client is null && stateOf is not null && Config.Execution == "batched"
+            client is null && stateOf is not null && Batched
                 ? PredictBatched(Enumerable.Range(0, Test.Length).Where(k => evaluated[k]).ToArray(), stateOf) : null;
         for (int k = 0; k < Test.Length; k++)
         {

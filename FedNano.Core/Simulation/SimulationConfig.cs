@@ -128,11 +128,13 @@ public sealed record SimulationConfig
     /// <summary>FedDPA-F's settings.</summary>
     [JsonPropertyName("feddpa")] public FedDpaConfig FedDpa { get; init; } = new();
     /// <summary>
-    /// How a round's clients train: <c>batched</c> (default; their mini-batches of a step go through the frozen LLM in
-    /// one pass, each client with its own adapters, optimiser state and data order: the same result to float rounding)
-    /// or <c>sequential</c> (one after another). FedDPA-F and centralized always run sequentially.
+    /// How a round's clients train: <c>batched</c> (their mini-batches of a step go through the frozen LLM together,
+    /// each client with its own adapters, optimiser state and data order: the same result to float rounding),
+    /// <c>sequential</c> (one after another), or <c>auto</c> (default: batched on CUDA, where one pass for many small
+    /// batches saves kernel launches; sequential on the CPU, where batching measured no faster and sequential keeps
+    /// results bit for bit). FedDPA-F and centralized always run sequentially.
     /// </summary>
-    [JsonPropertyName("execution")] public string Execution { get; init; } = "batched";
+    [JsonPropertyName("execution")] public string Execution { get; init; } = "auto";
     /// <summary>Seed of every random draw (partition, client sampling, data order, initialisation).</summary>
     [JsonPropertyName("seed")] public int Seed { get; init; }
     /// <summary>Backbone: <c>tiny</c> (the shipped one), <c>mid</c> (random, for speed) or <c>llava-1.5-7b</c> (with <see cref="ModelDir"/>); see <see cref="Checkpoints.Backbones"/>.</summary>
@@ -241,8 +243,8 @@ public sealed record SimulationConfig
                                                                                $"(got {FisherFloor})");
         if (OnNonFinite is not ("skip" or "stop")) throw new ConfigException($"on_nonfinite '{OnNonFinite}' must be skip or stop");
         FedDpa.Validate();
-        if (Execution is not ("batched" or "sequential"))
-            throw new ConfigException($"execution must be batched or sequential (got '{Execution}')");
+        if (Execution is not ("auto" or "batched" or "sequential"))
+            throw new ConfigException($"execution must be auto, batched or sequential (got '{Execution}')");
     }
 
     private static readonly JsonSerializerOptions Json = new()

@@ -28,7 +28,8 @@ internal sealed class RunOptions
     public readonly Option<string?> Precision = new("--precision") { Description = "Frozen backbone precision: auto (float32 on CPU, bfloat16 on CUDA), float32, bfloat16 or float16. Adapters stay float32." };
     public readonly Option<string?> Execution = new("--execution")
     {
-        Description = "batched (default: a round's clients through the LLM together) or sequential (one by one).",
+        Description = "auto (default: batched on CUDA, sequential on the CPU), batched (a round's clients through the "
+            + "LLM together) or sequential (one by one).",
     };
 
     public readonly Option<int?> Threads = ThreadsOption();

@@ -50,8 +50,8 @@ public class BatchedClientsTests
     public void ExecutionIsValidated()
     {
         Assert.That(() => (new SimulationConfig() with { Execution = "parallel" }).Validate(),
-            Throws.TypeOf<ConfigException>().With.Message.Contains("execution must be batched or sequential"));
-        Assert.That(new SimulationConfig().Execution, Is.EqualTo("batched"));
+            Throws.TypeOf<ConfigException>().With.Message.Contains("execution must be auto, batched or sequential"));
+        Assert.That(new SimulationConfig().Execution, Is.EqualTo("auto"));
     }
 
     private static (MethodResult result, List<ClientUpdate> uploads, List<AdapterState> globals) Run(
