@@ -122,14 +122,7 @@ public sealed class ClipEncoder : nn.Module<Tensor, Tensor>
     /// <summary>Runs the first <paramref name="count"/> blocks, freeing each block's input once the next has it.</summary>
     public Tensor Forward(Tensor x, int count)
     {
-        var h = x;
-        for (int i = 0; i < count; i++)
-        {
-            var next = layers[i].forward(h);
-            if (!ReferenceEquals(h, x)) h.Dispose();
-            h = next;
-        }
-        return ReferenceEquals(h, x) ? h.alias() : h;
+        return Blocks.Chain(layers.Take(count), x);
     }
 
     /// <inheritdoc/>
@@ -197,4 +190,24 @@ public sealed class ClipVisionModel : nn.Module<Tensor, Tensor>
 
     /// <inheritdoc/>
     public override Tensor forward(Tensor pixels) => vision_model.forward(pixels);
+}
+
+/// <summary>Runs a stack of blocks.</summary>
+internal static class Blocks
+{
+    /// <summary>
+    /// <paramref name="x"/> through <paramref name="blocks"/> in turn, each block's input freed once the next block
+    /// has it (autograd keeps what it needs); the caller's <paramref name="x"/> is left alone.
+    /// </summary>
+    public static Tensor Chain(IEnumerable<nn.Module<Tensor, Tensor>> blocks, Tensor x)
+    {
+        var h = x;
+        foreach (var block in blocks)
+        {
+            var next = block.forward(h);
+            if (!ReferenceEquals(h, x)) h.Dispose();
+            h = next;
+        }
+        return ReferenceEquals(h, x) ? h.alias() : h;
+    }
 }

@@ -122,17 +122,7 @@ public sealed class EvaEncoder : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>Runs the blocks, freeing each block's input once the next has it.</summary>
-    public override Tensor forward(Tensor x)
-    {
-        var h = x;
-        foreach (var layer in layers)
-        {
-            var next = layer.forward(h);
-            if (!ReferenceEquals(h, x)) h.Dispose();
-            h = next;
-        }
-        return ReferenceEquals(h, x) ? h.alias() : h;
-    }
+    public override Tensor forward(Tensor x) => Blocks.Chain(layers, x);
 }
 
 /// <summary>
