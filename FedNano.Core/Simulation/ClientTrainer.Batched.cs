@@ -27,7 +27,8 @@ internal sealed partial class ClientTrainer
     /// Trains several clients together, each with its own adapters, AdamW state, data order and number of steps:
     /// at step s every client that still has a mini-batch s contributes it, their adapters are stacked and
     /// selected per sample (NanoEdge's stacked <c>Adapt</c>), and forwards and backwards through the frozen LLM of up
-    /// to <c>batch_size</c> samples each, whichever clients they belong to, serve them all. The loss back-propagated is the sum over clients of each one's batch-mean loss, so each
+    /// to <c>train_batch_tokens</c> each, whichever clients their samples belong to, serve them all. The loss
+    /// back-propagated is the sum over clients of each one's batch-mean loss, so each
     /// client's gradient is its own; the rest of its step (clipping, proximal and extra terms, squared gradients)
     /// is <see cref="LocalOptimisation.Step"/> on its own parameters. The same result as <see cref="Train"/>
     /// client by client, to float rounding.
@@ -55,18 +56,21 @@ internal sealed partial class ClientTrainer
                 var live = active.Select(a => runs[a.i].Live).ToArray();
                 var nlls = new List<Tensor>();
                 Tensor? sent = null;
-                // through the LLM in chunks of at most batch_size samples, so a step's activations are those of one
-                // client's step however many clients train together; gradients accumulate over the chunks
-                for (int c = 0; c < samples.Length; c += config.BatchSize)
+                // through the LLM in chunks of at most train_batch_tokens, so a step's activations are bounded
+                // however many clients train together; gradients accumulate over the chunks
+                int c = 0;
+                foreach (var chunk in Evaluator.Batches(samples, s => s.PromptIds.Length + s.TargetIds.Length,
+                             config.TrainBatchTokens))
                 {
-                    int n = Math.Min(config.BatchSize, samples.Length - c);
-                    using var batch = EncodedBatch.Create(samples[c..(c + n)], true, 0, edge.Device);
+                    int n = chunk.Length;
+                    using var batch = EncodedBatch.Create(chunk, true, 0, edge.Device);
                     var raw = edge.RawSequence(batch);
                     sent = edge.Adapt(raw, batch.IsImage, tensor(client[c..(c + n)], device: edge.Device), live);
                     var (nll, grad) = server.LossAndGradient(sent.detach(), batch.Labels, sum: true);
                     var weight = tensor(weights[c..(c + n)], device: edge.Device).view(-1, 1, 1);
                     sent.backward([(grad.to_type(ScalarType.Float32) * weight).to_type(grad.dtype)]);
                     nlls.Add(nll);
+                    c += n;
                 }
                 var all = cat(nlls.ToArray(), 0);
                 int offset = 0;

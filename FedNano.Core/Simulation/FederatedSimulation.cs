@@ -100,7 +100,7 @@ public sealed class FederatedSimulation
         Data = data;
         manual_seed(Seeds.Derive(config.Seed, Seeds.Purpose("adapter init")));
         Edge = new NanoEdge(backbone.Model, config.Adapter, backbone.Pixels, (long)config.VisualCacheMb << 20);
-        Server = new SplitServer(backbone.Model.LanguageModel, config.ActivationCheckpointing);
+        Server = new SplitServer(backbone.Model.LanguageModel, config.ActivationCheckpointing, config.TrainBatchTokens);
         Initial = Edge.AdapterState();
         EncodedSample Encode(MultimodalSample s) => EncodedSample.Encode(s, backbone.Template(LlavaPrompt.Build(s)), backbone.Tokenizer, backbone.Model.TokensPerImage);
         Train = data.Clients.Select(c => c.Train.Select(Encode).ToArray()).ToArray();
