@@ -6,20 +6,22 @@ using static TorchSharp.torch;
 namespace FedNano.Simulation;
 
 /// <summary>One client's local training in a batched round.</summary>
+/// <param name="Client">Its index (for the traffic it moves).</param>
 /// <param name="Start">The adapters it starts from (not changed).</param>
 /// <param name="Data">Its training samples.</param>
 /// <param name="Fit">What its strategy asks of it.</param>
 /// <param name="Global">The global adapters of its proximal term, or null.</param>
 /// <param name="Order">Its data order.</param>
 internal sealed record ClientJob(
-    AdapterState Start, IReadOnlyList<EncodedSample> Data, FitInstructions Fit, AdapterState? Global, Random Order);
+    int Client, AdapterState Start, IReadOnlyList<EncodedSample> Data, FitInstructions Fit, AdapterState? Global,
+    Random Order);
 
 /// <summary>What a client's local training ended with.</summary>
 /// <param name="Trained">Its trained adapters (the caller disposes them).</param>
 /// <param name="Loss">Its mean training loss.</param>
 /// <param name="Fisher">Its Fisher estimate when asked (squared mini-batch gradients, or the exact pass's).</param>
-/// <param name="SplitBytes">Bytes its batches moved across the split (as if it had run alone).</param>
-internal sealed record ClientOutcome(AdapterState Trained, double Loss, AdapterState? Fisher, long SplitBytes);
+/// <param name="SplitBytes">Bytes it moved across the split (read from <see cref="SplitTraffic"/>).</param>
+internal sealed record ClientOutcome(AdapterState Trained, double Loss, AdapterState? Fisher, long SplitBytes = 0);
 
 internal sealed partial class ClientTrainer
 {
@@ -40,7 +42,6 @@ internal sealed partial class ClientTrainer
             .ToArray();
         var runs = jobs.Select((j, i) => new LocalOptimisation(
             parameters[i], j.Data, j.Fit, j.Global, j.Order, config, config.LocalEpochs, null)).ToArray();
-        var split = new long[jobs.Count];
         try
         {
             while (runs.Select((run, i) => (i, samples: run.Next())).Where(a => a.samples is not null).ToArray() is
@@ -77,16 +78,15 @@ internal sealed partial class ClientTrainer
                 foreach (var (i, own) in active)
                 {
                     runs[i].Step(all[offset..(offset + own!.Length)].mean(), own.Length);
-                    split[i] += SequenceBytes(own, sent!);
+                    Traffic.Step(jobs[i].Client, own, sent!);
                     offset += own.Length;
                 }
             }
-            SplitBytes += split.Sum();
             return runs.Select((run, i) =>
             {
                 var (loss, squared) = run.Result();
                 var trained = new AdapterState(parameters[i].ToDictionary(p => p.n, p => p.Item2.detach().clone()));
-                return new ClientOutcome(trained, loss, squared, split[i]);
+                return new ClientOutcome(trained, loss, squared);
             }).ToArray();
         }
         finally
@@ -95,9 +95,4 @@ internal sealed partial class ClientTrainer
             foreach (var (_, p) in parameters.SelectMany(p => p)) p.Dispose();
         }
     }
-
-    /// <summary>Bytes a client's batch moves across the split (up and down), padded as when it runs alone.</summary>
-    private static long SequenceBytes(EncodedSample[] samples, Tensor sent) =>
-        2L * samples.Length * samples.Max(s => s.PromptIds.Length + s.TargetIds.Length) * sent.shape[2]
-           * sent.ElementSize;
 }
