@@ -14,7 +14,7 @@ internal sealed partial class ClientTrainer
     /// and the sum divided by the batch's size; that is put in the adapters' gradients, for the rest of the step.
     /// Returns the batch-mean loss.
     /// </summary>
-    private Tensor PrivateStep(EncodedBatch batch, DpConfig dp, Generator noise)
+    internal Tensor PrivateStep(EncodedBatch batch, DpConfig dp, Generator noise)
     {
         var raw = edge.RawSequence(batch);
         Tensor sent;
