@@ -22,16 +22,18 @@ internal sealed partial class ClientTrainer(
     /// <summary>
     /// Trains the edge's adapters (already loaded with the starting state) on <paramref name="train"/> for the
     /// configured epochs (or exactly <paramref name="steps"/> mini-batches, reshuffling after each pass); returns
-    /// the mean training loss and, when asked, the squared-gradient Fisher estimate. Traffic counts to
-    /// <paramref name="client"/>.
+    /// the mean training loss and, when asked, the squared-gradient Fisher estimate. With <c>dp</c> set and a
+    /// <paramref name="noise"/> generator, every step's gradient is DP-SGD's (<see cref="PrivateStep"/>). Traffic
+    /// counts to <paramref name="client"/>.
     /// </summary>
     public (double loss, AdapterState? squaredGrads) Train(IReadOnlyList<EncodedSample> train, FitInstructions fit,
-        AdapterState? global, Random rng, int? steps = null, int client = 0)
+        AdapterState? global, Random rng, int? steps = null, Generator? noise = null, int client = 0)
     {
         edge.train();
         try
         {
-            return Optimise(edge.AdapterParameters().ToArray(), train, fit, global, rng, config, config.LocalEpochs, steps, edge.Device, batch =>
+            return Optimise(edge.AdapterParameters().ToArray(), train, fit, global, rng, config, config.LocalEpochs, steps, edge.Device,
+                config.Dp is { } dp && noise is not null ? batch => PrivateStep(batch, dp, noise, client) : batch =>
             {
                 var sent = edge.Forward(batch);                                    // client: NanoEdge
                 var (nll, grad) = server.LossAndGradient(sent.detach(), batch.Labels); // split up; server: LLM + loss
@@ -70,16 +72,18 @@ internal sealed partial class ClientTrainer(
     /// <summary>
     /// The empirical diagonal Fisher of the adapters on <paramref name="data"/>: the mean over samples of the
     /// squared per-sample gradient of the target's log-likelihood, computed exactly from batched passes
-    /// (see <see cref="Adapters.NanoAdapter.SquaredPerSampleGradients"/>). Traffic counts to <paramref name="client"/>.
+    /// (see <see cref="Adapters.NanoAdapter.SquaredPerSampleGradients"/>); with <c>dp</c> and a <paramref name="noise"/>
+    /// generator, the clipped and noised one of <see cref="PrivateFisher"/>. Traffic counts to <paramref name="client"/>.
     /// </summary>
-    public AdapterState Fisher(IReadOnlyList<EncodedSample> data, int client = 0)
+    public AdapterState Fisher(IReadOnlyList<EncodedSample> data, Generator? noise = null, int client = 0)
     {
+        if (config.Dp is { } dp && noise is not null) return PrivateFisher(data, dp, noise, client);
         var live = edge.AdapterParameters().ToDictionary(p => p.name, p => (Tensor)p.parameter);
         return FisherPass([(client, live, data)], edgeAdapters: true)[0];
     }
 
     /// <summary>
-    /// <see cref="Fisher(IReadOnlyList{EncodedSample}, int)"/> of several clients' adapters, each on its own data,
+    /// <see cref="Fisher(IReadOnlyList{EncodedSample}, Generator, int)"/> of several clients' adapters, each on its own data,
     /// their i-th batches in one pass through the frozen LLM (adapters stacked as in <see cref="TrainBatched"/>).
     /// </summary>
     public AdapterState[] Fisher(IReadOnlyList<(int client, AdapterTensors adapters, Samples data)> clients)
