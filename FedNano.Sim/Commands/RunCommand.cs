@@ -120,7 +120,8 @@ internal static class RunCommand
         var breakdowns = RunFolder.Breakdowns(config, results);
         if (breakdowns.Count > 0) WriteBreakdown(breakdowns);
         AnsiConsole.MarkupLine($"wrote [bold]{Markup.Escape(outDir)}[/]: summary.csv, rounds.csv, config.json, run.json, checkpoints/"
-            + (breakdowns.Count > 0 ? $", {RunFolder.BreakdownFile}, predictions-<method>.json" : ""));
+            + (breakdowns.Count > 0 ? $", {RunFolder.BreakdownFile}" : "")
+            + (config.IsRealDataset ? ", predictions-<method>.json" : ""));
         return 0;
     }
 
