@@ -69,7 +69,7 @@ public class HeterogeneityTests
         Assert.That(b.Rounds.Select(r => (r.Accuracy, r.Loss, r.TrainLoss, r.Traffic)),
             Is.EqualTo(a.Rounds.Select(r => (r.Accuracy, r.Loss, r.TrainLoss, r.Traffic))));
         foreach (var (x, y) in plain.Globals.Zip(padded.Globals))
-            foreach (var (key, t) in x.Tensors) Assert.That(t.equal(y[key]).item<bool>(), Is.True, key);
+            foreach (var (key, t) in x.Tensors) Assert.That(t.equal(y[key]).all().item<bool>(), Is.True, key);
     }
 
     [Test]
@@ -123,7 +123,7 @@ public class HeterogeneityTests
         foreach (var key in new[] { "adapter_i.down.weight", "adapter_i.up.weight" })
         {
             Assert.That(Zero(without.Fisher![key]), Is.True, key);
-            Assert.That(without.Parameters[key].equal(sim.Initial[key]).item<bool>(), Is.True, $"{key} untrained");
+            Assert.That(without.Parameters[key].equal(sim.Initial[key]).all().item<bool>(), Is.True, $"{key} untrained");
             Assert.That(Zero(with.Fisher![key]), Is.False, key);
             var informed = with.Fisher[key] > 1e-20;
             Assert.That(recorder.Globals[0][key][informed].allclose(with.Parameters[key][informed], 1e-5, 1e-7),
