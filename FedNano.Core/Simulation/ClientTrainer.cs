@@ -21,14 +21,17 @@ internal sealed partial class ClientTrainer(NanoEdge edge, SplitServer server, S
     /// <summary>
     /// Trains the edge's adapters (already loaded with the starting state) on <paramref name="train"/> for the
     /// configured epochs (or exactly <paramref name="steps"/> mini-batches, reshuffling after each pass); returns
-    /// the mean training loss and, when asked, the squared-gradient Fisher estimate.
+    /// the mean training loss and, when asked, the squared-gradient Fisher estimate. With <c>dp</c> set and a
+    /// <paramref name="noise"/> generator, every step's gradient is DP-SGD's (<see cref="PrivateStep"/>).
     /// </summary>
-    public (double loss, AdapterState? squaredGrads) Train(IReadOnlyList<EncodedSample> train, FitInstructions fit, AdapterState? global, Random rng, int? steps = null)
+    public (double loss, AdapterState? squaredGrads) Train(IReadOnlyList<EncodedSample> train, FitInstructions fit, AdapterState? global, Random rng, int? steps = null,
+        Generator? noise = null)
     {
         edge.train();
         try
         {
-            return Optimise(edge.AdapterParameters().ToArray(), train, fit, global, rng, config, config.LocalEpochs, steps, edge.Device, batch =>
+            return Optimise(edge.AdapterParameters().ToArray(), train, fit, global, rng, config, config.LocalEpochs, steps, edge.Device,
+                config.Dp is { } dp && noise is not null ? batch => PrivateStep(batch, dp, noise) : batch =>
             {
                 var sent = edge.Forward(batch);                                    // client: NanoEdge
                 var (nll, grad) = server.LossAndGradient(sent.detach(), batch.Labels); // split up; server: LLM + loss
@@ -67,16 +70,18 @@ internal sealed partial class ClientTrainer(NanoEdge edge, SplitServer server, S
     /// <summary>
     /// The empirical diagonal Fisher of the adapters on <paramref name="data"/>: the mean over samples of the
     /// squared per-sample gradient of the target's log-likelihood, computed exactly from batched passes
-    /// (see <see cref="Adapters.NanoAdapter.SquaredPerSampleGradients"/>).
+    /// (see <see cref="Adapters.NanoAdapter.SquaredPerSampleGradients"/>); with <c>dp</c> and a <paramref name="noise"/>
+    /// generator, the clipped and noised one of <see cref="PrivateFisher"/>.
     /// </summary>
-    public AdapterState Fisher(IReadOnlyList<EncodedSample> data)
+    public AdapterState Fisher(IReadOnlyList<EncodedSample> data, Generator? noise = null)
     {
+        if (config.Dp is { } dp && noise is not null) return PrivateFisher(data, dp, noise);
         var live = edge.AdapterParameters().ToDictionary(p => p.name, p => (Tensor)p.parameter);
         return FisherPass([(live, data)], edgeAdapters: true)[0].fisher;
     }
 
     /// <summary>
-    /// <see cref="Fisher(IReadOnlyList{EncodedSample})"/> of several clients' adapters, each on its own data, their
+    /// <see cref="Fisher(IReadOnlyList{EncodedSample}, Generator)"/> of several clients' adapters, each on its own data, their
     /// i-th batches in one pass through the frozen LLM (adapters stacked as in <see cref="TrainBatched"/>); with the
     /// bytes each client's batches moved across the split.
     /// </summary>
