@@ -24,21 +24,24 @@ internal sealed partial class ClientTrainer(NanoEdge edge, SplitServer server, S
     /// the mean training loss and, when asked, the squared-gradient Fisher estimate. With <c>dp</c> set and a
     /// <paramref name="noise"/> generator, every step's gradient is DP-SGD's (<see cref="PrivateStep"/>).
     /// </summary>
-    public (double loss, AdapterState? squaredGrads) Train(IReadOnlyList<EncodedSample> train, FitInstructions fit, AdapterState? global, Random rng, int? steps = null,
-        Generator? noise = null)
+    public (double loss, AdapterState? squaredGrads) Train(IReadOnlyList<EncodedSample> train, FitInstructions fit,
+        AdapterState? global, Random rng, int? steps = null, Generator? noise = null)
     {
         edge.train();
         try
         {
-            return Optimise(edge.AdapterParameters().ToArray(), train, fit, global, rng, config, config.LocalEpochs, steps, edge.Device,
-                config.Dp is { } dp && noise is not null ? batch => PrivateStep(batch, dp, noise) : batch =>
-            {
-                var sent = edge.Forward(batch);                                    // client: NanoEdge
-                var (nll, grad) = server.LossAndGradient(sent.detach(), batch.Labels); // split up; server: LLM + loss
-                sent.backward([grad]);                                             // split down, into the adapters
-                SplitBytes += 2 * sent.numel() * sent.ElementSize;
-                return nll.mean();
-            });
+            Func<EncodedBatch, Tensor> step = config.Dp is { } dp && noise is not null
+                ? batch => PrivateStep(batch, dp, noise)
+                : batch =>
+                {
+                    var sent = edge.Forward(batch);                                    // client: NanoEdge
+                    var (nll, grad) = server.LossAndGradient(sent.detach(), batch.Labels); // split up: LLM + loss
+                    sent.backward([grad]);                                             // split down, into the adapters
+                    SplitBytes += 2 * sent.numel() * sent.ElementSize;
+                    return nll.mean();
+                };
+            return Optimise(edge.AdapterParameters().ToArray(), train, fit, global, rng, config, config.LocalEpochs,
+                steps, edge.Device, step);
         }
         finally { edge.eval(); }
     }
@@ -70,8 +73,8 @@ internal sealed partial class ClientTrainer(NanoEdge edge, SplitServer server, S
     /// <summary>
     /// The empirical diagonal Fisher of the adapters on <paramref name="data"/>: the mean over samples of the
     /// squared per-sample gradient of the target's log-likelihood, computed exactly from batched passes
-    /// (see <see cref="Adapters.NanoAdapter.SquaredPerSampleGradients"/>); with <c>dp</c> and a <paramref name="noise"/>
-    /// generator, the clipped and noised one of <see cref="PrivateFisher"/>.
+    /// (see <see cref="Adapters.NanoAdapter.SquaredPerSampleGradients"/>); with <c>dp</c> and a
+    /// <paramref name="noise"/> generator, the clipped and noised one of <see cref="PrivateFisher"/>.
     /// </summary>
     public AdapterState Fisher(IReadOnlyList<EncodedSample> data, Generator? noise = null)
     {
@@ -81,8 +84,8 @@ internal sealed partial class ClientTrainer(NanoEdge edge, SplitServer server, S
     }
 
     /// <summary>
-    /// <see cref="Fisher(IReadOnlyList{EncodedSample}, Generator)"/> of several clients' adapters, each on its own data, their
-    /// i-th batches in one pass through the frozen LLM (adapters stacked as in <see cref="TrainBatched"/>); with the
+    /// <see cref="Fisher(IReadOnlyList{EncodedSample}, Generator)"/> of several clients' adapters, each on its own data,
+    /// their i-th batches in one pass through the frozen LLM (adapters stacked as in <see cref="TrainBatched"/>); with the
     /// bytes each client's batches moved across the split.
     /// </summary>
     public (AdapterState fisher, long splitBytes)[] Fisher(IReadOnlyList<(AdapterTensors adapters, Samples data)> clients)
