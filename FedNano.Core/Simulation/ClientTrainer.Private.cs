@@ -15,13 +15,13 @@ internal sealed partial class ClientTrainer
     /// that is put in the adapters' gradients, for the rest of the step.
     /// Returns the batch-mean loss.
     /// </summary>
-    internal Tensor PrivateStep(EncodedBatch batch, DpConfig dp, Generator noise)
+    internal Tensor PrivateStep(EncodedBatch batch, DpConfig dp, Generator noise, int client = 0)
     {
         var raw = edge.RawSequence(batch);
         Tensor sent;
         using (no_grad()) sent = edge.Adapt(raw, batch.IsImage);
         var (nll, g) = server.LossAndGradient(sent, batch.Labels, sum: true);
-        SplitBytes += 2 * sent.numel() * sent.ElementSize;
+        Traffic.Step(client, batch.Samples, sent);
         using (no_grad())
         {
             var mean = DpSgd.NoisyMeanGradient(PerSampleGradients(raw, g, batch.IsImage), dp.MaxGradNorm,
@@ -39,7 +39,7 @@ internal sealed partial class ClientTrainer
     /// batches, noised once with <c>dp.fisher_noise_multiplier</c>, divided by the number of samples): one Gaussian
     /// mechanism with sampling rate 1.
     /// </summary>
-    private AdapterState PrivateFisher(IReadOnlyList<EncodedSample> data, DpConfig dp, Generator noise)
+    private AdapterState PrivateFisher(IReadOnlyList<EncodedSample> data, DpConfig dp, Generator noise, int client)
     {
         var sums = edge.AdapterParameters().ToDictionary(p => p.name, p => zeros_like(p.parameter));
         for (int i = 0; i < data.Count; i += config.BatchSize)
@@ -50,7 +50,7 @@ internal sealed partial class ClientTrainer
             Tensor sent;
             using (no_grad()) sent = edge.Adapt(raw, batch.IsImage);
             var (_, g) = server.LossAndGradient(sent, batch.Labels, sum: true);
-            SplitBytes += 2 * sent.numel() * sent.ElementSize;
+            Traffic.Step(client, batch.Samples, sent);
             using (no_grad())
                 foreach (var (name, sum) in DpSgd.ClippedSquareSums(PerSampleGradients(raw, g, batch.IsImage),
                              dp.MaxGradNorm))

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using FedNano.Adapters;
+using FedNano.Edge;
 
 namespace FedNano.Simulation;
 
@@ -100,6 +101,13 @@ public sealed record SimulationConfig
     /// (the same gradients to float rounding; less memory, about one more forward of time).
     /// </summary>
     [JsonPropertyName("activation_checkpointing")] public bool ActivationCheckpointing { get; init; }
+    /// <summary>
+    /// Token budget of one forward and backward through the frozen LLM in training: samples times the longest
+    /// sequence (visual tokens counted). A longer batch goes through in micro-batches of whole samples, gradients
+    /// concatenated (the same step to float rounding); a sample longer than the budget runs alone. Bounds a training
+    /// step's activations whatever <c>batch_size</c>; batched clients fill it with several clients' batches.
+    /// </summary>
+    [JsonPropertyName("train_batch_tokens")] public int TrainBatchTokens { get; init; } = SplitServer.DefaultTrainTokens;
     /// <summary>
     /// Host memory (MiB) for the clients' visual tokens, computed once per image and moved to the device per batch;
     /// past it the least recently used are recomputed when needed. 0 keeps none.
@@ -211,6 +219,7 @@ public sealed record SimulationConfig
         ConfigException.Positive(LocalEpochs, "local_epochs");
         ConfigException.Positive(BatchSize, "batch_size");
         ConfigException.Positive(EvalBatchTokens, "eval_batch_tokens");
+        ConfigException.Positive(TrainBatchTokens, "train_batch_tokens");
         ConfigException.Positive(EvaluateEvery, "evaluate_every");
         if (!(EvaluateFraction > 0 && EvaluateFraction <= 1)) throw new ConfigException($"evaluate_fraction must be in (0, 1] (got {EvaluateFraction})");
         if (VisualCacheMb < 0) throw new ConfigException($"visual_cache_mb must be >= 0, 0 for no cache (got {VisualCacheMb})");
@@ -224,6 +233,7 @@ public sealed record SimulationConfig
         ConfigException.AtMost(BatchSize, 65_536, "batch_size");
         ConfigException.AtMost(MinPartitionSize, MaxSyntheticSamples, "min_partition_size");
         ConfigException.AtMost(EvalBatchTokens, 100_000_000, "eval_batch_tokens");
+        ConfigException.AtMost(TrainBatchTokens, 100_000_000, "train_batch_tokens");
         ConfigException.AtMost(VisualCacheMb, 1_000_000, "visual_cache_mb");
         if (MinPartitionSize < 2) throw new ConfigException($"min_partition_size must be >= 2 so every client has a train and a test part (got {MinPartitionSize})");
         if (!(LearningRate >= 0)) throw new ConfigException($"learning_rate must be >= 0 (got {LearningRate})");
