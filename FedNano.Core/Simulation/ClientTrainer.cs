@@ -11,29 +11,34 @@ namespace FedNano.Simulation;
 /// <summary>
 /// Local training of a client's NanoAdapters across the split: the client runs its NanoEdge, the server runs
 /// the frozen LLM and the loss, and only the gradient with respect to the sequence comes back. Counts what
-/// crosses the split.
+/// crosses the split, by client, in <see cref="Traffic"/>.
 /// </summary>
-internal sealed partial class ClientTrainer(NanoEdge edge, SplitServer server, SimulationConfig config)
+internal sealed partial class ClientTrainer(
+    NanoEdge edge, SplitServer server, SimulationConfig config, SplitTraffic? traffic = null)
 {
-    /// <summary>Bytes that crossed the split (activations up, gradients down) since creation.</summary>
-    public long SplitBytes { get; private set; }
+    /// <summary>What each client moved across the split (activations up, gradients down).</summary>
+    public SplitTraffic Traffic { get; } = traffic ?? new();
 
     /// <summary>
     /// Trains the edge's adapters (already loaded with the starting state) on <paramref name="train"/> for the
     /// configured epochs (or exactly <paramref name="steps"/> mini-batches, reshuffling after each pass); returns
-    /// the mean training loss and, when asked, the squared-gradient Fisher estimate.
+    /// the mean training loss and, when asked, the squared-gradient Fisher estimate. With <c>dp</c> set and a
+    /// <paramref name="noise"/> generator, every step's gradient is DP-SGD's (<see cref="PrivateStep"/>). Traffic
+    /// counts to <paramref name="client"/>.
     /// </summary>
-    public (double loss, AdapterState? squaredGrads) Train(IReadOnlyList<EncodedSample> train, FitInstructions fit, AdapterState? global, Random rng, int? steps = null)
+    public (double loss, AdapterState? squaredGrads) Train(IReadOnlyList<EncodedSample> train, FitInstructions fit,
+        AdapterState? global, Random rng, int? steps = null, Generator? noise = null, int client = 0)
     {
         edge.train();
         try
         {
-            return Optimise(edge.AdapterParameters().ToArray(), train, fit, global, rng, config, config.LocalEpochs, steps, edge.Device, batch =>
+            return Optimise(edge.AdapterParameters().ToArray(), train, fit, global, rng, config, config.LocalEpochs, steps, edge.Device,
+                config.Dp is { } dp && noise is not null ? batch => PrivateStep(batch, dp, noise, client) : batch =>
             {
                 var sent = edge.Forward(batch);                                    // client: NanoEdge
                 var (nll, grad) = server.LossAndGradient(sent.detach(), batch.Labels); // split up; server: LLM + loss
                 sent.backward([grad]);                                             // split down, into the adapters
-                SplitBytes += 2 * sent.numel() * sent.ElementSize;
+                Traffic.Step(client, batch.Samples, sent);
                 return nll.mean();
             });
         }
@@ -67,20 +72,21 @@ internal sealed partial class ClientTrainer(NanoEdge edge, SplitServer server, S
     /// <summary>
     /// The empirical diagonal Fisher of the adapters on <paramref name="data"/>: the mean over samples of the
     /// squared per-sample gradient of the target's log-likelihood, computed exactly from batched passes
-    /// (see <see cref="Adapters.NanoAdapter.SquaredPerSampleGradients"/>).
+    /// (see <see cref="Adapters.NanoAdapter.SquaredPerSampleGradients"/>); with <c>dp</c> and a <paramref name="noise"/>
+    /// generator, the clipped and noised one of <see cref="PrivateFisher"/>. Traffic counts to <paramref name="client"/>.
     /// </summary>
-    public AdapterState Fisher(IReadOnlyList<EncodedSample> data)
+    public AdapterState Fisher(IReadOnlyList<EncodedSample> data, Generator? noise = null, int client = 0)
     {
+        if (config.Dp is { } dp && noise is not null) return PrivateFisher(data, dp, noise, client);
         var live = edge.AdapterParameters().ToDictionary(p => p.name, p => (Tensor)p.parameter);
-        return FisherPass([(live, data)], edgeAdapters: true)[0].fisher;
+        return FisherPass([(client, live, data)], edgeAdapters: true)[0];
     }
 
     /// <summary>
-    /// <see cref="Fisher(IReadOnlyList{EncodedSample})"/> of several clients' adapters, each on its own data, their
-    /// i-th batches in one pass through the frozen LLM (adapters stacked as in <see cref="TrainBatched"/>); with the
-    /// bytes each client's batches moved across the split.
+    /// <see cref="Fisher(IReadOnlyList{EncodedSample}, Generator, int)"/> of several clients' adapters, each on its own data,
+    /// their i-th batches in one pass through the frozen LLM (adapters stacked as in <see cref="TrainBatched"/>).
     /// </summary>
-    public (AdapterState fisher, long splitBytes)[] Fisher(IReadOnlyList<(AdapterTensors adapters, Samples data)> clients)
+    public AdapterState[] Fisher(IReadOnlyList<(int client, AdapterTensors adapters, Samples data)> clients)
         => FisherPass(clients, edgeAdapters: false);
 
     /// <summary>Consecutive groups of clients' batches of at most <c>batch_size</c> samples in all.</summary>
@@ -104,10 +110,9 @@ internal sealed partial class ClientTrainer(NanoEdge edge, SplitServer server, S
         tensor(counts.SelectMany((n, c) => Enumerable.Repeat((long)c, n)).ToArray(), device: edge.Device);
 
     /// <summary>The Fisher pass; with <paramref name="edgeAdapters"/> the one client's adapters are the edge's.</summary>
-    private (AdapterState fisher, long splitBytes)[] FisherPass(
-        IReadOnlyList<(AdapterTensors adapters, Samples data)> clients, bool edgeAdapters)
+    private AdapterState[] FisherPass(
+        IReadOnlyList<(int client, AdapterTensors adapters, Samples data)> clients, bool edgeAdapters)
     {
-        var split = new long[clients.Count];
         var sums = clients.Select(c => c.adapters.ToDictionary(p => p.Key, p => zeros_like(p.Value))).ToArray();
         var sides = new[] { ("adapter_i", edge.AdapterI.Scale, false), ("adapter_t", edge.AdapterT.Scale, true) };
         for (int i = 0; clients.Any(c => i < c.data.Count); i += config.BatchSize)
@@ -125,7 +130,7 @@ internal sealed partial class ClientTrainer(NanoEdge edge, SplitServer server, S
                 using (no_grad())
                     sent = edgeAdapters ? edge.Adapt(raw, batch.IsImage) : edge.Adapt(raw, batch.IsImage, client, adapters);
                 var (_, g) = server.LossAndGradient(sent, batch.Labels, sum: true);
-                foreach (var (k, samples) in active) split[k] += SequenceBytes(samples, sent);
+                foreach (var (k, samples) in active) Traffic.Step(clients[k].client, samples, sent);
                 using (no_grad())
                     foreach (var (prefix, scale, text) in sides)
                     {
@@ -143,8 +148,7 @@ internal sealed partial class ClientTrainer(NanoEdge edge, SplitServer server, S
                         }
                     }
             }
-        SplitBytes += split.Sum();
-        return sums.Select((s, k) => (new AdapterState(s.ToDictionary(p => p.Key, p => p.Value.div_(Math.Max(clients[k].data.Count, 1)))),
-            split[k])).ToArray();
+        return sums.Select((s, k) => new AdapterState(
+            s.ToDictionary(p => p.Key, p => p.Value.div_(Math.Max(clients[k].data.Count, 1))))).ToArray();
     }
 }

@@ -20,7 +20,8 @@ public sealed record FederatedData(IReadOnlyList<ClientData> Clients, string Par
     /// <summary>
     /// Partitions <paramref name="samples"/> over the config's clients by <c>partition_by</c> with the config's
     /// <c>partition_scheme</c> (<see cref="PartitionerRegistry"/>), then holds out <c>test_fraction</c> of each
-    /// client's samples (at least one, and at least one left to train on) as its test part.
+    /// client's samples (at least one, and at least one left to train on) as its test part; then removes the parts
+    /// <c>missing_modality</c> names from its clients' samples.
     /// </summary>
     public static FederatedData Partition(IReadOnlyList<MultimodalSample> samples, SimulationConfig config)
     {
@@ -34,7 +35,8 @@ public sealed record FederatedData(IReadOnlyList<ClientData> Clients, string Par
             int test = Math.Clamp((int)Math.Round(shuffled.Length * config.TestFraction), 1, shuffled.Length - 1);
             return new ClientData(k, shuffled[test..], shuffled[..test]);
         }).ToArray();
-        return new FederatedData(clients, config.PartitionBy);
+        var data = new FederatedData(clients, config.PartitionBy);
+        return config.MissingModality?.Apply(data, config.Seed) ?? data;
     }
 
     /// <summary>A partitioner's answer is one part per client, each of at least two samples, no sample twice.</summary>

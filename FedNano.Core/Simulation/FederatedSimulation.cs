@@ -49,6 +49,14 @@ public sealed record RoundResult(string Method, int Round, int Client, double Ac
     /// skip</c>).</summary>
     public bool NonFinite { get; init; }
 
+    /// <summary>Epsilon the client has spent so far at <c>dp.delta</c> (<see cref="PrivacyLedger"/>); NaN without
+    /// <c>dp</c>.</summary>
+    public double Epsilon { get; init; } = double.NaN;
+
+    /// <summary>The client's privacy accountant's history so far (<see cref="Privacy.RdpAccountant.History"/>; what a
+    /// resumed run restores it from); null without <c>dp</c>.</summary>
+    public IReadOnlyList<Privacy.SgmSteps>? Privacy { get; init; }
+
     /// <summary>Parameters the client uploaded this round.</summary>
     public long UploadedParameters => Traffic.UploadedParams;
 }
@@ -102,13 +110,14 @@ public sealed class FederatedSimulation
         Data = data;
         manual_seed(Seeds.Derive(config.Seed, Seeds.Purpose("adapter init")));
         Edge = new NanoEdge(backbone.Model, config.Adapter, backbone.Pixels, (long)config.VisualCacheMb << 20);
-        Server = new SplitServer(backbone.Model.LanguageModel, config.ActivationCheckpointing);
+        Server = new SplitServer(backbone.Model.LanguageModel, config.ActivationCheckpointing, config.TrainBatchTokens);
         Initial = Edge.AdapterState();
+        Ranks = RankPlan.Of(config);
         EncodedSample Encode(MultimodalSample s) => EncodedSample.Encode(s, backbone.Template(LlavaPrompt.Build(s)), backbone.Tokenizer, backbone.Model.TokensPerImage);
         Train = data.Clients.Select(c => c.Train.Select(Encode).ToArray()).ToArray();
         Test = data.Clients.Select(c => c.Test.Select(Encode).ToArray()).ToArray();
-        Trainer = new ClientTrainer(Edge, Server, config);
-        Evaluator = new Evaluator(Edge, Server, backbone.Tokenizer, config.EvalBatchTokens);
+        Trainer = new ClientTrainer(Edge, Server, config, Traffic);
+        Evaluator = new Evaluator(Edge, Server, backbone.Tokenizer, config.EvalBatchTokens, traffic: Traffic);
         EdgeFrozenParameters = Edge.FrozenParameters().Sum(p => p.parameter.numel());
         Architecture = backbone.Model.Architecture(backbone.Name);
     }
@@ -127,12 +136,16 @@ public sealed class FederatedSimulation
     public long EdgeFrozenParameters { get; }
 
     internal AdapterState Initial { get; }
+    /// <summary>Each client's adapter rank where <c>adapter.client_ranks</c> gives them; null: all at the global rank.</summary>
+    internal RankPlan? Ranks { get; }
     internal SimulationConfig Config { get; }
     internal SplitServer Server { get; }
     internal EncodedSample[][] Train { get; }
     internal EncodedSample[][] Test { get; }
     internal ClientTrainer Trainer { get; }
     internal Evaluator Evaluator { get; }
+    /// <summary>What each client moved across the split, read after its training and after its evaluation.</summary>
+    internal SplitTraffic Traffic { get; } = new();
 
     /// <summary>Reports after every round.</summary>
     public event Action<SimulationProgress>? Progress;
@@ -174,6 +187,7 @@ public sealed class FederatedSimulation
         var rows = new List<RoundResult>(start?.Rows ?? []);
         var global = (start?.Global ?? clientSide.Initial).Clone();
         IReadOnlyList<IReadOnlyList<Prediction>> final = start?.Final ?? [];
+        var privacy = Config.Dp is { } dp && clientSide.OnNanoEdge ? new PrivacyLedger(dp, this, strategy, rows) : null;
         for (int round = (start?.Round ?? 0) + 1; round <= Config.Rounds; round++)
         {
             var updates = new List<ClientUpdate>();
@@ -186,11 +200,17 @@ public sealed class FederatedSimulation
             var sampled = pooled ? [Pooled] : SampleClients(round);
             var fits = sampled.Select(k => strategy.ConfigureFit(round, k)).ToArray();
             var owns = sampled.Select(k => strategy.ClientState(k, global)).ToArray();
-            var outcomes = clientSide.Fit(round, sampled, fits, owns.Select(o => o ?? global).ToArray(), global);
+            // heterogeneous ranks: each client at its own (RankPlan)
+            var ranks = pooled || !clientSide.OnNanoEdge ? null : Ranks;
+            if (ranks is not null) fits = fits.Select((f, j) => ranks.Fit(sampled[j], f, global)).ToArray();
+            var starts = owns.Select((o, j) => ranks?.View(sampled[j], o ?? global) ?? o ?? global).ToArray();
+            var outcomes = clientSide.Fit(round, sampled, fits, starts, global);
+            if (ranks is not null) foreach (var s in starts) s.Dispose();
             for (int j = 0; j < sampled.Length; j++)
             {
                 var (k, fit, (state, loss, fisher, split)) = (sampled[j], fits[j], outcomes[j]);
-                var (down, downBytes) = owns[j] is null && !pooled ? ClientTraffic.Measure(global) : (0, 0);
+                var (down, downBytes) = owns[j] is null && !pooled
+                    ? ranks?.Measure(k, global) ?? ClientTraffic.Measure(global) : (0, 0);
                 trained.Add(state);
                 if (!double.IsFinite(loss) || !Finite(state) || !Finite(fisher))
                 {
@@ -206,9 +226,11 @@ public sealed class FederatedSimulation
                 var (fisherValues, fisherBytes) = (0L, 0L);
                 if (fit.Upload)
                 {
-                    updates.Add(new ClientUpdate(k, DataOf(k).Count, state, fisher));
-                    (up, upBytes) = ClientTraffic.Measure(state);
-                    (fisherValues, fisherBytes) = ClientTraffic.Measure(fisher);
+                    var update = new ClientUpdate(k, DataOf(k).Count, state, fisher);
+                    if (ranks is not null) update = ranks.Upload(update); // its own rank's components only
+                    updates.Add(update);
+                    (up, upBytes) = ClientTraffic.Measure(update.Parameters);
+                    (fisherValues, fisherBytes) = ClientTraffic.Measure(update.Fisher);
                 }
                 else fisher?.Dispose();
                 if (pooled)
@@ -217,24 +239,34 @@ public sealed class FederatedSimulation
                     continue;
                 }
                 trainLoss[k] = loss;
-                resident[k] = fit.ProximalMu > 0 ? global.Count : 0; // FedProx keeps the global adapters for its proximal term
+                // FedProx keeps the global adapters for its proximal term
+                resident[k] = fit.ProximalMu > 0 ? ranks?.Values(k, global) ?? global.Count : 0;
                 traffic[k] = new ClientTraffic
                 {
                     DownloadedParams = down, DownloadedBytes = downBytes, UploadedParams = up, UploadedFisher = fisherValues,
                     UploadedBytes = upBytes + fisherBytes, SplitBytesTrain = split,
                 };
             }
-            var next = updates.Count == 0 && nonFinite.Any(x => x) ? global.Clone() : strategy.Aggregate(round, global, updates);
+            var next = updates.Count == 0 && nonFinite.Any(x => x) ? global.Clone()
+                : ranks?.Aggregate(strategy, round, global, updates) ?? strategy.Aggregate(round, global, updates);
             global.Dispose();
             global = next;
             foreach (var u in updates) u.Fisher?.Dispose();
+            if (ranks is not null) foreach (var u in updates) u.Parameters.Dispose();
             foreach (var t in trained) t.Dispose();
             if (round == Config.Rounds) clientSide.AfterLastRound(round, global);
             var g = global;
             Func<int, ClientTraffic> rowTraffic = pooled ? _ => new ClientTraffic()
-                : k => (traffic[k] ?? new ClientTraffic()) with { ClientResidentParams = clientSide.ResidentParameters(g) + resident[k] };
-            final = EvaluateAll(null, rowTraffic, strategy.Name, round, rows, k => strategy.ClientState(k, g) ?? g, trainLoss,
+                : k => (traffic[k] ?? new ClientTraffic()) with
+                {
+                    ClientResidentParams = clientSide.ResidentParameters(k, g) + resident[k],
+                };
+            using var views = ranks is null ? null : new RankPlan.Views(ranks);
+            Func<int, AdapterState> stateOf = views is null ? k => strategy.ClientState(k, g) ?? g
+                : k => views.Of(k, strategy.ClientState(k, g) ?? g);
+            final = EvaluateAll(null, rowTraffic, strategy.Name, round, rows, stateOf, trainLoss,
                 clientSide.Evaluation(round, g), countSplit: !pooled && clientSide.CrossesSplit, nonFinite: nonFinite);
+            privacy?.Record(rows, round, sampled, fits);
             afterRound?.Invoke(new SimulationState(strategy.Name, round, global, strategy.ExportClientStates(), rows, final));
             Report(strategy.Name, round, rows);
         }
@@ -244,7 +276,7 @@ public sealed class FederatedSimulation
 
     /// <summary>Whether a round's clients train and are evaluated together (<c>execution</c>; auto: on CUDA).</summary>
     internal bool Batched => Config.Execution == "batched"
-        || (Config.Execution == "auto" && Edge.Device.type == TorchSharp.DeviceType.CUDA);
+        || (Config.Execution == "auto" && Edge.Device.type == TorchSharp.DeviceType.CUDA && Config.Dp is null);
 
     /// <summary>The participant index of the single learner on pooled data (<see cref="IStrategy.PoolsData"/>).</summary>
     internal const int Pooled = -1;
@@ -262,60 +294,60 @@ public sealed class FederatedSimulation
 
     /// <summary>
     /// Local training of a round's sampled <paramref name="clients"/> from <paramref name="starts"/> (and the exact
-    /// Fisher pass where asked): one after another, or batched through the frozen LLM (<c>execution</c>).
+    /// Fisher pass where asked): one after another, or batched through the frozen LLM (<c>execution</c>); each with
+    /// the bytes it moved across the split.
     /// </summary>
     internal ClientOutcome[] TrainClients(
         int round, int[] clients, FitInstructions[] fits, AdapterState[] starts, AdapterState global)
     {
         AdapterState? Prox(int j) => fits[j].ProximalMu > 0 ? global : null;
+        ClientOutcome[] outcomes;
         if (!Batched || clients.Contains(Pooled))
-            return clients.Select((k, j) =>
+            outcomes = clients.Select((k, j) =>
             {
                 Edge.LoadAdapterState(starts[j]);
-                long split = Trainer.SplitBytes;
                 int? steps = k == Pooled ? Train.Sum(t => Trainer.StepsFor(t.Length)) : null;
-                var (loss, squared) = Trainer.Train(DataOf(k), fits[j], Prox(j), DataOrder(round, k), steps);
-                var fisher = fits[j].ComputeFisher ? Trainer.Fisher(DataOf(k)) : squared;
-                return new ClientOutcome(Edge.AdapterState(), loss, fisher, Trainer.SplitBytes - split);
+                using var noise = DpNoise(round, k);
+                var (loss, squared) = Trainer.Train(DataOf(k), fits[j], Prox(j), DataOrder(round, k), steps, noise, k);
+                var fisher = fits[j].ComputeFisher ? Trainer.Fisher(DataOf(k), noise, k) : squared;
+                return new ClientOutcome(Edge.AdapterState(), loss, fisher);
             }).ToArray();
-        var jobs = clients.Select((k, j) => new ClientJob(starts[j], Train[k], fits[j], Prox(j), DataOrder(round, k)));
-        var outcomes = Trainer.TrainBatched(jobs.ToArray());
-        var exact = Enumerable.Range(0, clients.Length).Where(j => fits[j].ComputeFisher).ToArray();
-        var fishers = Trainer.Fisher(exact.Select(j =>
-            (outcomes[j].Trained.Tensors, (IReadOnlyList<EncodedSample>)Train[clients[j]])).ToArray());
-        foreach (var (j, (fisher, bytes)) in exact.Zip(fishers))
-            outcomes[j] = outcomes[j] with { Fisher = fisher, SplitBytes = outcomes[j].SplitBytes + bytes };
-        return outcomes;
+        else
+        {
+            var jobs = clients.Select((k, j) =>
+                new ClientJob(k, starts[j], Train[k], fits[j], Prox(j), DataOrder(round, k)));
+            outcomes = Trainer.TrainBatched(jobs.ToArray());
+            var exact = Enumerable.Range(0, clients.Length).Where(j => fits[j].ComputeFisher).ToArray();
+            var fishers = Trainer.Fisher(exact.Select(j =>
+                (clients[j], outcomes[j].Trained.Tensors, (IReadOnlyList<EncodedSample>)Train[clients[j]])).ToArray());
+            foreach (var (j, fisher) in exact.Zip(fishers)) outcomes[j] = outcomes[j] with { Fisher = fisher };
+        }
+        return outcomes.Select((o, j) => o with { SplitBytes = Traffic.Take(clients[j]) }).ToArray();
     }
 
     /// <summary>
     /// The test predictions of <paramref name="clients"/>, each with its own adapters (<paramref name="stateOf"/>):
     /// the multiple-choice samples of all of them batched together (<see cref="Evaluator.PredictChoices"/>), free-form
-    /// ones client by client; with the bytes each client moved across the split (as if it had run alone), by client
-    /// index. The edge is left holding the last client's adapters.
+    /// ones client by client, by client index. The edge is left holding the last client's adapters.
     /// </summary>
-    private (IReadOnlyList<Prediction>[] predictions, long[] splitBytes) PredictBatched(
-        int[] clients, Func<int, AdapterState> stateOf)
+    private IReadOnlyList<Prediction>[] PredictBatched(int[] clients, Func<int, AdapterState> stateOf)
     {
         var states = clients.Select(stateOf).ToArray();
         var tests = clients.Select(k => (IReadOnlyList<EncodedSample>)Test[k]).ToArray();
-        var (choices, bytes) = Evaluator.PredictChoices(tests, states.Select(s => s.Tensors).ToArray());
+        var choices = Evaluator.PredictChoices(clients, tests, states.Select(s => s.Tensors).ToArray());
         var predictions = new IReadOnlyList<Prediction>[Test.Length];
-        var splitBytes = new long[Test.Length];
         for (int j = 0; j < clients.Length; j++)
         {
             var free = Test[clients[j]].Where(s => s.ChoiceIds.Length == 0).ToArray();
             if (free.Length > 0)
             {
                 Edge.LoadAdapterState(states[j]);
-                long before = Evaluator.SplitBytes;
-                choices[j].AddRange(Evaluator.Predict(free));
-                bytes[j] += Evaluator.SplitBytes - before;
+                choices[j].AddRange(Evaluator.Predict(free, index: clients[j]));
             }
-            (predictions[clients[j]], splitBytes[clients[j]]) = (choices[j], bytes[j]);
+            predictions[clients[j]] = choices[j];
         }
         if (states.Length > 0) Edge.LoadAdapterState(states[^1]); // the edge ends as after sequential evaluation
-        return (predictions, splitBytes);
+        return predictions;
     }
 
     internal static readonly IReadOnlyDictionary<int, AdapterState> NoClientState = new Dictionary<int, AdapterState>();
@@ -340,6 +372,10 @@ public sealed class FederatedSimulation
         return Enumerable.Range(0, k).OrderBy(_ => rng.Next()).Take(m).Order().ToArray();
     }
 
+    /// <summary>The generator of a client's DP noise in a round (<c>dp</c>; null without), from the seed.</summary>
+    internal Generator? DpNoise(int round, int client) => Config.Dp is null ? null
+        : new Generator((ulong)Seeds.Derive(Config.Seed, Seeds.Purpose("dp noise"), round, client));
+
     /// <summary>The data order of a client in a round: the same whatever the method, so methods differ only in what they do.</summary>
     internal Random DataOrder(int round, int client) => new(Seeds.Derive(Config.Seed, Seeds.Purpose("data order"), round, client));
 
@@ -354,8 +390,7 @@ public sealed class FederatedSimulation
     {
         var preds = new IReadOnlyList<Prediction>[Test.Length];
         var evaluated = EvaluatedClients(round);
-        (IReadOnlyList<Prediction>[] predictions, long[] splitBytes)? batched =
-            client is null && stateOf is not null && Batched
+        var batched = client is null && stateOf is not null && Batched
                 ? PredictBatched(Enumerable.Range(0, Test.Length).Where(k => evaluated[k]).ToArray(), stateOf) : null;
         for (int k = 0; k < Test.Length; k++)
         {
@@ -366,14 +401,13 @@ public sealed class FederatedSimulation
                 if (trained) rows.Add(new RoundResult(method, round, k, double.NaN, double.NaN, trainLoss![k], traffic(k)));
                 continue;
             }
-            long before = Evaluator.SplitBytes, bytes;
-            if (batched is { } b) (preds[k], bytes) = (b.predictions[k], b.splitBytes[k]);
+            if (batched is not null) preds[k] = batched[k];
             else
             {
                 if (client is null) Edge.LoadAdapterState(stateOf?.Invoke(k) ?? state!);
-                preds[k] = Evaluator.Predict(Test[k], client?.Invoke(k));
-                bytes = Evaluator.SplitBytes - before;
+                preds[k] = Evaluator.Predict(Test[k], client?.Invoke(k), k);
             }
+            long bytes = Traffic.Take(k);
             var p = preds[k];
             var t = traffic(k) with { SplitBytesEval = countSplit ? bytes : 0 };
             rows.Add(new RoundResult(method, round, k,

@@ -12,7 +12,10 @@ internal sealed class NanoAdapterClient(FederatedSimulation sim) : IClientAlgori
 {
     public AdapterState Initial => sim.Initial;
 
-    public long ResidentParameters(AdapterState global) => sim.EdgeFrozenParameters + global.Count;
+    bool IClientAlgorithm.OnNanoEdge => true;
+
+    public long ResidentParameters(int client, AdapterState global) =>
+        sim.EdgeFrozenParameters + (sim.Ranks?.Values(client, global) ?? global.Count);
 
     public ClientFit[] Fit(
         int round, int[] clients, FitInstructions[] fits, AdapterState[] starts, AdapterState global) =>

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using FedNano.Adapters;
+using FedNano.Edge;
 
 namespace FedNano.Simulation;
 
@@ -101,6 +102,13 @@ public sealed record SimulationConfig
     /// </summary>
     [JsonPropertyName("activation_checkpointing")] public bool ActivationCheckpointing { get; init; }
     /// <summary>
+    /// Token budget of one forward and backward through the frozen LLM in training: samples times the longest
+    /// sequence (visual tokens counted). A longer batch goes through in micro-batches of whole samples, gradients
+    /// concatenated (the same step to float rounding); a sample longer than the budget runs alone. Bounds a training
+    /// step's activations whatever <c>batch_size</c>; batched clients fill it with several clients' batches.
+    /// </summary>
+    [JsonPropertyName("train_batch_tokens")] public int TrainBatchTokens { get; init; } = SplitServer.DefaultTrainTokens;
+    /// <summary>
     /// Host memory (MiB) for the clients' visual tokens, computed once per image and moved to the device per batch;
     /// past it the least recently used are recomputed when needed. 0 keeps none.
     /// </summary>
@@ -116,6 +124,9 @@ public sealed record SimulationConfig
     [JsonPropertyName("client_fraction")] public double ClientFraction { get; init; } = 1.0;
     /// <summary>NanoAdapter rank and scale.</summary>
     [JsonPropertyName("adapter")] public AdapterConfig Adapter { get; init; } = new();
+    /// <summary>Clients whose samples lack images or context (see <see cref="MissingModalityConfig"/>); null: none.</summary>
+    [JsonPropertyName("missing_modality"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public MissingModalityConfig? MissingModality { get; init; }
     /// <summary>
     /// Methods to run, in order (see <see cref="MethodCatalog.All"/>); <c>all</c> for every one. Names are checked
     /// against the registry where a run starts (a method registered by the user's code is known only there).
@@ -135,6 +146,12 @@ public sealed record SimulationConfig
     /// results bit for bit). FedDPA-F and centralized always run sequentially.
     /// </summary>
     [JsonPropertyName("execution")] public string Execution { get; init; } = "auto";
+    /// <summary>
+    /// Differential privacy of the clients' training (DP-SGD with exact per-sample clipping of the NanoAdapters'
+    /// gradients, Gaussian noise, and a noised Fisher upload; epsilon per client in rounds.csv); null (default): off.
+    /// Sequential execution only (<c>auto</c> runs it sequentially); not for FedDPA-F.
+    /// </summary>
+    [JsonPropertyName("dp")] public Privacy.DpConfig? Dp { get; init; }
     /// <summary>Seed of every random draw (partition, client sampling, data order, initialisation).</summary>
     [JsonPropertyName("seed")] public int Seed { get; init; }
     /// <summary>Backbone: <c>tiny</c> (the shipped one), <c>mid</c> (random, for speed) or <c>llava-1.5-7b</c> (with <see cref="ModelDir"/>); see <see cref="Checkpoints.Backbones"/>.</summary>
@@ -202,6 +219,7 @@ public sealed record SimulationConfig
         ConfigException.Positive(LocalEpochs, "local_epochs");
         ConfigException.Positive(BatchSize, "batch_size");
         ConfigException.Positive(EvalBatchTokens, "eval_batch_tokens");
+        ConfigException.Positive(TrainBatchTokens, "train_batch_tokens");
         ConfigException.Positive(EvaluateEvery, "evaluate_every");
         if (!(EvaluateFraction > 0 && EvaluateFraction <= 1)) throw new ConfigException($"evaluate_fraction must be in (0, 1] (got {EvaluateFraction})");
         if (VisualCacheMb < 0) throw new ConfigException($"visual_cache_mb must be >= 0, 0 for no cache (got {VisualCacheMb})");
@@ -215,6 +233,7 @@ public sealed record SimulationConfig
         ConfigException.AtMost(BatchSize, 65_536, "batch_size");
         ConfigException.AtMost(MinPartitionSize, MaxSyntheticSamples, "min_partition_size");
         ConfigException.AtMost(EvalBatchTokens, 100_000_000, "eval_batch_tokens");
+        ConfigException.AtMost(TrainBatchTokens, 100_000_000, "train_batch_tokens");
         ConfigException.AtMost(VisualCacheMb, 1_000_000, "visual_cache_mb");
         if (MinPartitionSize < 2) throw new ConfigException($"min_partition_size must be >= 2 so every client has a train and a test part (got {MinPartitionSize})");
         if (!(LearningRate >= 0)) throw new ConfigException($"learning_rate must be >= 0 (got {LearningRate})");
@@ -234,6 +253,8 @@ public sealed record SimulationConfig
         if (Methods.Length == 0) throw new ConfigException("methods must name at least one method");
         if (Methods.Any(string.IsNullOrWhiteSpace)) throw new ConfigException("methods must not hold empty or null names");
         Adapter.Validate();
+        Adapter.ClientRanks?.Validate(Clients, Adapter.Rank);
+        MissingModality?.Validate(Clients);
         if (!Checkpoints.Backbones.Names.Contains(Backbone)) throw new ConfigException($"backbone '{Backbone}' is not one of {string.Join(", ", Checkpoints.Backbones.Names)}");
         Checkpoints.DeviceChoice.Check(Device, Precision); // spelling only: the machine is asked where the model loads
         if (Threads is { } t) ConfigException.Positive(t, "threads");
@@ -245,6 +266,18 @@ public sealed record SimulationConfig
         FedDpa.Validate();
         if (Execution is not ("auto" or "batched" or "sequential"))
             throw new ConfigException($"execution must be auto, batched or sequential (got '{Execution}')");
+        if (Dp is not null) ValidateDp(Dp);
+    }
+
+    private void ValidateDp(Privacy.DpConfig dp)
+    {
+        dp.Validate();
+        if (Execution == "batched")
+            throw new ConfigException("dp runs the clients one after another: set execution to sequential or auto " +
+                                      "(batched training has no per-sample clipping)");
+        if (MethodCatalog.Expand(Methods).Contains(Strategies.FedDpaF.MethodName))
+            throw new ConfigException($"dp does not cover {Strategies.FedDpaF.MethodName} (its LoRA trains outside " +
+                                      "DP-SGD): leave it out of methods (all includes it)");
     }
 
     private static readonly JsonSerializerOptions Json = new()

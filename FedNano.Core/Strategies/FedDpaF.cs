@@ -111,7 +111,7 @@ public sealed class FedDpaF : IStrategy
         public bool CrossesSplit => false;
 
         /// <summary>The whole MLLM and two LoRA sets (global and local).</summary>
-        public long ResidentParameters(AdapterState global) => resident;
+        public long ResidentParameters(int client, AdapterState global) => resident;
 
         /// <summary>The global LoRA and connector, client after client (their LoRA is inside the shared LLM).</summary>
         public ClientFit[] Fit(

@@ -28,9 +28,9 @@ public interface IClientAlgorithm : IDisposable
     /// </summary>
     bool CrossesSplit => true;
 
-    /// <summary>Parameters a client holds, frozen and trainable, with the global state <paramref name="global"/>.
-    /// </summary>
-    long ResidentParameters(AdapterState global);
+    /// <summary>Parameters <paramref name="client"/> holds, frozen and trainable, with the global state
+    /// <paramref name="global"/>.</summary>
+    long ResidentParameters(int client, AdapterState global);
 
     /// <summary>
     /// Local training of a round's sampled <paramref name="clients"/>, client j from <paramref name="starts"/>[j]
@@ -38,6 +38,12 @@ public interface IClientAlgorithm : IDisposable
     /// term); one result per client, in order. Must not dispose its inputs.
     /// </summary>
     ClientFit[] Fit(int round, int[] clients, FitInstructions[] fits, AdapterState[] starts, AdapterState global);
+
+    /// <summary>
+    /// Whether the clients are NanoAdapters on the shared NanoEdge, what <c>adapter.client_ranks</c> and <c>dp</c>
+    /// apply to; a client side of its own (FedDPA-F) ignores both.
+    /// </summary>
+    internal bool OnNanoEdge => false;
 
     /// <summary>Called once after the last round's aggregation, before its evaluation, with the final global state.
     /// </summary>
