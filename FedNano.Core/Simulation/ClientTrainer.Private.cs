@@ -9,9 +9,10 @@ internal sealed partial class ClientTrainer
     /// <summary>
     /// One DP-SGD step's gradient (<see cref="DpSgd"/>, config <c>dp</c>) on <paramref name="batch"/>: the server
     /// returns the gradient of the summed loss with respect to the sequence (each sample's row its own), the exact
-    /// per-sample gradients of the NanoAdapters follow from it (<see cref="Adapters.NanoAdapter.PerSampleGradientsOf"/>),
-    /// each is clipped to <c>dp.max_grad_norm</c>, they are summed, Gaussian noise from <paramref name="noise"/> is added
-    /// and the sum divided by the batch's size; that is put in the adapters' gradients, for the rest of the step.
+    /// per-sample gradients of the NanoAdapters follow from it
+    /// (<see cref="Adapters.NanoAdapter.PerSampleGradientsOf"/>), each is clipped to <c>dp.max_grad_norm</c>, they
+    /// are summed, Gaussian noise from <paramref name="noise"/> is added and the sum divided by the batch's size;
+    /// that is put in the adapters' gradients, for the rest of the step.
     /// Returns the batch-mean loss.
     /// </summary>
     internal Tensor PrivateStep(EncodedBatch batch, DpConfig dp, Generator noise, int client = 0)
@@ -61,12 +62,16 @@ internal sealed partial class ClientTrainer
     }
 
     /// <summary>
-    /// Each sample's gradient [B, ...] of the edge's adapter parameters (named as <see cref="NanoEdge.AdapterParameters"/>
-    /// names them), from the raw sequence and the gradient of a sum of per-sample losses with respect to the adapted one.
+    /// Each sample's gradient [B, ...] of the edge's adapter parameters (named as
+    /// <see cref="NanoEdge.AdapterParameters"/> names them), from the raw sequence and the gradient of a sum of
+    /// per-sample losses with respect to the adapted one.
     /// </summary>
     private Dictionary<string, Tensor> PerSampleGradients(Tensor raw, Tensor gradOut, Tensor isImage)
     {
-        var sides = new[] { ("adapter_i", edge.AdapterI, isImage), ("adapter_t", edge.AdapterT, isImage.logical_not()) };
+        var sides = new[]
+        {
+            ("adapter_i", edge.AdapterI, isImage), ("adapter_t", edge.AdapterT, isImage.logical_not()),
+        };
         return sides.SelectMany(s => s.Item2.PerSampleGradients(raw, gradOut, s.Item3)
                 .Select(p => (name: s.Item1 + "." + p.Key, grad: p.Value)))
             .ToDictionary(p => p.name, p => p.grad);

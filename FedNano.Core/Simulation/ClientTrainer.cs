@@ -32,15 +32,18 @@ internal sealed partial class ClientTrainer(
         edge.train();
         try
         {
-            return Optimise(edge.AdapterParameters().ToArray(), train, fit, global, rng, config, config.LocalEpochs, steps, edge.Device,
-                config.Dp is { } dp && noise is not null ? batch => PrivateStep(batch, dp, noise, client) : batch =>
-            {
-                var sent = edge.Forward(batch);                                    // client: NanoEdge
-                var (nll, grad) = server.LossAndGradient(sent.detach(), batch.Labels); // split up; server: LLM + loss
-                sent.backward([grad]);                                             // split down, into the adapters
-                Traffic.Step(client, batch.Samples, sent);
-                return nll.mean();
-            });
+            Func<EncodedBatch, Tensor> step = config.Dp is { } dp && noise is not null
+                ? batch => PrivateStep(batch, dp, noise, client)
+                : batch =>
+                {
+                    var sent = edge.Forward(batch);                                    // client: NanoEdge
+                    var (nll, grad) = server.LossAndGradient(sent.detach(), batch.Labels); // split up: LLM + loss
+                    sent.backward([grad]);                                             // split down, into the adapters
+                    Traffic.Step(client, batch.Samples, sent);
+                    return nll.mean();
+                };
+            return Optimise(edge.AdapterParameters().ToArray(), train, fit, global, rng, config, config.LocalEpochs,
+                steps, edge.Device, step);
         }
         finally { edge.eval(); }
     }
@@ -72,8 +75,9 @@ internal sealed partial class ClientTrainer(
     /// <summary>
     /// The empirical diagonal Fisher of the adapters on <paramref name="data"/>: the mean over samples of the
     /// squared per-sample gradient of the target's log-likelihood, computed exactly from batched passes
-    /// (see <see cref="Adapters.NanoAdapter.SquaredPerSampleGradients"/>); with <c>dp</c> and a <paramref name="noise"/>
-    /// generator, the clipped and noised one of <see cref="PrivateFisher"/>. Traffic counts to <paramref name="client"/>.
+    /// (see <see cref="Adapters.NanoAdapter.SquaredPerSampleGradients"/>); with <c>dp</c> and a
+    /// <paramref name="noise"/> generator, the clipped and noised one of <see cref="PrivateFisher"/>. Traffic counts
+    /// to <paramref name="client"/>.
     /// </summary>
     public AdapterState Fisher(IReadOnlyList<EncodedSample> data, Generator? noise = null, int client = 0)
     {
@@ -83,8 +87,9 @@ internal sealed partial class ClientTrainer(
     }
 
     /// <summary>
-    /// <see cref="Fisher(IReadOnlyList{EncodedSample}, Generator, int)"/> of several clients' adapters, each on its own data,
-    /// their i-th batches in one pass through the frozen LLM (adapters stacked as in <see cref="TrainBatched"/>).
+    /// <see cref="Fisher(IReadOnlyList{EncodedSample}, Generator, int)"/> of several clients' adapters, each on its
+    /// own data, their i-th batches in one pass through the frozen LLM (adapters stacked as in
+    /// <see cref="TrainBatched"/>).
     /// </summary>
     public AdapterState[] Fisher(IReadOnlyList<(int client, AdapterTensors adapters, Samples data)> clients)
         => FisherPass(clients, edgeAdapters: false);
