@@ -168,6 +168,19 @@ public class DpTrainingTests
     }
 
     [Test]
+    public void CentralizedIsAccountedAsOneLearnerOnThePooledData()
+    {
+        var config = Config(new DpConfig { NoiseMultiplier = 1.5, Delta = 1e-4 });
+        var sim = TinySetup.Simulation(config);
+        var result = sim.Run("centralized");
+        int all = sim.Train.Sum(t => t.Length), steps = sim.Train.Sum(t => sim.Trainer.StepsFor(t.Length));
+        var expected = new RdpAccountant();
+        expected.Step((double)config.BatchSize / all, 1.5, steps);
+        Assert.That(result.Rounds.Select(r => r.Epsilon).ToArray(), Has.Length.EqualTo(config.Clients)
+            .And.All.EqualTo(expected.Epsilon(1e-4)).Within(1e-9).Percent);
+    }
+
+    [Test]
     public void AResumedRunRestoresItsAccountants()
     {
         var config = Config(new DpConfig { NoiseMultiplier = 1.0 }, rounds: 2);
