@@ -221,6 +221,34 @@ public class DpTrainingTests
         finally { Directory.Delete(dir, true); }
     }
 
+    private sealed class Stop : Exception;
+
+    [Test]
+    [Category("Slow")]
+    public void ARunResumedFromItsCheckpointFolderHasTheSameEpsilonsAndResults()
+    {
+        var config = TinyRuns.Config("fednano") with { Dp = new DpConfig { NoiseMultiplier = 0.8 } };
+        string full = TinyRuns.TempDir("dp-full"), cut = TinyRuns.TempDir("dp-cut");
+        try
+        {
+            RunFolder.Run(config, full);
+            Assert.Throws<Stop>(() => RunFolder.Run(config, cut, new RunHooks
+            {
+                Progress = p => { if (p.Method == "fednano" && p.Round == 2) throw new Stop(); },
+            }));
+            Assert.That(RunFolder.Run(config, cut).ResumedFromStep, Is.EqualTo(2));
+            string rounds = File.ReadAllText(Path.Combine(full, RunFolder.RoundsFile));
+            Assert.That(File.ReadAllText(Path.Combine(cut, RunFolder.RoundsFile)), Is.EqualTo(rounds));
+            Assert.That(RunResults.Load(cut).Rounds.Where(r => r.Method == "fednano").Select(r => r.Epsilon),
+                Is.All.GreaterThan(0));
+        }
+        finally
+        {
+            Directory.Delete(full, true);
+            Directory.Delete(cut, true);
+        }
+    }
+
     [Test]
     public void DpIsValidated()
     {
