@@ -11,7 +11,7 @@ namespace FedNano.Edge;
 public sealed class SplitServer
 {
     /// <summary>Default <see cref="TrainTokens"/>.</summary>
-    public const int DefaultTrainTokens = 4096;
+    public const int DefaultTrainTokens = 2048;
 
     /// <summary>
     /// A server that runs <paramref name="llm"/>, which it freezes; with <paramref name="activationCheckpointing"/>
