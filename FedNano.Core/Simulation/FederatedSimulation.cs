@@ -1,6 +1,7 @@
 using FedNano.Data;
 using FedNano.Data.Prompts;
 using FedNano.Edge;
+using FedNano.Fisher;
 using FedNano.Models;
 using FedNano.Strategies;
 using static TorchSharp.torch;
@@ -252,30 +253,42 @@ public sealed class FederatedSimulation
     }
 
     /// <summary>
-    /// Local training of a round's sampled <paramref name="clients"/> from <paramref name="starts"/> (and the exact
-    /// Fisher pass where asked): one after another, or batched through the frozen LLM (<c>execution</c>).
+    /// Local training of a round's sampled <paramref name="clients"/> from <paramref name="starts"/> (and the Fisher
+    /// pass where asked; each Fisher normalised where its estimator says): one after another, or batched through the
+    /// frozen LLM (<c>execution</c>).
     /// </summary>
     internal ClientOutcome[] TrainClients(
         int round, int[] clients, FitInstructions[] fits, AdapterState[] starts, AdapterState global)
     {
         AdapterState? Prox(int j) => fits[j].ProximalMu > 0 ? global : null;
+        Generator Answers(int j) =>
+            new((ulong)Seeds.Derive(Config.Seed, Seeds.Purpose("fisher answers"), round, clients[j]));
+        ClientOutcome[] outcomes;
         if (!Batched || clients.Contains(Pooled))
-            return clients.Select((k, j) =>
+            outcomes = clients.Select((k, j) =>
             {
                 Edge.LoadAdapterState(starts[j]);
                 long split = Trainer.SplitBytes;
                 int? steps = k == Pooled ? Train.Sum(t => Trainer.StepsFor(t.Length)) : null;
-                var (loss, squared) = Trainer.Train(DataOf(k), fits[j], Prox(j), DataOrder(round, k), steps);
-                var fisher = fits[j].ComputeFisher ? Trainer.Fisher(DataOf(k)) : squared;
+                var (loss, observed) = Trainer.Train(DataOf(k), fits[j], Prox(j), DataOrder(round, k), steps);
+                using var answers = Answers(j);
+                var fisher = fits[j].Fisher is IFisherPass pass ? Trainer.Fisher(DataOf(k), pass, answers) : observed;
                 return new ClientOutcome(Edge.AdapterState(), loss, fisher, Trainer.SplitBytes - split);
             }).ToArray();
-        var jobs = clients.Select((k, j) => new ClientJob(starts[j], Train[k], fits[j], Prox(j), DataOrder(round, k)));
-        var outcomes = Trainer.TrainBatched(jobs.ToArray());
-        var exact = Enumerable.Range(0, clients.Length).Where(j => fits[j].ComputeFisher).ToArray();
-        var fishers = Trainer.Fisher(exact.Select(j =>
-            (outcomes[j].Trained.Tensors, (IReadOnlyList<EncodedSample>)Train[clients[j]])).ToArray());
-        foreach (var (j, (fisher, bytes)) in exact.Zip(fishers))
-            outcomes[j] = outcomes[j] with { Fisher = fisher, SplitBytes = outcomes[j].SplitBytes + bytes };
+        else
+        {
+            var jobs = clients.Select((k, j) => new ClientJob(starts[j], Train[k], fits[j], Prox(j), DataOrder(round, k)));
+            outcomes = Trainer.TrainBatched(jobs.ToArray());
+            var exact = Enumerable.Range(0, clients.Length).Where(j => fits[j].Fisher is IFisherPass).ToArray();
+            var passes = exact.Select(j => new FisherJob(outcomes[j].Trained.Tensors, Train[clients[j]],
+                (IFisherPass)fits[j].Fisher!, Answers(j))).ToArray();
+            foreach (var (j, (fisher, bytes)) in exact.Zip(Trainer.Fisher(passes)))
+                outcomes[j] = outcomes[j] with { Fisher = fisher, SplitBytes = outcomes[j].SplitBytes + bytes };
+            foreach (var p in passes) p.Generator.Dispose();
+        }
+        for (int j = 0; j < outcomes.Length; j++)
+            if (fits[j].Fisher is { Normalise: true } && outcomes[j].Fisher is { } raw)
+                using (raw) outcomes[j] = outcomes[j] with { Fisher = FisherEstimators.Normalised(raw) };
         return outcomes;
     }
 
