@@ -80,6 +80,8 @@ public sealed record RunResults(string Directory, SimulationConfig Config, IRead
                     DownloadedParams = Optional(c, "downloaded_params") ?? 0, DownloadedBytes = Optional(c, "downloaded_bytes") ?? 0,
                     SplitBytesTrain = Optional(c, "split_bytes_train") ?? 0, SplitBytesEval = Optional(c, "split_bytes_eval") ?? 0,
                     ClientResidentParams = Optional(c, "client_resident_params"), NonFinite = (int)(Optional(c, "nonfinite") ?? 0),
+                    Epsilon = c.TryGetFieldIndex("epsilon", out int e) && c.GetStringOrNull(e) is { Length: > 0 } eps
+                        ? double.Parse(eps, CultureInfo.InvariantCulture) : null,
                 };
             }));
     }

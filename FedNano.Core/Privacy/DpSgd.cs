@@ -70,25 +70,54 @@ public static class DpSgd
         double maxGradNorm, double noiseMultiplier, Generator generator, int? samples = null)
     {
         using var scope = NewDisposeScope();
-        var squared = ClipPerSample(perSample, maxGradNorm).ToDictionary(p => p.Key, p => p.Value.pow(2));
         double n = Divisor(perSample, samples);
-        var sums = NoisySums(squared, maxGradNorm * maxGradNorm, noiseMultiplier, generator);
-        return sums.ToDictionary(p => p.Key, p => (p.Value / n).clamp_min(0).MoveToOuterDisposeScope());
+        return NoisyFisherOfSums(ClippedSquareSums(perSample, maxGradNorm), maxGradNorm, noiseMultiplier, generator, n)
+            .ToDictionary(p => p.Key, p => p.Value.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>
+    /// <c>sum_b clip_C(g_b)^2</c> of a batch, one tensor per parameter: what <see cref="NoisyFisher"/> sums before its
+    /// noise, for data seen in several batches (add the batches' sums, then <see cref="NoisyFisherOfSums"/> once).
+    /// </summary>
+    public static Dictionary<string, Tensor> ClippedSquareSums(IReadOnlyDictionary<string, Tensor> perSample,
+        double maxGradNorm)
+    {
+        using var scope = NewDisposeScope();
+        return ClipPerSample(perSample, maxGradNorm)
+            .ToDictionary(p => p.Key, p => p.Value.pow(2).sum(dim: 0).MoveToOuterDisposeScope());
+    }
+
+    /// <summary>
+    /// <see cref="NoisyFisher"/> from the clipped square sums of all <paramref name="samples"/> samples
+    /// (<see cref="ClippedSquareSums"/>, added over batches): <c>max(0, (sums + N(0, sigma^2 C^4)) / n)</c>.
+    /// </summary>
+    public static Dictionary<string, Tensor> NoisyFisherOfSums(IReadOnlyDictionary<string, Tensor> sums,
+        double maxGradNorm, double noiseMultiplier, Generator generator, double samples)
+    {
+        if (!(samples > 0)) throw new ArgumentOutOfRangeException(nameof(samples), samples, "must be > 0");
+        using var scope = NewDisposeScope();
+        return sums.ToDictionary(p => p.Key, p =>
+        {
+            var noise = Noise(p.Value, noiseMultiplier * maxGradNorm * maxGradNorm, generator);
+            return ((p.Value + noise) / samples).clamp_min(0).MoveToOuterDisposeScope();
+        });
     }
 
     // Sums over the samples plus N(0, (sigma sensitivity)^2) per coordinate, drawn on the CPU in key order.
     private static Dictionary<string, Tensor> NoisySums(IReadOnlyDictionary<string, Tensor> perSample,
-        double sensitivity, double noiseMultiplier, Generator generator)
-    {
-        if (!(noiseMultiplier >= 0))
-            throw new ArgumentOutOfRangeException(nameof(noiseMultiplier), noiseMultiplier, "must be >= 0");
-        double std = noiseMultiplier * sensitivity;
-        return perSample.ToDictionary(p => p.Key, p =>
+        double sensitivity, double noiseMultiplier, Generator generator) =>
+        perSample.ToDictionary(p => p.Key, p =>
         {
             var sum = p.Value.sum(dim: 0);
-            var noise = randn(sum.shape, dtype: ScalarType.Float64, generator: generator) * std;
-            return sum + noise.to(sum.device).to_type(sum.dtype);
+            return sum + Noise(sum, noiseMultiplier * sensitivity, generator);
         });
+
+    // N(0, std^2) shaped like `like`, drawn in float64 on the CPU from the generator, moved to like's device and dtype.
+    private static Tensor Noise(Tensor like, double std, Generator generator)
+    {
+        if (!(std >= 0)) throw new ArgumentOutOfRangeException(nameof(std), std, "noise multiplier must be >= 0");
+        var noise = randn(like.shape, dtype: ScalarType.Float64, generator: generator) * std;
+        return noise.to(like.device).to_type(like.dtype);
     }
 
     private static double Divisor(IReadOnlyDictionary<string, Tensor> perSample, int? n)

@@ -28,7 +28,8 @@ public sealed record BreakdownRow(string Group, string Category, int Count,
 /// paper's (methods x clients with the average, per client count and alpha; methods x alpha; methods x client count)
 /// and PNG plots (mean accuracy against round from round 0, final accuracy against alpha, per-client accuracy, what a
 /// client uploads per round, parameters and Fisher values apart), each titled with the data set and backbone, and the
-/// data set's breakdown (ScienceQA categories, IconQA tasks and skills). Accuracies are in percent, mean ± sample std
+/// data set's breakdown (ScienceQA categories, IconQA tasks and skills), and for runs with <c>dp</c> accuracy against
+/// epsilon. Accuracies are in percent, mean ± sample std
 /// over seeds; clients are numbered from 0.
 /// </summary>
 public sealed class SweepReport
@@ -85,6 +86,20 @@ public sealed class SweepReport
         Runs(clients, alpha, method)
             .SelectMany(r => r.Rounds.Where(x => x.Method == method).GroupBy(x => x.Round).Select(g => (Round: g.Key, Mean: g.Average(x => x.Accuracy))))
             .GroupBy(x => x.Round).OrderBy(g => g.Key).Select(g => (g.Key, OverSeeds.Of(g.Select(x => x.Mean).ToArray()))).ToArray();
+
+    /// <summary>
+    /// For runs with <c>dp</c>: after each round of a method, the largest epsilon any client has spent (rounds.csv's
+    /// <c>epsilon</c>) and the mean client accuracy (%), each over seeds; empty without <c>dp</c>.
+    /// </summary>
+    public IReadOnlyList<(int Round, OverSeeds Epsilon, OverSeeds Accuracy)> PrivacyCurve(int clients, double alpha,
+        string method) =>
+        Runs(clients, alpha, method)
+            .SelectMany(r => r.Rounds.Where(x => x.Method == method && x.Epsilon is not null).GroupBy(x => x.Round)
+                .Select(g => (Round: g.Key, Epsilon: g.Max(x => x.Epsilon!.Value),
+                    Accuracy: g.Select(x => x.Accuracy).Where(a => !double.IsNaN(a)).DefaultIfEmpty(double.NaN).Average())))
+            .GroupBy(x => x.Round).OrderBy(g => g.Key)
+            .Select(g => (g.Key, OverSeeds.Of(g.Select(x => x.Epsilon).ToArray()),
+                OverSeeds.Of(g.Select(x => x.Accuracy).ToArray()))).ToArray();
 
     /// <summary>
     /// Values one client uploads in a round (mean over the client-rounds in which it uploaded anything, over the runs
@@ -217,6 +232,8 @@ public sealed class SweepReport
                 md.AppendLine();
             }
 
+        AppendPrivacy(md);
+
         md.AppendLine("## Communication").AppendLine();
         md.AppendLine("Uploaded by one client in a round it takes part in: model parameters and Fisher values apart, and their "
             + "bytes; and bytes all clients send over a whole run (rounds.csv's uploaded_bytes; runs without that column count "
@@ -246,6 +263,25 @@ public sealed class SweepReport
         return files;
     }
 
+    /// <summary>Accuracy against epsilon (<see cref="PrivacyCurve"/>), for runs with <c>dp</c>.</summary>
+    private void AppendPrivacy(StringBuilder md)
+    {
+        if (runs.FirstOrDefault(r => r.Config.Dp is not null)?.Config.Dp is not { } dp) return;
+        md.AppendLine("## Privacy: accuracy against ε").AppendLine();
+        md.AppendLine($"DP-SGD with noise multiplier σ = {F(dp.NoiseMultiplier)}, per-sample clip norm C = "
+            + $"{F(dp.MaxGradNorm)}, Fisher upload σ = {F(dp.FisherSigma)}; ε at δ = {F(dp.Delta)}: after each round, "
+            + "the largest ε any client has spent (rounds.csv's epsilon) and the mean client accuracy (%), "
+            + "mean ± std over seeds.").AppendLine();
+        md.AppendLine("| Method | Clients | α | Round | ε (largest client) | Accuracy (%) |");
+        md.AppendLine("|---|---:|---:|---:|---:|---:|");
+        foreach (var m in Methods)
+            foreach (int k in ClientCounts)
+                foreach (double a in Alphas)
+                    foreach (var (round, eps, acc) in PrivacyCurve(k, a, m))
+                        md.AppendLine($"| {m} | {k} | {F(a)} | {round} | {Cell(eps, "F2")} | {Cell(acc)} |");
+        md.AppendLine();
+    }
+
     /// <summary>The breakdown table of <see cref="Breakdown"/>, if the data set has one.</summary>
     private void AppendBreakdown(StringBuilder md, int clients, double alpha)
     {
@@ -267,9 +303,9 @@ public sealed class SweepReport
 
     internal static string F(double x) => x.ToString("G", CultureInfo.InvariantCulture);
 
-    private static string Cell(OverSeeds? s) => s is not { } v ? "–"
-        : v.Std is { } sd ? $"{v.Mean.ToString("F1", CultureInfo.InvariantCulture)} ± {sd.ToString("F1", CultureInfo.InvariantCulture)}"
-        : v.Mean.ToString("F1", CultureInfo.InvariantCulture);
+    private static string Cell(OverSeeds? s, string format = "F1") => s is not { } v ? "–"
+        : v.Std is { } sd ? $"{v.Mean.ToString(format, CultureInfo.InvariantCulture)} ± {sd.ToString(format, CultureInfo.InvariantCulture)}"
+        : v.Mean.ToString(format, CultureInfo.InvariantCulture);
 
     /// <summary>Bytes with a decimal unit (B, kB, MB, GB, TB).</summary>
     public static string Bytes(double b)

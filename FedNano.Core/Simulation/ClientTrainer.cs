@@ -30,13 +30,17 @@ internal sealed partial class ClientTrainer(NanoEdge edge, SplitServer server, S
     /// Trains the edge's adapters (already loaded with the starting state) on <paramref name="train"/> for the
     /// configured epochs (or exactly <paramref name="steps"/> mini-batches, reshuffling after each pass); returns
     /// the mean training loss and, when asked, the gradient observer's Fisher estimate (<see cref="IGradientFisher"/>).
+    /// With <c>dp</c> set and a <paramref name="noise"/> generator, every step's gradient is DP-SGD's
+    /// (<see cref="PrivateStep"/>).
     /// </summary>
-    public (double loss, AdapterState? fisher) Train(IReadOnlyList<EncodedSample> train, FitInstructions fit, AdapterState? global, Random rng, int? steps = null)
+    public (double loss, AdapterState? fisher) Train(IReadOnlyList<EncodedSample> train, FitInstructions fit, AdapterState? global, Random rng, int? steps = null,
+        Generator? noise = null)
     {
         edge.train();
         try
         {
-            return Optimise(edge.AdapterParameters().ToArray(), train, fit, global, rng, config, config.LocalEpochs, steps, edge.Device, batch =>
+            return Optimise(edge.AdapterParameters().ToArray(), train, fit, global, rng, config, config.LocalEpochs, steps, edge.Device,
+                config.Dp is { } dp && noise is not null ? batch => PrivateStep(batch, dp, noise) : batch =>
             {
                 var sent = edge.Forward(batch);                                    // client: NanoEdge
                 var (nll, grad) = server.LossAndGradient(sent.detach(), batch.Labels); // split up; server: LLM + loss
@@ -76,19 +80,22 @@ internal sealed partial class ClientTrainer(NanoEdge edge, SplitServer server, S
     /// The diagonal Fisher of the edge's adapters on <paramref name="data"/> by <paramref name="pass"/> (default: the
     /// empirical one): the mean over samples of the squared per-sample gradient of the log-likelihood of the answer
     /// the pass picks (the target, or one drawn from <paramref name="generator"/>), computed exactly from batched
-    /// passes (see <see cref="Adapters.NanoAdapter.PerSampleGradientsOf"/>).
+    /// passes (see <see cref="Adapters.NanoAdapter.PerSampleGradientsOf"/>); with <c>dp</c> and a
+    /// <paramref name="noise"/> generator, the clipped and noised empirical one of <see cref="PrivateFisher"/>.
     /// </summary>
-    public AdapterState Fisher(IReadOnlyList<EncodedSample> data, IFisherPass? pass = null, Generator? generator = null)
+    public AdapterState Fisher(IReadOnlyList<EncodedSample> data, IFisherPass? pass = null, Generator? generator = null,
+        Generator? noise = null)
     {
+        if (config.Dp is { } dp && noise is not null) return PrivateFisher(data, dp, noise);
         var live = edge.AdapterParameters().ToDictionary(p => p.name, p => (Tensor)p.parameter);
         return FisherPass([new FisherJob(live, data, pass ?? new EmpiricalFisher(), generator ?? new Generator(0))], edgeAdapters: true)[0]
             .fisher;
     }
 
     /// <summary>
-    /// <see cref="Fisher(IReadOnlyList{EncodedSample}, IFisherPass?, Generator?)"/> of several clients' adapters, each
-    /// on its own data with its own pass, their i-th batches in one pass through the frozen LLM (adapters stacked as
-    /// in <see cref="TrainBatched"/>); with the bytes each client's batches moved across the split.
+    /// <see cref="Fisher(IReadOnlyList{EncodedSample}, IFisherPass?, Generator?, Generator?)"/> of several clients'
+    /// adapters, each on its own data with its own pass, their i-th batches in one pass through the frozen LLM (adapters
+    /// stacked as in <see cref="TrainBatched"/>); with the bytes each client's batches moved across the split.
     /// </summary>
     public (AdapterState fisher, long splitBytes)[] Fisher(IReadOnlyList<FisherJob> clients)
         => FisherPass(clients, edgeAdapters: false);

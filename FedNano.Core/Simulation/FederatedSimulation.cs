@@ -50,6 +50,14 @@ public sealed record RoundResult(string Method, int Round, int Client, double Ac
     /// skip</c>).</summary>
     public bool NonFinite { get; init; }
 
+    /// <summary>Epsilon the client has spent so far at <c>dp.delta</c> (<see cref="PrivacyLedger"/>); NaN without
+    /// <c>dp</c>.</summary>
+    public double Epsilon { get; init; } = double.NaN;
+
+    /// <summary>The client's privacy accountant's history so far (<see cref="Privacy.RdpAccountant.History"/>; what a
+    /// resumed run restores it from); null without <c>dp</c>.</summary>
+    public IReadOnlyList<Privacy.SgmSteps>? Privacy { get; init; }
+
     /// <summary>Parameters the client uploaded this round.</summary>
     public long UploadedParameters => Traffic.UploadedParams;
 }
@@ -167,6 +175,7 @@ public sealed class FederatedSimulation
         var rows = new List<RoundResult>(start?.Rows ?? []);
         var global = (start?.Global ?? Initial).Clone();
         IReadOnlyList<IReadOnlyList<Prediction>> final = start?.Final ?? [];
+        var privacy = Config.Dp is { } dp ? new PrivacyLedger(dp, this, strategy, rows) : null;
         for (int round = (start?.Round ?? 0) + 1; round <= Config.Rounds; round++)
         {
             var updates = new List<ClientUpdate>();
@@ -227,6 +236,7 @@ public sealed class FederatedSimulation
                 : k => (traffic[k] ?? new ClientTraffic()) with { ClientResidentParams = EdgeFrozenParameters + g.Count + resident[k] };
             final = EvaluateAll(null, rowTraffic, strategy.Name, round, rows, k => strategy.ClientState(k, g) ?? g, trainLoss,
                 countSplit: !pooled, nonFinite: nonFinite);
+            privacy?.Record(rows, round, sampled, fits);
             afterRound?.Invoke(new SimulationState(strategy.Name, round, global, strategy.ExportClientStates(), rows, final));
             Report(strategy.Name, round, rows);
         }
@@ -236,7 +246,7 @@ public sealed class FederatedSimulation
 
     /// <summary>Whether a round's clients train and are evaluated together (<c>execution</c>; auto: on CUDA).</summary>
     internal bool Batched => Config.Execution == "batched"
-        || (Config.Execution == "auto" && Edge.Device.type == TorchSharp.DeviceType.CUDA);
+        || (Config.Execution == "auto" && Edge.Device.type == TorchSharp.DeviceType.CUDA && Config.Dp is null);
 
     /// <summary>The participant index of the single learner on pooled data (<see cref="IStrategy.PoolsData"/>).</summary>
     internal const int Pooled = -1;
@@ -270,9 +280,10 @@ public sealed class FederatedSimulation
                 Edge.LoadAdapterState(starts[j]);
                 long split = Trainer.SplitBytes;
                 int? steps = k == Pooled ? Train.Sum(t => Trainer.StepsFor(t.Length)) : null;
-                var (loss, observed) = Trainer.Train(DataOf(k), fits[j], Prox(j), DataOrder(round, k), steps);
+                using var noise = DpNoise(round, k);
+                var (loss, observed) = Trainer.Train(DataOf(k), fits[j], Prox(j), DataOrder(round, k), steps, noise);
                 using var answers = Answers(j);
-                var fisher = fits[j].Fisher is IFisherPass pass ? Trainer.Fisher(DataOf(k), pass, answers) : observed;
+                var fisher = fits[j].Fisher is IFisherPass pass ? Trainer.Fisher(DataOf(k), pass, answers, noise) : observed;
                 return new ClientOutcome(Edge.AdapterState(), loss, fisher, Trainer.SplitBytes - split);
             }).ToArray();
         else
@@ -343,6 +354,10 @@ public sealed class FederatedSimulation
         var rng = new Random(Seeds.Derive(Config.Seed, Seeds.Purpose("client sampling"), round));
         return Enumerable.Range(0, k).OrderBy(_ => rng.Next()).Take(m).Order().ToArray();
     }
+
+    /// <summary>The generator of a client's DP noise in a round (<c>dp</c>; null without), from the seed.</summary>
+    internal Generator? DpNoise(int round, int client) => Config.Dp is null ? null
+        : new Generator((ulong)Seeds.Derive(Config.Seed, Seeds.Purpose("dp noise"), round, client));
 
     /// <summary>The data order of a client in a round: the same whatever the method, so methods differ only in what they do.</summary>
     internal Random DataOrder(int round, int client) => new(Seeds.Derive(Config.Seed, Seeds.Purpose("data order"), round, client));

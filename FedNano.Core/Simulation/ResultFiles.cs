@@ -60,6 +60,8 @@ public sealed partial record RoundRow
     /// <summary>1 when the client's loss or update was NaN or infinite and it was left out of the aggregate, else
     /// 0.</summary>
     [CsvColumn("nonfinite")] public int NonFinite { get; init; }
+    /// <summary>Epsilon the client has spent so far (at the config's <c>dp.delta</c>); empty without <c>dp</c>.</summary>
+    [CsvColumn("epsilon")] public double? Epsilon { get; init; }
 }
 
 /// <summary>
@@ -92,6 +94,7 @@ public static class ResultFiles
             DownloadedParams = x.Traffic.DownloadedParams, DownloadedBytes = x.Traffic.DownloadedBytes,
             UploadedParams = x.Traffic.UploadedParams, UploadedFisher = x.Traffic.UploadedFisher, UploadedBytes = x.Traffic.UploadedBytes,
             SplitBytesTrain = x.Traffic.SplitBytesTrain, SplitBytesEval = x.Traffic.SplitBytesEval, ClientResidentParams = x.Traffic.ClientResidentParams,
+            Epsilon = double.IsNaN(x.Epsilon) ? null : Math.Round(x.Epsilon, 6),
         });
 
     /// <summary>A fraction (as accuracies are kept in memory) in percent, to four decimals.</summary>

@@ -150,6 +150,12 @@ public sealed record SimulationConfig
     /// results bit for bit). FedDPA-F and centralized always run sequentially.
     /// </summary>
     [JsonPropertyName("execution")] public string Execution { get; init; } = "auto";
+    /// <summary>
+    /// Differential privacy of the clients' training (DP-SGD with exact per-sample clipping of the NanoAdapters'
+    /// gradients, Gaussian noise, and a noised Fisher upload; epsilon per client in rounds.csv); null (default): off.
+    /// Sequential execution only (<c>auto</c> runs it sequentially); not for FedDPA-F.
+    /// </summary>
+    [JsonPropertyName("dp")] public Privacy.DpConfig? Dp { get; init; }
     /// <summary>Seed of every random draw (partition, client sampling, data order, initialisation).</summary>
     [JsonPropertyName("seed")] public int Seed { get; init; }
     /// <summary>Backbone: <c>tiny</c> (the shipped one), <c>mid</c> (random, for speed) or <c>llava-1.5-7b</c> (with <see cref="ModelDir"/>); see <see cref="Checkpoints.Backbones"/>.</summary>
@@ -266,6 +272,22 @@ public sealed record SimulationConfig
         FedDpa.Validate();
         if (Execution is not ("auto" or "batched" or "sequential"))
             throw new ConfigException($"execution must be auto, batched or sequential (got '{Execution}')");
+        if (Dp is not null) ValidateDp(Dp);
+    }
+
+    private void ValidateDp(Privacy.DpConfig dp)
+    {
+        dp.Validate();
+        if (Execution == "batched")
+            throw new ConfigException("dp runs the clients one after another: set execution to sequential or auto " +
+                                      "(batched training has no per-sample clipping)");
+        if (Fisher == FedNano.Fisher.SampledFisher.EstimatorName)
+            throw new ConfigException($"dp noises the empirical Fisher only: fisher '{Fisher}' is not covered; set " +
+                                      $"fisher to {FedNano.Fisher.EmpiricalFisher.EstimatorName} or " +
+                                      $"{FedNano.Fisher.SquaredGradientFisher.EstimatorName}");
+        if (MethodCatalog.Expand(Methods).Contains(Strategies.FedDpaF.MethodName))
+            throw new ConfigException($"dp does not cover {Strategies.FedDpaF.MethodName} (its LoRA trains outside " +
+                                      "DP-SGD): leave it out of methods (all includes it)");
     }
 
     private static readonly JsonSerializerOptions Json = new()

@@ -118,6 +118,18 @@ public class RdpAccountantTests
         Assert.That(eps, Is.EqualTo(published).Within(1).Percent);
     }
 
+    // Abadi et al., "Deep Learning with Differential Privacy" (CCS 2016), Sec. 3.1: q = 0.01, sigma = 4, T = 10000
+    // steps, delta 1e-5 -> epsilon about 1.26 by the moments accountant. Its log moment alpha(lambda) is T times the
+    // RDP at the integer order lambda + 1 and its tail bound is Mironov's conversion, so integer orders reproduce it.
+    [Test]
+    public void MatchesAbadiEtAlsMomentsAccountantWithinOnePercent()
+    {
+        var accountant = new RdpAccountant([.. Enumerable.Range(2, 63).Select(x => (double)x)]);
+        accountant.Step(0.01, 4, 10000);
+        Assert.That(accountant.GetPrivacySpent(1e-5, RdpConversion.Mironov2017).Epsilon,
+            Is.EqualTo(1.26).Within(1).Percent);
+    }
+
     // Opacus, opacus/accountants/analysis/rdp.py module docstring: [(q 1e-5, sigma 1, 10 steps), (1e-4, 3, 4)] over
     // orders 2..32 at delta 1e-5 -> (0.336, 23).
     [Test]
