@@ -12,6 +12,19 @@ public sealed record AdapterConfig
     [JsonPropertyName("rank")] public int Rank { get; init; } = 64;
     /// <summary>Scale s of the residual.</summary>
     [JsonPropertyName("scale")] public double Scale { get; init; } = 1.0;
+    /// <summary>
+    /// Each client's own rank, at most <see cref="Rank"/> (the global adapters' rank); null: every client at
+    /// <see cref="Rank"/>. See <see cref="Adapters.ClientRanks"/>.
+    /// </summary>
+    [JsonPropertyName("client_ranks"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public ClientRanks? ClientRanks { get; init; }
+    /// <summary>
+    /// How adapters of different ranks are merged (with <see cref="ClientRanks"/>): <c>pad</c> (zero-padded to the
+    /// largest rank and merged by the method's own rule) or <c>svd</c> (the size-weighted mean of the products
+    /// <c>up x down</c>, re-factorised by truncated SVD); see <see cref="RankMerging"/>.
+    /// </summary>
+    [JsonPropertyName("rank_merging"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? RankMerging { get; init; }
 
     /// <summary>Largest rank accepted (above any LLM width in use; keeps a typo from asking for terabytes).</summary>
     public const int MaxRank = 16384;
@@ -23,6 +36,8 @@ public sealed record AdapterConfig
         ConfigException.AtMost(Rank, MaxRank, "adapter.rank");
         ConfigException.Positive(Scale, "adapter.scale");
         ConfigException.AtMost(Scale, 1e3, "adapter.scale");
+        if (RankMerging is not (null or "pad" or "svd"))
+            throw new ConfigException($"adapter.rank_merging must be pad or svd (got '{RankMerging}')");
     }
 }
 

@@ -51,6 +51,22 @@ public static class Breakdowns
         return rows;
     }
 
+    /// <summary>
+    /// Accuracy by modality, for clients that lack images or context (<c>missing_modality</c>): group
+    /// <c>modality</c>, the test predictions of all clients of each kind pooled (<c>full</c>, <c>no images</c>, ...),
+    /// then group <c>client</c>, each client's own, named with its kind (<c>0 (no images)</c>). Reads the samples'
+    /// <c>modality</c> metadata; <paramref name="clients"/> holds each client's predictions in client order.
+    /// </summary>
+    public static IReadOnlyList<CategoryAccuracy> ByModality(IReadOnlyList<IReadOnlyCollection<PredictionRecord>> clients)
+    {
+        const string key = Simulation.MissingModalityConfig.MetaKey;
+        var rows = ByField(clients.SelectMany(c => c).ToArray(), key, ["full"]).ToList();
+        rows.AddRange(clients.Select((c, k) => (c, k)).Where(x => x.c.Count > 0).Select(x =>
+            new CategoryAccuracy("client", $"{x.k} ({x.c.First().Sample.MetaValue(key)})", x.c.Count,
+                x.c.Count(r => r.Correct))));
+        return rows;
+    }
+
     /// <summary>Accuracy per value of metadata field <paramref name="key"/> (values in <paramref name="order"/> first, then the rest sorted).</summary>
     public static IEnumerable<CategoryAccuracy> ByField(IReadOnlyCollection<PredictionRecord> records, string key, IReadOnlyList<string>? order = null)
     {

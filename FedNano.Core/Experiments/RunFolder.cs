@@ -65,11 +65,17 @@ public static class RunFolder
 
     /// <summary>
     /// Accuracy per category (the data set's <see cref="Data.IFederatedDataset.Breakdown"/>, e.g. ScienceQA's) for
-    /// each method; empty for none.
+    /// each method, then with <c>missing_modality</c> the accuracy by modality (<see cref="Evaluation.Breakdowns.ByModality"/>);
+    /// empty for none.
     /// </summary>
     public static IReadOnlyList<(string Method, IReadOnlyList<Evaluation.CategoryAccuracy> Rows)> Breakdowns(SimulationConfig config, IEnumerable<MethodResult> results) =>
-        Data.DatasetRegistry.Find(config.Dataset) is { } d
-            ? results.Select(r => (r.Method, d.Breakdown(r.FinalRecords))).Where(b => b.Item2.Count > 0).ToArray() : [];
+        results.Select(r => (r.Method, Rows: (IReadOnlyList<Evaluation.CategoryAccuracy>)[
+                .. Data.DatasetRegistry.Find(config.Dataset)?.Breakdown(r.FinalRecords) ?? [],
+                .. config.MissingModality is null ? [] : Evaluation.Breakdowns.ByModality(r.Final
+                    .Select(p => p.Select(x => new Evaluation.PredictionRecord(x.Sample, x.Predicted, x.PredictedText,
+                        x.Correct)).ToArray()).ToArray()),
+            ]))
+            .Where(b => b.Rows.Count > 0).ToArray();
 
     /// <summary>Key in <see cref="Exception.Data"/> of the run folder a failure was recorded in (marked failed in
     /// run.json).</summary>
@@ -174,9 +180,10 @@ public static class RunFolder
             }
             ResultFiles.Write(Path.Combine(dir, RoundsFile), ResultFiles.Rounds(results));
             ResultFiles.Write(Path.Combine(dir, SummaryFile), ResultFiles.Summary(results, sim.Architecture.Total));
+            if (config.IsRealDataset || config.MissingModality is not null)
+                Evaluation.Breakdowns.WriteCsv(Path.Combine(dir, BreakdownFile), Breakdowns(config, results));
             if (config.IsRealDataset)
             {
-                Evaluation.Breakdowns.WriteCsv(Path.Combine(dir, BreakdownFile), Breakdowns(config, results));
                 foreach (var res in results) Evaluation.Breakdowns.WriteResultsJson(Path.Combine(dir, $"predictions-{res.Method}.json"), res.FinalRecords);
             }
         }

@@ -23,7 +23,8 @@ public sealed record FederatedData(IReadOnlyList<ClientData> Clients, string Par
     /// <c>partition_scheme</c> (<see cref="PartitionerRegistry"/>), then holds out <c>test_fraction</c> of each
     /// client's samples (at least one, and at least one left to train on) as its test part; with
     /// <c>synthetic_dialects</c> above 1, client k's samples in client dialect k mod it
-    /// (<see cref="SyntheticBenchmark.InClientDialect"/>).
+    /// (<see cref="SyntheticBenchmark.InClientDialect"/>); then removes the parts <c>missing_modality</c> names from
+    /// its clients' samples.
     /// </summary>
     public static FederatedData Partition(IReadOnlyList<MultimodalSample> samples, SimulationConfig config)
     {
@@ -40,7 +41,8 @@ public sealed record FederatedData(IReadOnlyList<ClientData> Clients, string Par
                     .ToArray();
             return new ClientData(k, shuffled[test..], shuffled[..test]);
         }).ToArray();
-        return new FederatedData(clients, config.PartitionBy);
+        var data = new FederatedData(clients, config.PartitionBy);
+        return config.MissingModality?.Apply(data, config.Seed) ?? data;
     }
 
     /// <summary>A partitioner's answer is one part per client, each of at least two samples, no sample twice.</summary>

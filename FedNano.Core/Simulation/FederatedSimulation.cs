@@ -111,6 +111,7 @@ public sealed class FederatedSimulation
         Edge = new NanoEdge(backbone.Model, config.Adapter, backbone.Pixels, (long)config.VisualCacheMb << 20);
         Server = new SplitServer(backbone.Model.LanguageModel, config.ActivationCheckpointing);
         Initial = Edge.AdapterState();
+        Ranks = RankPlan.Of(config);
         EncodedSample Encode(MultimodalSample s) => EncodedSample.Encode(s, backbone.Template(LlavaPrompt.Build(s)), backbone.Tokenizer, backbone.Model.TokensPerImage);
         Train = data.Clients.Select(c => c.Train.Select(Encode).ToArray()).ToArray();
         Test = data.Clients.Select(c => c.Test.Select(Encode).ToArray()).ToArray();
@@ -134,6 +135,8 @@ public sealed class FederatedSimulation
     public long EdgeFrozenParameters { get; }
 
     internal AdapterState Initial { get; }
+    /// <summary>Each client's adapter rank where <c>adapter.client_ranks</c> gives them; null: all at the global rank.</summary>
+    internal RankPlan? Ranks { get; }
     internal SimulationConfig Config { get; }
     internal SplitServer Server { get; }
     internal EncodedSample[][] Train { get; }
@@ -188,11 +191,16 @@ public sealed class FederatedSimulation
             var sampled = pooled ? [Pooled] : SampleClients(round);
             var fits = sampled.Select(k => strategy.ConfigureFit(round, k)).ToArray();
             var owns = sampled.Select(k => strategy.ClientState(k, global)).ToArray();
-            var outcomes = TrainClients(round, sampled, fits, owns.Select(o => o ?? global).ToArray(), global);
+            var ranks = pooled ? null : Ranks; // heterogeneous ranks: each client at its own (RankPlan)
+            if (ranks is not null) fits = fits.Select((f, j) => ranks.Fit(sampled[j], f, global)).ToArray();
+            var starts = owns.Select((o, j) => ranks?.View(sampled[j], o ?? global) ?? o ?? global).ToArray();
+            var outcomes = TrainClients(round, sampled, fits, starts, global);
+            if (ranks is not null) foreach (var s in starts) s.Dispose();
             for (int j = 0; j < sampled.Length; j++)
             {
                 var (k, fit, (state, loss, fisher, split)) = (sampled[j], fits[j], outcomes[j]);
-                var (down, downBytes) = owns[j] is null && !pooled ? ClientTraffic.Measure(global) : (0, 0);
+                var (down, downBytes) = owns[j] is null && !pooled
+                    ? ranks?.Measure(k, global) ?? ClientTraffic.Measure(global) : (0, 0);
                 trained.Add(state);
                 if (!double.IsFinite(loss) || !Finite(state) || !Finite(fisher))
                 {
@@ -208,9 +216,11 @@ public sealed class FederatedSimulation
                 var (fisherValues, fisherBytes) = (0L, 0L);
                 if (fit.Upload)
                 {
-                    updates.Add(new ClientUpdate(k, DataOf(k).Count, state, fisher));
-                    (up, upBytes) = ClientTraffic.Measure(state);
-                    (fisherValues, fisherBytes) = ClientTraffic.Measure(fisher);
+                    var update = new ClientUpdate(k, DataOf(k).Count, state, fisher);
+                    if (ranks is not null) update = ranks.Upload(update); // its own rank's components only
+                    updates.Add(update);
+                    (up, upBytes) = ClientTraffic.Measure(update.Parameters);
+                    (fisherValues, fisherBytes) = ClientTraffic.Measure(update.Fisher);
                 }
                 else fisher?.Dispose();
                 if (pooled)
@@ -219,22 +229,31 @@ public sealed class FederatedSimulation
                     continue;
                 }
                 trainLoss[k] = loss;
-                resident[k] = fit.ProximalMu > 0 ? global.Count : 0; // FedProx keeps the global adapters for its proximal term
+                // FedProx keeps the global adapters for its proximal term
+                resident[k] = fit.ProximalMu > 0 ? ranks?.Values(k, global) ?? global.Count : 0;
                 traffic[k] = new ClientTraffic
                 {
                     DownloadedParams = down, DownloadedBytes = downBytes, UploadedParams = up, UploadedFisher = fisherValues,
                     UploadedBytes = upBytes + fisherBytes, SplitBytesTrain = split,
                 };
             }
-            var next = updates.Count == 0 && nonFinite.Any(x => x) ? global.Clone() : strategy.Aggregate(round, global, updates);
+            var next = updates.Count == 0 && nonFinite.Any(x => x) ? global.Clone()
+                : ranks?.Aggregate(strategy, round, global, updates) ?? strategy.Aggregate(round, global, updates);
             global.Dispose();
             global = next;
             foreach (var u in updates) u.Fisher?.Dispose();
+            if (ranks is not null) foreach (var u in updates) u.Parameters.Dispose();
             foreach (var t in trained) t.Dispose();
             var g = global;
             Func<int, ClientTraffic> rowTraffic = pooled ? _ => new ClientTraffic()
-                : k => (traffic[k] ?? new ClientTraffic()) with { ClientResidentParams = EdgeFrozenParameters + g.Count + resident[k] };
-            final = EvaluateAll(null, rowTraffic, strategy.Name, round, rows, k => strategy.ClientState(k, g) ?? g, trainLoss,
+                : k => (traffic[k] ?? new ClientTraffic()) with
+                {
+                    ClientResidentParams = EdgeFrozenParameters + (ranks?.Values(k, g) ?? g.Count) + resident[k],
+                };
+            using var views = ranks is null ? null : new RankPlan.Views(ranks);
+            Func<int, AdapterState> stateOf = views is null ? k => strategy.ClientState(k, g) ?? g
+                : k => views.Of(k, strategy.ClientState(k, g) ?? g);
+            final = EvaluateAll(null, rowTraffic, strategy.Name, round, rows, stateOf, trainLoss,
                 countSplit: !pooled, nonFinite: nonFinite);
             privacy?.Record(rows, round, sampled, fits);
             afterRound?.Invoke(new SimulationState(strategy.Name, round, global, strategy.ExportClientStates(), rows, final));

@@ -77,6 +77,8 @@ internal sealed class LocalOptimisation : IDisposable
         }
         fit.ExtraLoss?.Invoke(Live).backward();
         if (maxGradNorm > 0) nn.utils.clip_grad_norm_(parameters.Select(p => p.parameter), maxGradNorm);
+        if (fit.GradientMask is { } mask)
+            foreach (var (name, p) in parameters) p.grad?.mul_(mask[name]);
         optimizer.step();
         lossSum += loss.item<float>() * count;
         seen += count;

@@ -123,6 +123,9 @@ public sealed record SimulationConfig
     [JsonPropertyName("client_fraction")] public double ClientFraction { get; init; } = 1.0;
     /// <summary>NanoAdapter rank and scale.</summary>
     [JsonPropertyName("adapter")] public AdapterConfig Adapter { get; init; } = new();
+    /// <summary>Clients whose samples lack images or context (see <see cref="MissingModalityConfig"/>); null: none.</summary>
+    [JsonPropertyName("missing_modality"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public MissingModalityConfig? MissingModality { get; init; }
     /// <summary>
     /// Methods to run, in order (see <see cref="MethodCatalog.All"/>); <c>all</c> for every one. Names are checked
     /// against the registry where a run starts (a method registered by the user's code is known only there).
@@ -260,6 +263,8 @@ public sealed record SimulationConfig
         if (Methods.Length == 0) throw new ConfigException("methods must name at least one method");
         if (Methods.Any(string.IsNullOrWhiteSpace)) throw new ConfigException("methods must not hold empty or null names");
         Adapter.Validate();
+        Adapter.ClientRanks?.Validate(Clients, Adapter.Rank);
+        MissingModality?.Validate(Clients);
         if (!Checkpoints.Backbones.Names.Contains(Backbone)) throw new ConfigException($"backbone '{Backbone}' is not one of {string.Join(", ", Checkpoints.Backbones.Names)}");
         Checkpoints.DeviceChoice.Check(Device, Precision); // spelling only: the machine is asked where the model loads
         if (Threads is { } t) ConfigException.Positive(t, "threads");

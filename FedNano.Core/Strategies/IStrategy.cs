@@ -20,6 +20,12 @@ public sealed record FitInstructions
     public Func<IReadOnlyDictionary<string, Tensor>, Tensor>? ExtraLoss { get; init; }
     /// <summary>Whether the client uploads its trained adapters (and Fisher) to the server; false for purely local training.</summary>
     public bool Upload { get; init; } = true;
+    /// <summary>
+    /// Which elements of each trainable tensor the client may change: 1 where it trains, 0 where the gradient is set
+    /// to zero right before every optimiser step (so, from a zero start, the element stays exactly zero); null: all.
+    /// The simulation sets it for a client whose adapter rank is below the global one (its padded components).
+    /// </summary>
+    public AdapterState? GradientMask { get; init; }
 }
 
 /// <summary>What a client uploads after local training.</summary>

@@ -120,7 +120,8 @@ internal static class RunCommand
         var breakdowns = RunFolder.Breakdowns(config, results);
         if (breakdowns.Count > 0) WriteBreakdown(breakdowns);
         AnsiConsole.MarkupLine($"wrote [bold]{Markup.Escape(outDir)}[/]: summary.csv, rounds.csv, config.json, run.json, checkpoints/"
-            + (breakdowns.Count > 0 ? $", {RunFolder.BreakdownFile}, predictions-<method>.json" : ""));
+            + (breakdowns.Count > 0 ? $", {RunFolder.BreakdownFile}" : "")
+            + (config.IsRealDataset ? ", predictions-<method>.json" : ""));
         return 0;
     }
 
@@ -143,6 +144,12 @@ internal static class RunCommand
             progress.Log($"clients' train samples: min {train[0]}, median {train[train.Length / 2]}, max {train[^1]}, "
                 + $"{sim.Data.Clients.Sum(c => c.Test.Count)} test samples in all (per client: rounds.csv, summary.csv)");
         }
+        if (sim.Ranks is { } ranks && ranks.Ranks.Count <= ListedClients)
+            progress.Log("clients' adapter ranks: " + string.Join("  ", ranks.Ranks.Select((r, k) => $"{k}:{r}"))
+                + $" ({config.Adapter.RankMerging ?? "pad"} merging)");
+        if (config.MissingModality is not null && sim.Data.Clients.Count <= ListedClients)
+            progress.Log("clients' modalities: " + string.Join("  ", sim.Data.Clients.Select(c =>
+                $"{c.Index}:{c.Train.FirstOrDefault()?.MetaValue(MissingModalityConfig.MetaKey)}")));
         if (from is not null)
             progress.Log($"continuing from checkpoint {from.Step}: {Words.Count(from.Completed.Count, "method")} done"
                 + (from.Current is { } c ? $", {c.Method} at round {c.Round}" : ""));
