@@ -110,6 +110,31 @@ internal sealed class ReportPlots(SweepReport report, string dir)
         return Save(plot, $"accuracy-vs-alpha_clients-{clients}.png", out relative);
     }
 
+    /// <summary>
+    /// Mean client accuracy against the largest client epsilon after each round (<see cref="SweepReport.PrivacyCurve"/>),
+    /// one line per method; null when no round has a finite epsilon (runs without <c>dp</c>, or sigma 0).
+    /// </summary>
+    public string? AccuracyVsEpsilon(int clients, double alpha, out string relative)
+    {
+        relative = "";
+        var curves = report.Methods.Select(m => (m, curve: report.PrivacyCurve(clients, alpha, m)
+            .Where(c => double.IsFinite(c.Epsilon.Mean)).ToArray())).Where(x => x.curve.Length > 0).ToArray();
+        if (curves.Length == 0) return null;
+        var plot = NewPlot($"Mean client accuracy against ε ({report.Setting}; {clients} clients, α = {SweepReport.F(alpha)})",
+            "ε spent by the most exposed client (after each round)", "Mean client test accuracy (%)");
+        foreach (var (m, curve) in curves)
+        {
+            var s = plot.Add.Scatter(curve.Select(c => c.Epsilon.Mean).ToArray(), curve.Select(c => c.Accuracy.Mean).ToArray(),
+                ColorOf(m));
+            s.LineWidth = 2;
+            s.MarkerSize = 9;
+            s.MarkerShape = ShapeOf(m);
+            s.LegendText = m;
+        }
+        PercentAxis(plot);
+        return Save(plot, $"accuracy-vs-epsilon_{Tag(clients, alpha)}.png", out relative);
+    }
+
     /// <summary>Final accuracy of each client, bars grouped by client, one colour per method (± std over seeds).</summary>
     public string ClientBars(int clients, double alpha, out string relative)
     {

@@ -232,7 +232,7 @@ public sealed class SweepReport
                 md.AppendLine();
             }
 
-        AppendPrivacy(md);
+        AppendPrivacy(md, plots, files);
 
         md.AppendLine("## Communication").AppendLine();
         md.AppendLine("Uploaded by one client in a round it takes part in: model parameters and Fisher values apart, and their "
@@ -264,7 +264,7 @@ public sealed class SweepReport
     }
 
     /// <summary>Accuracy against epsilon (<see cref="PrivacyCurve"/>), for runs with <c>dp</c>.</summary>
-    private void AppendPrivacy(StringBuilder md)
+    private void AppendPrivacy(StringBuilder md, ReportPlots plots, List<string> files)
     {
         if (runs.FirstOrDefault(r => r.Config.Dp is not null)?.Config.Dp is not { } dp) return;
         md.AppendLine("## Privacy: accuracy against ε").AppendLine();
@@ -280,6 +280,13 @@ public sealed class SweepReport
                     foreach (var (round, eps, acc) in PrivacyCurve(k, a, m))
                         md.AppendLine($"| {m} | {k} | {F(a)} | {round} | {Cell(eps, "F2")} | {Cell(acc)} |");
         md.AppendLine();
+        foreach (int k in ClientCounts)
+            foreach (double a in Alphas)
+                if (plots.AccuracyVsEpsilon(k, a, out string path) is { } file)
+                {
+                    files.Add(file);
+                    md.AppendLine($"![mean accuracy against epsilon]({path})").AppendLine();
+                }
     }
 
     /// <summary>The breakdown table of <see cref="Breakdown"/>, if the data set has one.</summary>

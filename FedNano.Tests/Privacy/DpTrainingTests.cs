@@ -202,6 +202,7 @@ public class DpTrainingTests
             string md = File.ReadAllText(Path.Combine(dir, "report.md"));
             Assert.That(md, Does.Contain("## Privacy: accuracy against ε").And.Contain(
                 $"| fedavg | 2 | 1 | 2 | {largest.ToString("F2", System.Globalization.CultureInfo.InvariantCulture)} |"));
+            Assert.That(File.Exists(Path.Combine(dir, "plots", "accuracy-vs-epsilon_clients-2_alpha-1.png")), Is.True);
         }
         finally { Directory.Delete(dir, true); }
     }
