@@ -15,8 +15,8 @@ public interface IFisherEstimator
     string Name { get; }
 
     /// <summary>
-    /// Whether the client divides its estimate by its mean over all its values (<see cref="FisherEstimators.Normalised"/>),
-    /// so every client's Fisher has mean 1 and merging weighs where, not how much, a client is informed.
+    /// Whether the client divides its estimate by its mean over all its values
+    /// (<see cref="FisherEstimators.Normalised"/>), so every client's Fisher has mean 1 and merging weighs where, not how much, a client is informed.
     /// </summary>
     bool Normalise { get; }
 }

@@ -27,7 +27,8 @@ public sealed class SquaredGradientFisher(bool normalise = false) : IGradientFis
 
     private sealed class Observer(IReadOnlyDictionary<string, Tensor> parameters) : IGradientObserver
     {
-        private readonly Dictionary<string, Tensor> sums = parameters.ToDictionary(p => p.Key, p => zeros_like(p.Value));
+        private readonly Dictionary<string, Tensor> sums =
+            parameters.ToDictionary(p => p.Key, p => zeros_like(p.Value));
         private int steps;
 
         public void Step(IReadOnlyDictionary<string, Tensor> gradients)

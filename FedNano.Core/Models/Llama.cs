@@ -276,6 +276,10 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor>
             .unsqueeze(0),
         config.HeadDim, config.RopeTheta);
 
+    /// <summary>The loss a backward starts from: the sum, the mean, or the sum over <paramref name="meanOver"/>.</summary>
+    internal static Tensor Reduce(Tensor loss, bool sum, long? meanOver) =>
+        sum ? loss.sum() : meanOver is { } n ? loss.sum() / n : loss.mean();
+
     /// <summary>
     /// Activation checkpointing of the frozen blocks: runs the blocks without autograd keeping only each block's
     /// input, back-propagates the sum (or mean) of <paramref name="perSampleLoss"/> of the final hidden states, then
@@ -285,7 +289,7 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor>
     /// activations.
     /// </summary>
     internal (Tensor loss, Tensor gradient) BackwardCheckpointed(
-        Tensor inputsEmbeds, ILinearDelta? delta, Func<Tensor, Tensor> perSampleLoss, bool sum)
+        Tensor inputsEmbeds, ILinearDelta? delta, Func<Tensor, Tensor> perSampleLoss, bool sum, long? meanOver = null)
     {
         using var scope = NewDisposeScope();
         Tensor h;
@@ -300,7 +304,7 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor>
             }
         var last = h.requires_grad_(true);
         var loss = perSampleLoss(norm.forward(last));
-        (sum ? loss.sum() : loss.mean()).backward();
+        Reduce(loss, sum, meanOver).backward();
         var grad = last.grad!;
         for (int i = layers.Count - 1; i >= 0; i--)
         {
@@ -377,15 +381,18 @@ public sealed class LlamaForCausalLM : nn.Module<Tensor, Tensor>
     /// to <paramref name="inputsEmbeds"/> (in its dtype), also accumulated into any trainable tensor of
     /// <paramref name="delta"/>. With <paramref name="checkpoint"/> the blocks are recomputed in the backward
     /// (activation checkpointing): the same gradients to float rounding, with one block's activations alive at a time.
+    /// With <paramref name="meanOver"/> (and not <paramref name="sum"/>) the mean is the sum over that many samples:
+    /// those of a whole batch when <paramref name="inputsEmbeds"/> is a micro-batch of it.
     /// </summary>
     public (Tensor nll, Tensor gradient) TargetNllBackward(Tensor inputsEmbeds, Tensor labels, bool sum = false,
-        ILinearDelta? delta = null, bool checkpoint = false)
+        ILinearDelta? delta = null, bool checkpoint = false, long? meanOver = null)
     {
-        if (checkpoint) return model.BackwardCheckpointed(inputsEmbeds, delta, h => NllOfHidden(h, labels), sum);
+        if (checkpoint)
+            return model.BackwardCheckpointed(inputsEmbeds, delta, h => NllOfHidden(h, labels), sum, meanOver);
         using var scope = NewDisposeScope();
         var x = inputsEmbeds.detach().requires_grad_(true);
         var nll = TargetNll(x, labels, delta);
-        (sum ? nll.sum() : nll.mean()).backward();
+        LlamaModel.Reduce(nll, sum, meanOver).backward();
         return (nll.detach().MoveToOuterDisposeScope(), x.grad!.MoveToOuterDisposeScope());
     }
 

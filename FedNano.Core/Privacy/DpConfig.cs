@@ -5,8 +5,8 @@ namespace FedNano.Privacy;
 /// <summary>
 /// Settings of differentially private local training (DP-SGD, <see cref="DpSgd"/>), the config's <c>dp</c>
 /// object: <c>{"noise_multiplier": 1.1, "max_grad_norm": 1.0, "delta": 1e-5}</c>. Epsilon follows from these and
-/// the steps a client runs (<see cref="RdpAccountant"/>); it is reported, not set. An exact Fisher pass (FedNano's upload)
-/// is released through <see cref="DpSgd.NoisyFisher"/> with <see cref="FisherNoiseMultiplier"/> and counted too.
+/// the steps a client runs (<see cref="RdpAccountant"/>); it is reported, not set. An exact Fisher pass (FedNano's
+/// upload) is released through <see cref="DpSgd.NoisyFisher"/> with <see cref="FisherNoiseMultiplier"/>, counted too.
 /// </summary>
 public sealed record DpConfig
 {
@@ -34,7 +34,8 @@ public sealed record DpConfig
         if (!(MaxGradNorm > 0 && double.IsFinite(MaxGradNorm)))
             throw new ConfigException($"dp.max_grad_norm must be > 0 (got {MaxGradNorm}): the per-sample clip norm");
         if (FisherNoiseMultiplier is { } f && !(f >= 0 && double.IsFinite(f)))
-            throw new ConfigException($"dp.fisher_noise_multiplier must be >= 0 (got {f}); leave it out for noise_multiplier");
+            throw new ConfigException($"dp.fisher_noise_multiplier must be >= 0 (got {f}); " +
+                                      "leave it out for noise_multiplier");
         if (!(Delta > 0 && Delta < 1))
             throw new ConfigException($"dp.delta must be in (0, 1) (got {Delta}), e.g. 1e-5");
     }

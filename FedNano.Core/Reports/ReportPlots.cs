@@ -111,8 +111,9 @@ internal sealed class ReportPlots(SweepReport report, string dir)
     }
 
     /// <summary>
-    /// Mean client accuracy against the largest client epsilon after each round (<see cref="SweepReport.PrivacyCurve"/>),
-    /// one line per method; null when no round has a finite epsilon (runs without <c>dp</c>, or sigma 0).
+    /// Mean client accuracy against the largest client epsilon after each round
+    /// (<see cref="SweepReport.PrivacyCurve"/>), one line per method; null when no round has a finite epsilon (runs
+    /// without <c>dp</c>, or sigma 0).
     /// </summary>
     public string? AccuracyVsEpsilon(int clients, double alpha, out string relative)
     {
@@ -120,12 +121,13 @@ internal sealed class ReportPlots(SweepReport report, string dir)
         var curves = report.Methods.Select(m => (m, curve: report.PrivacyCurve(clients, alpha, m)
             .Where(c => double.IsFinite(c.Epsilon.Mean)).ToArray())).Where(x => x.curve.Length > 0).ToArray();
         if (curves.Length == 0) return null;
-        var plot = NewPlot($"Mean client accuracy against ε ({report.Setting}; {clients} clients, α = {SweepReport.F(alpha)})",
+        var plot = NewPlot(
+            $"Mean client accuracy against ε ({report.Setting}; {clients} clients, α = {SweepReport.F(alpha)})",
             "ε spent by the most exposed client (after each round)", "Mean client test accuracy (%)");
         foreach (var (m, curve) in curves)
         {
-            var s = plot.Add.Scatter(curve.Select(c => c.Epsilon.Mean).ToArray(), curve.Select(c => c.Accuracy.Mean).ToArray(),
-                ColorOf(m));
+            var s = plot.Add.Scatter(curve.Select(c => c.Epsilon.Mean).ToArray(),
+                curve.Select(c => c.Accuracy.Mean).ToArray(), ColorOf(m));
             s.LineWidth = 2;
             s.MarkerSize = 9;
             s.MarkerShape = ShapeOf(m);

@@ -96,7 +96,8 @@ public sealed class SweepReport
         Runs(clients, alpha, method)
             .SelectMany(r => r.Rounds.Where(x => x.Method == method && x.Epsilon is not null).GroupBy(x => x.Round)
                 .Select(g => (Round: g.Key, Epsilon: g.Max(x => x.Epsilon!.Value),
-                    Accuracy: g.Select(x => x.Accuracy).Where(a => !double.IsNaN(a)).DefaultIfEmpty(double.NaN).Average())))
+                    Accuracy: g.Select(x => x.Accuracy).Where(a => !double.IsNaN(a)).DefaultIfEmpty(double.NaN)
+                        .Average())))
             .GroupBy(x => x.Round).OrderBy(g => g.Key)
             .Select(g => (g.Key, OverSeeds.Of(g.Select(x => x.Epsilon).ToArray()),
                 OverSeeds.Of(g.Select(x => x.Accuracy).ToArray()))).ToArray();
@@ -269,7 +270,8 @@ public sealed class SweepReport
         if (runs.FirstOrDefault(r => r.Config.Dp is not null)?.Config.Dp is not { } dp) return;
         md.AppendLine("## Privacy: accuracy against ε").AppendLine();
         md.AppendLine($"DP-SGD with noise multiplier σ = {F(dp.NoiseMultiplier)}, per-sample clip norm C = "
-            + $"{F(dp.MaxGradNorm)}, Fisher upload σ = {F(dp.FisherSigma)}; ε at δ = {F(dp.Delta)}: after each round, "
+            + $"{F(dp.MaxGradNorm)}, Fisher upload σ = {F(dp.FisherSigma)}; ε at δ = {F(dp.Delta)}: "
+            + "after each round, "
             + "the largest ε any client has spent (rounds.csv's epsilon) and the mean client accuracy (%), "
             + "mean ± std over seeds.").AppendLine();
         md.AppendLine("| Method | Clients | α | Round | ε (largest client) | Accuracy (%) |");
@@ -310,9 +312,11 @@ public sealed class SweepReport
 
     internal static string F(double x) => x.ToString("G", CultureInfo.InvariantCulture);
 
-    private static string Cell(OverSeeds? s, string format = "F1") => s is not { } v ? "–"
-        : v.Std is { } sd ? $"{v.Mean.ToString(format, CultureInfo.InvariantCulture)} ± {sd.ToString(format, CultureInfo.InvariantCulture)}"
-        : v.Mean.ToString(format, CultureInfo.InvariantCulture);
+    private static string Cell(OverSeeds? s, string format = "F1")
+    {
+        string N(double x) => x.ToString(format, CultureInfo.InvariantCulture);
+        return s is not { } v ? "–" : v.Std is { } sd ? $"{N(v.Mean)} ± {N(sd)}" : N(v.Mean);
+    }
 
     /// <summary>Bytes with a decimal unit (B, kB, MB, GB, TB).</summary>
     public static string Bytes(double b)

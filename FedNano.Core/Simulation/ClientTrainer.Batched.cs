@@ -6,20 +6,22 @@ using static TorchSharp.torch;
 namespace FedNano.Simulation;
 
 /// <summary>One client's local training in a batched round.</summary>
+/// <param name="Client">Its index (for the traffic it moves).</param>
 /// <param name="Start">The adapters it starts from (not changed).</param>
 /// <param name="Data">Its training samples.</param>
 /// <param name="Fit">What its strategy asks of it.</param>
 /// <param name="Global">The global adapters of its proximal term, or null.</param>
 /// <param name="Order">Its data order.</param>
 internal sealed record ClientJob(
-    AdapterState Start, IReadOnlyList<EncodedSample> Data, FitInstructions Fit, AdapterState? Global, Random Order);
+    int Client, AdapterState Start, IReadOnlyList<EncodedSample> Data, FitInstructions Fit, AdapterState? Global,
+    Random Order);
 
 /// <summary>What a client's local training ended with.</summary>
 /// <param name="Trained">Its trained adapters (the caller disposes them).</param>
 /// <param name="Loss">Its mean training loss.</param>
 /// <param name="Fisher">Its Fisher estimate when asked (squared mini-batch gradients, or the exact pass's).</param>
-/// <param name="SplitBytes">Bytes its batches moved across the split (as if it had run alone).</param>
-internal sealed record ClientOutcome(AdapterState Trained, double Loss, AdapterState? Fisher, long SplitBytes);
+/// <param name="SplitBytes">Bytes it moved across the split (read from <see cref="SplitTraffic"/>).</param>
+internal sealed record ClientOutcome(AdapterState Trained, double Loss, AdapterState? Fisher, long SplitBytes = 0);
 
 internal sealed partial class ClientTrainer
 {
@@ -27,7 +29,8 @@ internal sealed partial class ClientTrainer
     /// Trains several clients together, each with its own adapters, AdamW state, data order and number of steps:
     /// at step s every client that still has a mini-batch s contributes it, their adapters are stacked and
     /// selected per sample (NanoEdge's stacked <c>Adapt</c>), and forwards and backwards through the frozen LLM of up
-    /// to <c>batch_size</c> samples each, whichever clients they belong to, serve them all. The loss back-propagated is the sum over clients of each one's batch-mean loss, so each
+    /// to <c>train_batch_tokens</c> each, whichever clients their samples belong to, serve them all. The loss
+    /// back-propagated is the sum over clients of each one's batch-mean loss, so each
     /// client's gradient is its own; the rest of its step (clipping, proximal and extra terms, squared gradients)
     /// is <see cref="LocalOptimisation.Step"/> on its own parameters. The same result as <see cref="Train"/>
     /// client by client, to float rounding.
@@ -39,7 +42,6 @@ internal sealed partial class ClientTrainer
             .ToArray();
         var runs = jobs.Select((j, i) => new LocalOptimisation(
             parameters[i], j.Data, j.Fit, j.Global, j.Order, config, config.LocalEpochs, null)).ToArray();
-        var split = new long[jobs.Count];
         try
         {
             while (runs.Select((run, i) => (i, samples: run.Next())).Where(a => a.samples is not null).ToArray() is
@@ -55,34 +57,36 @@ internal sealed partial class ClientTrainer
                 var live = active.Select(a => runs[a.i].Live).ToArray();
                 var nlls = new List<Tensor>();
                 Tensor? sent = null;
-                // through the LLM in chunks of at most batch_size samples, so a step's activations are those of one
-                // client's step however many clients train together; gradients accumulate over the chunks
-                for (int c = 0; c < samples.Length; c += config.BatchSize)
+                // through the LLM in chunks of at most train_batch_tokens, so a step's activations are bounded
+                // however many clients train together; gradients accumulate over the chunks
+                int c = 0;
+                foreach (var chunk in Evaluator.Batches(samples, s => s.PromptIds.Length + s.TargetIds.Length,
+                             config.TrainBatchTokens))
                 {
-                    int n = Math.Min(config.BatchSize, samples.Length - c);
-                    using var batch = EncodedBatch.Create(samples[c..(c + n)], true, 0, edge.Device);
+                    int n = chunk.Length;
+                    using var batch = EncodedBatch.Create(chunk, true, 0, edge.Device);
                     var raw = edge.RawSequence(batch);
                     sent = edge.Adapt(raw, batch.IsImage, tensor(client[c..(c + n)], device: edge.Device), live);
                     var (nll, grad) = server.LossAndGradient(sent.detach(), batch.Labels, sum: true);
                     var weight = tensor(weights[c..(c + n)], device: edge.Device).view(-1, 1, 1);
                     sent.backward([(grad.to_type(ScalarType.Float32) * weight).to_type(grad.dtype)]);
                     nlls.Add(nll);
+                    c += n;
                 }
                 var all = cat(nlls.ToArray(), 0);
                 int offset = 0;
                 foreach (var (i, own) in active)
                 {
                     runs[i].Step(all[offset..(offset + own!.Length)].mean(), own.Length);
-                    split[i] += SequenceBytes(own, sent!);
+                    Traffic.Step(jobs[i].Client, own, sent!);
                     offset += own.Length;
                 }
             }
-            SplitBytes += split.Sum();
             return runs.Select((run, i) =>
             {
                 var (loss, squared) = run.Result();
                 var trained = new AdapterState(parameters[i].ToDictionary(p => p.n, p => p.Item2.detach().clone()));
-                return new ClientOutcome(trained, loss, squared, split[i]);
+                return new ClientOutcome(trained, loss, squared);
             }).ToArray();
         }
         finally
@@ -91,9 +95,4 @@ internal sealed partial class ClientTrainer
             foreach (var (_, p) in parameters.SelectMany(p => p)) p.Dispose();
         }
     }
-
-    /// <summary>Bytes a client's batch moves across the split (up and down), padded as when it runs alone.</summary>
-    private static long SequenceBytes(EncodedSample[] samples, Tensor sent) =>
-        2L * samples.Length * samples.Max(s => s.PromptIds.Length + s.TargetIds.Length) * sent.shape[2]
-           * sent.ElementSize;
 }

@@ -9,18 +9,19 @@ internal sealed partial class ClientTrainer
     /// <summary>
     /// One DP-SGD step's gradient (<see cref="DpSgd"/>, config <c>dp</c>) on <paramref name="batch"/>: the server
     /// returns the gradient of the summed loss with respect to the sequence (each sample's row its own), the exact
-    /// per-sample gradients of the NanoAdapters follow from it (<see cref="Adapters.NanoAdapter.PerSampleGradientsOf"/>),
-    /// each is clipped to <c>dp.max_grad_norm</c>, they are summed, Gaussian noise from <paramref name="noise"/> is added
-    /// and the sum divided by the batch's size; that is put in the adapters' gradients, for the rest of the step.
+    /// per-sample gradients of the NanoAdapters follow from it
+    /// (<see cref="Adapters.NanoAdapter.PerSampleGradientsOf"/>), each is clipped to <c>dp.max_grad_norm</c>, they
+    /// are summed, Gaussian noise from <paramref name="noise"/> is added and the sum divided by the batch's size;
+    /// that is put in the adapters' gradients, for the rest of the step.
     /// Returns the batch-mean loss.
     /// </summary>
-    internal Tensor PrivateStep(EncodedBatch batch, DpConfig dp, Generator noise)
+    internal Tensor PrivateStep(EncodedBatch batch, DpConfig dp, Generator noise, int client = 0)
     {
         var raw = edge.RawSequence(batch);
         Tensor sent;
         using (no_grad()) sent = edge.Adapt(raw, batch.IsImage);
         var (nll, g) = server.LossAndGradient(sent, batch.Labels, sum: true);
-        SplitBytes += 2 * sent.numel() * sent.ElementSize;
+        Traffic.Step(client, batch.Samples, sent);
         using (no_grad())
         {
             var mean = DpSgd.NoisyMeanGradient(PerSampleGradients(raw, g, batch.IsImage), dp.MaxGradNorm,
@@ -38,7 +39,7 @@ internal sealed partial class ClientTrainer
     /// batches, noised once with <c>dp.fisher_noise_multiplier</c>, divided by the number of samples): one Gaussian
     /// mechanism with sampling rate 1.
     /// </summary>
-    private AdapterState PrivateFisher(IReadOnlyList<EncodedSample> data, DpConfig dp, Generator noise)
+    private AdapterState PrivateFisher(IReadOnlyList<EncodedSample> data, DpConfig dp, Generator noise, int client)
     {
         var sums = edge.AdapterParameters().ToDictionary(p => p.name, p => zeros_like(p.parameter));
         for (int i = 0; i < data.Count; i += config.BatchSize)
@@ -49,7 +50,7 @@ internal sealed partial class ClientTrainer
             Tensor sent;
             using (no_grad()) sent = edge.Adapt(raw, batch.IsImage);
             var (_, g) = server.LossAndGradient(sent, batch.Labels, sum: true);
-            SplitBytes += 2 * sent.numel() * sent.ElementSize;
+            Traffic.Step(client, batch.Samples, sent);
             using (no_grad())
                 foreach (var (name, sum) in DpSgd.ClippedSquareSums(PerSampleGradients(raw, g, batch.IsImage),
                              dp.MaxGradNorm))
@@ -61,12 +62,16 @@ internal sealed partial class ClientTrainer
     }
 
     /// <summary>
-    /// Each sample's gradient [B, ...] of the edge's adapter parameters (named as <see cref="NanoEdge.AdapterParameters"/>
-    /// names them), from the raw sequence and the gradient of a sum of per-sample losses with respect to the adapted one.
+    /// Each sample's gradient [B, ...] of the edge's adapter parameters (named as
+    /// <see cref="NanoEdge.AdapterParameters"/> names them), from the raw sequence and the gradient of a sum of
+    /// per-sample losses with respect to the adapted one.
     /// </summary>
     private Dictionary<string, Tensor> PerSampleGradients(Tensor raw, Tensor gradOut, Tensor isImage)
     {
-        var sides = new[] { ("adapter_i", edge.AdapterI, isImage), ("adapter_t", edge.AdapterT, isImage.logical_not()) };
+        var sides = new[]
+        {
+            ("adapter_i", edge.AdapterI, isImage), ("adapter_t", edge.AdapterT, isImage.logical_not()),
+        };
         return sides.SelectMany(s => s.Item2.PerSampleGradients(raw, gradOut, s.Item3)
                 .Select(p => (name: s.Item1 + "." + p.Key, grad: p.Value)))
             .ToDictionary(p => p.name, p => p.grad);

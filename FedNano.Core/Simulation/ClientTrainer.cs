@@ -10,44 +10,50 @@ using static TorchSharp.torch;
 namespace FedNano.Simulation;
 
 /// <summary>One client's part of a Fisher pass.</summary>
+/// <param name="Client">Its index (its traffic counts to it).</param>
 /// <param name="Adapters">Its adapters by name.</param>
 /// <param name="Data">Its training samples.</param>
 /// <param name="Pass">Which answers' log-likelihood gradients it squares.</param>
 /// <param name="Generator">Its seeded source of any answer draw.</param>
-internal sealed record FisherJob(AdapterTensors Adapters, Samples Data, IFisherPass Pass, Generator Generator);
+internal sealed record FisherJob(
+    int Client, AdapterTensors Adapters, Samples Data, IFisherPass Pass, Generator Generator);
 
 /// <summary>
 /// Local training of a client's NanoAdapters across the split: the client runs its NanoEdge, the server runs
 /// the frozen LLM and the loss, and only the gradient with respect to the sequence comes back. Counts what
-/// crosses the split.
+/// crosses the split, by client, in <see cref="Traffic"/>.
 /// </summary>
-internal sealed partial class ClientTrainer(NanoEdge edge, SplitServer server, SimulationConfig config)
+internal sealed partial class ClientTrainer(
+    NanoEdge edge, SplitServer server, SimulationConfig config, SplitTraffic? traffic = null)
 {
-    /// <summary>Bytes that crossed the split (activations up, gradients down) since creation.</summary>
-    public long SplitBytes { get; private set; }
+    /// <summary>What each client moved across the split (activations up, gradients down).</summary>
+    public SplitTraffic Traffic { get; } = traffic ?? new();
 
     /// <summary>
     /// Trains the edge's adapters (already loaded with the starting state) on <paramref name="train"/> for the
     /// configured epochs (or exactly <paramref name="steps"/> mini-batches, reshuffling after each pass); returns
     /// the mean training loss and, when asked, the gradient observer's Fisher estimate (<see cref="IGradientFisher"/>).
     /// With <c>dp</c> set and a <paramref name="noise"/> generator, every step's gradient is DP-SGD's
-    /// (<see cref="PrivateStep"/>).
+    /// (<see cref="PrivateStep"/>). Traffic counts to <paramref name="client"/>.
     /// </summary>
-    public (double loss, AdapterState? fisher) Train(IReadOnlyList<EncodedSample> train, FitInstructions fit, AdapterState? global, Random rng, int? steps = null,
-        Generator? noise = null)
+    public (double loss, AdapterState? fisher) Train(IReadOnlyList<EncodedSample> train, FitInstructions fit,
+        AdapterState? global, Random rng, int? steps = null, Generator? noise = null, int client = 0)
     {
         edge.train();
         try
         {
-            return Optimise(edge.AdapterParameters().ToArray(), train, fit, global, rng, config, config.LocalEpochs, steps, edge.Device,
-                config.Dp is { } dp && noise is not null ? batch => PrivateStep(batch, dp, noise) : batch =>
-            {
-                var sent = edge.Forward(batch);                                    // client: NanoEdge
-                var (nll, grad) = server.LossAndGradient(sent.detach(), batch.Labels); // split up; server: LLM + loss
-                sent.backward([grad]);                                             // split down, into the adapters
-                SplitBytes += 2 * sent.numel() * sent.ElementSize;
-                return nll.mean();
-            });
+            Func<EncodedBatch, Tensor> step = config.Dp is { } dp && noise is not null
+                ? batch => PrivateStep(batch, dp, noise, client)
+                : batch =>
+                {
+                    var sent = edge.Forward(batch);                                    // client: NanoEdge
+                    var (nll, grad) = server.LossAndGradient(sent.detach(), batch.Labels); // split up: LLM + loss
+                    sent.backward([grad]);                                             // split down, into the adapters
+                    Traffic.Step(client, batch.Samples, sent);
+                    return nll.mean();
+                };
+            return Optimise(edge.AdapterParameters().ToArray(), train, fit, global, rng, config, config.LocalEpochs,
+                steps, edge.Device, step);
         }
         finally { edge.eval(); }
     }
@@ -82,22 +88,23 @@ internal sealed partial class ClientTrainer(NanoEdge edge, SplitServer server, S
     /// the pass picks (the target, or one drawn from <paramref name="generator"/>), computed exactly from batched
     /// passes (see <see cref="Adapters.NanoAdapter.PerSampleGradientsOf"/>); with <c>dp</c> and a
     /// <paramref name="noise"/> generator, the clipped and noised empirical one of <see cref="PrivateFisher"/>.
+    /// Traffic counts to <paramref name="client"/>.
     /// </summary>
     public AdapterState Fisher(IReadOnlyList<EncodedSample> data, IFisherPass? pass = null, Generator? generator = null,
-        Generator? noise = null)
+        Generator? noise = null, int client = 0)
     {
-        if (config.Dp is { } dp && noise is not null) return PrivateFisher(data, dp, noise);
+        if (config.Dp is { } dp && noise is not null) return PrivateFisher(data, dp, noise, client);
         var live = edge.AdapterParameters().ToDictionary(p => p.name, p => (Tensor)p.parameter);
-        return FisherPass([new FisherJob(live, data, pass ?? new EmpiricalFisher(), generator ?? new Generator(0))], edgeAdapters: true)[0]
-            .fisher;
+        var job = new FisherJob(client, live, data, pass ?? new EmpiricalFisher(), generator ?? new Generator(0));
+        return FisherPass([job], edgeAdapters: true)[0];
     }
 
     /// <summary>
-    /// <see cref="Fisher(IReadOnlyList{EncodedSample}, IFisherPass?, Generator?, Generator?)"/> of several clients'
-    /// adapters, each on its own data with its own pass, their i-th batches in one pass through the frozen LLM (adapters
-    /// stacked as in <see cref="TrainBatched"/>); with the bytes each client's batches moved across the split.
+    /// <see cref="Fisher(IReadOnlyList{EncodedSample}, IFisherPass?, Generator?, Generator?, int)"/> of several
+    /// clients' adapters, each on its own data with its own pass, their i-th batches in one pass through the frozen LLM
+    /// (adapters stacked as in <see cref="TrainBatched"/>).
     /// </summary>
-    public (AdapterState fisher, long splitBytes)[] Fisher(IReadOnlyList<FisherJob> clients)
+    public AdapterState[] Fisher(IReadOnlyList<FisherJob> clients)
         => FisherPass(clients, edgeAdapters: false);
 
     /// <summary>Consecutive groups of clients' batches of at most <c>batch_size</c> samples in all.</summary>
@@ -121,9 +128,8 @@ internal sealed partial class ClientTrainer(NanoEdge edge, SplitServer server, S
         tensor(counts.SelectMany((n, c) => Enumerable.Repeat((long)c, n)).ToArray(), device: edge.Device);
 
     /// <summary>The Fisher pass; with <paramref name="edgeAdapters"/> the one client's adapters are the edge's.</summary>
-    private (AdapterState fisher, long splitBytes)[] FisherPass(IReadOnlyList<FisherJob> clients, bool edgeAdapters)
+    private AdapterState[] FisherPass(IReadOnlyList<FisherJob> clients, bool edgeAdapters)
     {
-        var split = new long[clients.Count];
         var sums = clients.Select(c => c.Adapters.ToDictionary(p => p.Key, p => zeros_like(p.Value))).ToArray();
         var sides = new[] { ("adapter_i", edge.AdapterI.Scale, false), ("adapter_t", edge.AdapterT.Scale, true) };
         for (int i = 0; clients.Any(c => i < c.Data.Count); i += config.BatchSize)
@@ -140,12 +146,13 @@ internal sealed partial class ClientTrainer(NanoEdge edge, SplitServer server, S
                     using (no_grad())
                         return edgeAdapters ? edge.Adapt(raw, b.IsImage) : edge.Adapt(raw, b.IsImage, client, adapters);
                 }
-                var active = Answered(group, clients, split, Send);
-                using var batch = EncodedBatch.Create(active.SelectMany(a => a.samples).ToArray(), true, 0, edge.Device);
+                var active = Answered(group, clients, Send);
+                using var batch =
+                    EncodedBatch.Create(active.SelectMany(a => a.samples).ToArray(), true, 0, edge.Device);
                 var raw = edge.RawSequence(batch);
                 var sent = Send(batch, raw);
                 var (_, g) = server.LossAndGradient(sent, batch.Labels, sum: true);
-                foreach (var (k, samples) in active) split[k] += SequenceBytes(samples, sent);
+                foreach (var (k, samples) in active) Traffic.Step(clients[k].Client, samples, sent);
                 using (no_grad())
                     foreach (var (prefix, scale, text) in sides)
                     {
@@ -163,19 +170,18 @@ internal sealed partial class ClientTrainer(NanoEdge edge, SplitServer server, S
                         }
                     }
             }
-        SplitBytes += split.Sum();
-        return sums.Select((s, k) => (new AdapterState(s.ToDictionary(p => p.Key, p => p.Value.div_(Math.Max(clients[k].Data.Count, 1)))),
-            split[k])).ToArray();
+        return sums.Select((s, k) => new AdapterState(
+            s.ToDictionary(p => p.Key, p => p.Value.div_(Math.Max(clients[k].Data.Count, 1))))).ToArray();
     }
 
     /// <summary>
     /// The samples of a Fisher batch, the clients' runs <paramref name="group"/>, each with the answer its client's
     /// pass picks as its target (a copy with that option's letter where it is not the true one). The options are
-    /// scored (the sequences up, <paramref name="send"/>, and the option scores down, counted in
-    /// <paramref name="split"/>) at most once, only if a pass asks.
+    /// scored (the sequences up, <paramref name="send"/>, and the option scores down, counted in <see cref="Traffic"/>)
+    /// at most once, only if a pass asks.
     /// </summary>
     private (int k, EncodedSample[] samples)[] Answered((int k, EncodedSample[] samples)[] group,
-        IReadOnlyList<FisherJob> clients, long[] split, Func<EncodedBatch, Tensor, Tensor> send)
+        IReadOnlyList<FisherJob> clients, Func<EncodedBatch, Tensor, Tensor> send)
     {
         Tensor? scores = null;
         Tensor Scores()
@@ -194,7 +200,9 @@ internal sealed partial class ClientTrainer(NanoEdge edge, SplitServer server, S
                     .masked_fill(tensor(offered, [batch.Count, width], device: sent.device).logical_not(),
                         double.NegativeInfinity).cpu();
             foreach (var (k, samples) in group)
-                split[k] += SequenceBytes(samples, sent) / 2 + samples.Sum(s => s.ChoiceIds.Length) * sizeof(float);
+                Traffic.Add(clients[k].Client, SplitTraffic.Sequences(samples.Length,
+                        samples.Max(s => s.PromptIds.Length + s.TargetIds.Length), sent)
+                    + SplitTraffic.Scores(samples.Sum(s => s.ChoiceIds.Length)));
             return scores;
         }
         int offset = 0;

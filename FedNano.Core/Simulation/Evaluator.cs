@@ -27,23 +27,25 @@ internal sealed record EvalClient(
 /// ScienceQA evaluation reads a single letter); free-form: batched greedy generation with a key/value cache up to
 /// <paramref name="maxNewTokens"/> tokens, exact match after <see cref="Data.Prompts.AnswerParser.NormalizeFreeAnswer"/>.
 /// Batches are sized by tokens: a batch's samples times its longest sequence (every image's visual tokens counted)
-/// stays within <paramref name="batchTokens"/>; a longer sample runs alone.
+/// stays within <paramref name="batchTokens"/>; a longer sample runs alone. What crosses the split counts in
+/// <see cref="Traffic"/>: the sequences up (for free-form answers the prompt once, then each generated token's
+/// embedding), and back the scores of the offered letters (multiple choice) or the generated token ids.
 /// </summary>
 internal sealed class Evaluator(NanoEdge edge, SplitServer server, Tokenizers.ITextTokenizer tokenizer,
-    int batchTokens = Evaluator.DefaultBatchTokens, int maxNewTokens = 8)
+    int batchTokens = Evaluator.DefaultBatchTokens, int maxNewTokens = 8, SplitTraffic? traffic = null)
 {
     /// <summary>Default token budget of an evaluation batch.</summary>
     public const int DefaultBatchTokens = 8192;
 
-    /// <summary>
-    /// Bytes that crossed the split since creation: the input-embedding sequences up (for free-form answers the
-    /// prompt once, then each generated token's embedding), and back the scores of the offered letters (multiple
-    /// choice) or the generated token ids (4 bytes each).
-    /// </summary>
-    public long SplitBytes { get; private set; }
+    /// <summary>What each client moved across the split.</summary>
+    public SplitTraffic Traffic { get; } = traffic ?? new();
 
-    /// <summary>Predictions of the edge's current adapters, or of <paramref name="client"/>'s own model.</summary>
-    public IReadOnlyList<Prediction> Predict(IReadOnlyList<EncodedSample> samples, EvalClient? client = null)
+    /// <summary>
+    /// Predictions of the edge's current adapters, or of <paramref name="client"/>'s own model; traffic counts to
+    /// client <paramref name="index"/>.
+    /// </summary>
+    public IReadOnlyList<Prediction> Predict(IReadOnlyList<EncodedSample> samples, EvalClient? client = null,
+        int index = 0)
     {
         client ??= new EvalClient(edge.Forward, edge.forward);
         using var _ = no_grad();
@@ -53,24 +55,24 @@ internal sealed class Evaluator(NanoEdge edge, SplitServer server, Tokenizers.IT
             using var scope = NewDisposeScope();
             using var batch = EncodedBatch.Create(group, false, tokenizer.PadId, edge.Device);
             var sequence = client.Sequence(batch);
-            SplitBytes += sequence.numel() * sequence.ElementSize + group.Sum(x => x.ChoiceIds.Length) * sizeof(float);
+            Traffic.Add(index, Scoring(group, SplitTraffic.TokenBytes(sequence)));
             var delta = client.Delta?.Invoke(batch, sequence);
             var logProbs = server.NextTokenLogProbs(sequence, batch.AnswerPositions, delta).cpu();
             for (int b = 0; b < batch.Count; b++) result.Add(Score(batch.Samples[b], logProbs, b));
         }
         var free = samples.Where(s => s.ChoiceIds.Length == 0);
         foreach (var group in Batches(free, s => s.PromptIds.Length + maxNewTokens, batchTokens))
-            result.AddRange(Generate(group, client));
+            result.AddRange(Generate(group, client, index));
         return result;
     }
 
     /// <summary>
     /// The multiple-choice predictions of several clients, each with its own adapters (<paramref name="adapters"/>,
     /// named as the edge names its parameters) on its own samples, batched across clients (adapters stacked per
-    /// sample, as in training); free-form samples are left out. With the bytes each client's batches would have
-    /// moved across the split had it run alone (<see cref="Predict"/>'s batches of its samples).
+    /// sample, as in training); free-form samples are left out. Each client's traffic counts to its index in
+    /// <paramref name="indices"/> as if it had run alone (<see cref="Predict"/>'s batches of its samples).
     /// </summary>
-    public (List<Prediction>[] predictions, long[] splitBytes) PredictChoices(
+    public List<Prediction>[] PredictChoices(IReadOnlyList<int> indices,
         IReadOnlyList<IReadOnlyList<EncodedSample>> clients,
         IReadOnlyList<IReadOnlyDictionary<string, Tensor>> adapters)
     {
@@ -79,7 +81,7 @@ internal sealed class Evaluator(NanoEdge edge, SplitServer server, Tokenizers.IT
         var owner = new Dictionary<EncodedSample, int>(ReferenceEqualityComparer.Instance);
         for (int k = 0; k < clients.Count; k++) foreach (var s in clients[k]) owner[s] = k;
         IEnumerable<EncodedSample> Choices(IEnumerable<EncodedSample> c) => c.Where(s => s.ChoiceIds.Length > 0);
-        long bytesPerToken = 0;
+        long tokenBytes = 0;
         foreach (var group in Batches(clients.SelectMany(Choices), s => s.PromptIds.Length, batchTokens))
         {
             using var scope = NewDisposeScope();
@@ -89,16 +91,20 @@ internal sealed class Evaluator(NanoEdge edge, SplitServer server, Tokenizers.IT
             var client = tensor(index, device: edge.Device);
             using var raw = edge.RawSequence(batch);
             var sequence = edge.Adapt(raw, batch.IsImage, client, present.Select(k => adapters[k]).ToArray());
-            bytesPerToken = sequence.shape[2] * sequence.ElementSize;
+            tokenBytes = SplitTraffic.TokenBytes(sequence);
             var logProbs = server.NextTokenLogProbs(sequence, batch.AnswerPositions).cpu();
             for (int b = 0; b < batch.Count; b++) predictions[owner[group[b]]].Add(Score(group[b], logProbs, b));
         }
-        var split = clients.Select(c => Batches(Choices(c), s => s.PromptIds.Length, batchTokens).Sum(g =>
-            g.Length * g.Max(s => s.PromptIds.Length) * bytesPerToken + g.Sum(s => s.ChoiceIds.Length) * sizeof(float)))
-            .ToArray();
-        SplitBytes += split.Sum();
-        return (predictions, split);
+        for (int k = 0; k < clients.Count; k++)
+            foreach (var g in Batches(Choices(clients[k]), s => s.PromptIds.Length, batchTokens))
+                Traffic.Add(indices[k], Scoring(g, tokenBytes));
+        return predictions;
     }
+
+    /// <summary>A multiple-choice batch's messages: its sequences up, the offered letters' scores down.</summary>
+    private static long Scoring(EncodedSample[] group, long tokenBytes) =>
+        group.Length * group.Max(s => s.PromptIds.Length) * tokenBytes
+        + SplitTraffic.Scores(group.Sum(s => s.ChoiceIds.Length));
 
     /// <summary>The prediction on multiple-choice sample <paramref name="s"/> from row <paramref name="b"/>.</summary>
     private static Prediction Score(EncodedSample s, Tensor logProbs, int b)
@@ -138,7 +144,7 @@ internal sealed class Evaluator(NanoEdge edge, SplitServer server, Tokenizers.IT
     /// sends only the new tokens' embeddings, at each sample's next position, attending to its own prompt (padding
     /// masked) and the tokens generated so far. The same tokens as re-running the whole prefix at every step.
     /// </summary>
-    private IEnumerable<Prediction> Generate(EncodedSample[] group, EvalClient client)
+    private IEnumerable<Prediction> Generate(EncodedSample[] group, EvalClient client, int index)
     {
         using var scope = NewDisposeScope();
         using var batch = EncodedBatch.Create(group, false, tokenizer.PadId, edge.Device);
@@ -146,7 +152,7 @@ internal sealed class Evaluator(NanoEdge edge, SplitServer server, Tokenizers.IT
         var device = edge.Device;
         var sequence = client.Sequence(batch);
         var delta = client.Delta?.Invoke(batch, sequence);
-        SplitBytes += sequence.numel() * sequence.ElementSize;
+        Traffic.Add(index, SplitTraffic.Sequences(group.Length, sequence.shape[1], sequence));
         var logProbs = server.NextTokenLogProbs(sequence, batch.AnswerPositions, delta, cache);
         var lengths = group.Select(s => (long)s.PromptIds.Length).ToArray();
         var keyMask = arange(sequence.shape[1], device: device).unsqueeze(0)
@@ -159,7 +165,7 @@ internal sealed class Evaluator(NanoEdge edge, SplitServer server, Tokenizers.IT
         {
             var next = logProbs.argmax(-1).cpu().data<long>().ToArray();
             int active = done.Count(d => !d);
-            SplitBytes += active * sizeof(int);
+            Traffic.Add(index, SplitTraffic.TokenIds(active));
             for (int b = 0; b < group.Length; b++)
             {
                 if (done[b]) continue;
@@ -168,7 +174,7 @@ internal sealed class Evaluator(NanoEdge edge, SplitServer server, Tokenizers.IT
             }
             if (step == maxNewTokens - 1 || done.All(d => d)) break;
             var embedded = client.EmbedTokens(tensor(next, [group.Length, 1], device: device));
-            SplitBytes += done.Count(d => !d) * embedded.shape[^1] * embedded.ElementSize;
+            Traffic.Add(index, SplitTraffic.Sequences(done.Count(d => !d), 1, embedded));
             var positions = tensor(lengths.Select(l => l + step).ToArray(), [group.Length, 1], device: device);
             keyMask = cat([keyMask, ones(group.Length, 1, ScalarType.Bool, device)], 1);
             logProbs = server.NextTokenLogProbs(embedded, atFirst, delta, cache, positions, keyMask);

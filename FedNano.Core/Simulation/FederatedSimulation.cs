@@ -109,14 +109,14 @@ public sealed class FederatedSimulation
         Data = data;
         manual_seed(Seeds.Derive(config.Seed, Seeds.Purpose("adapter init")));
         Edge = new NanoEdge(backbone.Model, config.Adapter, backbone.Pixels, (long)config.VisualCacheMb << 20);
-        Server = new SplitServer(backbone.Model.LanguageModel, config.ActivationCheckpointing);
+        Server = new SplitServer(backbone.Model.LanguageModel, config.ActivationCheckpointing, config.TrainBatchTokens);
         Initial = Edge.AdapterState();
         Ranks = RankPlan.Of(config);
         EncodedSample Encode(MultimodalSample s) => EncodedSample.Encode(s, backbone.Template(LlavaPrompt.Build(s)), backbone.Tokenizer, backbone.Model.TokensPerImage);
         Train = data.Clients.Select(c => c.Train.Select(Encode).ToArray()).ToArray();
         Test = data.Clients.Select(c => c.Test.Select(Encode).ToArray()).ToArray();
-        Trainer = new ClientTrainer(Edge, Server, config);
-        Evaluator = new Evaluator(Edge, Server, backbone.Tokenizer, config.EvalBatchTokens);
+        Trainer = new ClientTrainer(Edge, Server, config, Traffic);
+        Evaluator = new Evaluator(Edge, Server, backbone.Tokenizer, config.EvalBatchTokens, traffic: Traffic);
         EdgeFrozenParameters = Edge.FrozenParameters().Sum(p => p.parameter.numel());
         Architecture = backbone.Model.Architecture(backbone.Name);
     }
@@ -143,6 +143,8 @@ public sealed class FederatedSimulation
     internal EncodedSample[][] Test { get; }
     internal ClientTrainer Trainer { get; }
     internal Evaluator Evaluator { get; }
+    /// <summary>What each client moved across the split, read after its training and after its evaluation.</summary>
+    internal SplitTraffic Traffic { get; } = new();
 
     /// <summary>Reports after every round.</summary>
     public event Action<SimulationProgress>? Progress;
@@ -284,7 +286,7 @@ public sealed class FederatedSimulation
     /// <summary>
     /// Local training of a round's sampled <paramref name="clients"/> from <paramref name="starts"/> (and the Fisher
     /// pass where asked; each Fisher normalised where its estimator says): one after another, or batched through the
-    /// frozen LLM (<c>execution</c>).
+    /// frozen LLM (<c>execution</c>); each with the bytes it moved across the split.
     /// </summary>
     internal ClientOutcome[] TrainClients(
         int round, int[] clients, FitInstructions[] fits, AdapterState[] starts, AdapterState global)
@@ -297,59 +299,55 @@ public sealed class FederatedSimulation
             outcomes = clients.Select((k, j) =>
             {
                 Edge.LoadAdapterState(starts[j]);
-                long split = Trainer.SplitBytes;
                 int? steps = k == Pooled ? Train.Sum(t => Trainer.StepsFor(t.Length)) : null;
                 using var noise = DpNoise(round, k);
-                var (loss, observed) = Trainer.Train(DataOf(k), fits[j], Prox(j), DataOrder(round, k), steps, noise);
+                var (loss, observed) = Trainer.Train(DataOf(k), fits[j], Prox(j), DataOrder(round, k), steps, noise, k);
                 using var answers = Answers(j);
-                var fisher = fits[j].Fisher is IFisherPass pass ? Trainer.Fisher(DataOf(k), pass, answers, noise) : observed;
-                return new ClientOutcome(Edge.AdapterState(), loss, fisher, Trainer.SplitBytes - split);
+                var fisher = fits[j].Fisher is IFisherPass pass
+                    ? Trainer.Fisher(DataOf(k), pass, answers, noise, k) : observed;
+                return new ClientOutcome(Edge.AdapterState(), loss, fisher);
             }).ToArray();
         else
         {
-            var jobs = clients.Select((k, j) => new ClientJob(starts[j], Train[k], fits[j], Prox(j), DataOrder(round, k)));
+            var jobs = clients.Select((k, j) =>
+                new ClientJob(k, starts[j], Train[k], fits[j], Prox(j), DataOrder(round, k)));
             outcomes = Trainer.TrainBatched(jobs.ToArray());
             var exact = Enumerable.Range(0, clients.Length).Where(j => fits[j].Fisher is IFisherPass).ToArray();
-            var passes = exact.Select(j => new FisherJob(outcomes[j].Trained.Tensors, Train[clients[j]],
+            var passes = exact.Select(j => new FisherJob(clients[j], outcomes[j].Trained.Tensors, Train[clients[j]],
                 (IFisherPass)fits[j].Fisher!, Answers(j))).ToArray();
-            foreach (var (j, (fisher, bytes)) in exact.Zip(Trainer.Fisher(passes)))
-                outcomes[j] = outcomes[j] with { Fisher = fisher, SplitBytes = outcomes[j].SplitBytes + bytes };
+            foreach (var (j, fisher) in exact.Zip(Trainer.Fisher(passes)))
+                outcomes[j] = outcomes[j] with { Fisher = fisher };
             foreach (var p in passes) p.Generator.Dispose();
         }
         for (int j = 0; j < outcomes.Length; j++)
             if (fits[j].Fisher is { Normalise: true } && outcomes[j].Fisher is { } raw)
                 using (raw) outcomes[j] = outcomes[j] with { Fisher = FisherEstimators.Normalised(raw) };
-        return outcomes;
+        return outcomes.Select((o, j) => o with { SplitBytes = Traffic.Take(clients[j]) }).ToArray();
     }
 
     /// <summary>
     /// The test predictions of <paramref name="clients"/>, each with its own adapters (<paramref name="stateOf"/>):
     /// the multiple-choice samples of all of them batched together (<see cref="Evaluator.PredictChoices"/>), free-form
-    /// ones client by client; with the bytes each client moved across the split (as if it had run alone), by client
-    /// index. The edge is left holding the last client's adapters.
+    /// ones client by client, by client index. The edge is left holding the last client's adapters.
     /// </summary>
-    private (IReadOnlyList<Prediction>[] predictions, long[] splitBytes) PredictBatched(
-        int[] clients, Func<int, AdapterState> stateOf)
+    private IReadOnlyList<Prediction>[] PredictBatched(int[] clients, Func<int, AdapterState> stateOf)
     {
         var states = clients.Select(stateOf).ToArray();
         var tests = clients.Select(k => (IReadOnlyList<EncodedSample>)Test[k]).ToArray();
-        var (choices, bytes) = Evaluator.PredictChoices(tests, states.Select(s => s.Tensors).ToArray());
+        var choices = Evaluator.PredictChoices(clients, tests, states.Select(s => s.Tensors).ToArray());
         var predictions = new IReadOnlyList<Prediction>[Test.Length];
-        var splitBytes = new long[Test.Length];
         for (int j = 0; j < clients.Length; j++)
         {
             var free = Test[clients[j]].Where(s => s.ChoiceIds.Length == 0).ToArray();
             if (free.Length > 0)
             {
                 Edge.LoadAdapterState(states[j]);
-                long before = Evaluator.SplitBytes;
-                choices[j].AddRange(Evaluator.Predict(free));
-                bytes[j] += Evaluator.SplitBytes - before;
+                choices[j].AddRange(Evaluator.Predict(free, index: clients[j]));
             }
-            (predictions[clients[j]], splitBytes[clients[j]]) = (choices[j], bytes[j]);
+            predictions[clients[j]] = choices[j];
         }
         if (states.Length > 0) Edge.LoadAdapterState(states[^1]); // the edge ends as after sequential evaluation
-        return (predictions, splitBytes);
+        return predictions;
     }
 
     internal static readonly IReadOnlyDictionary<int, AdapterState> NoClientState = new Dictionary<int, AdapterState>();
@@ -392,8 +390,7 @@ public sealed class FederatedSimulation
     {
         var preds = new IReadOnlyList<Prediction>[Test.Length];
         var evaluated = EvaluatedClients(round);
-        (IReadOnlyList<Prediction>[] predictions, long[] splitBytes)? batched =
-            client is null && stateOf is not null && Batched
+        var batched = client is null && stateOf is not null && Batched
                 ? PredictBatched(Enumerable.Range(0, Test.Length).Where(k => evaluated[k]).ToArray(), stateOf) : null;
         for (int k = 0; k < Test.Length; k++)
         {
@@ -404,14 +401,13 @@ public sealed class FederatedSimulation
                 if (trained) rows.Add(new RoundResult(method, round, k, double.NaN, double.NaN, trainLoss![k], traffic(k)));
                 continue;
             }
-            long before = Evaluator.SplitBytes, bytes;
-            if (batched is { } b) (preds[k], bytes) = (b.predictions[k], b.splitBytes[k]);
+            if (batched is not null) preds[k] = batched[k];
             else
             {
                 if (client is null) Edge.LoadAdapterState(stateOf?.Invoke(k) ?? state!);
-                preds[k] = Evaluator.Predict(Test[k], client?.Invoke(k));
-                bytes = Evaluator.SplitBytes - before;
+                preds[k] = Evaluator.Predict(Test[k], client?.Invoke(k), k);
             }
+            long bytes = Traffic.Take(k);
             var p = preds[k];
             var t = traffic(k) with { SplitBytesEval = countSplit ? bytes : 0 };
             rows.Add(new RoundResult(method, round, k,

@@ -10,8 +10,8 @@ namespace FedNano.Simulation;
 /// <summary>
 /// One client's local optimisation, a step at a time: AdamW over its own parameters, its mini-batches in the
 /// order drawn from its generator (reshuffled each epoch), and after the task loss's backward the rest of a
-/// step — a Fisher estimator's gradient observer (of the task loss) when asked, the strategy's proximal and extra loss
-/// terms, clipping to <c>max_grad_norm</c> over its own parameters, the optimiser step. Several of them can be
+/// step — a Fisher estimator's gradient observer (of the task loss) when asked, the strategy's proximal and extra
+/// loss terms, clipping to <c>max_grad_norm</c> over its own parameters, the optimiser step. Several of them can be
 /// stepped together, their task losses back-propagated in one pass (<see cref="ClientTrainer.TrainBatched"/>).
 /// </summary>
 internal sealed class LocalOptimisation : IDisposable

@@ -42,8 +42,8 @@ public static class MethodCatalog
         Nano(FedNanoFisher.MethodName, "FedNano", c => new FedNanoFisher(c.FisherFloor,
             Fisher.FisherEstimators.Create(c.Fisher, c.FisherNormalise)), up: true, fisher: true,
             clients: true, "NanoAdapters up; their diagonal Fisher (same count) up for Fisher merging"),
-        Nano(FedNanoEf.MethodName, "FedNano-EF", c => new FedNanoEf(c.FisherFloor, c.FisherNormalise), up: true, fisher: true,
-            clients: true, "as FedNano, Fisher from squared gradients seen while training"),
+        Nano(FedNanoEf.MethodName, "FedNano-EF", c => new FedNanoEf(c.FisherFloor, c.FisherNormalise), up: true,
+            fisher: true, clients: true, "as FedNano, Fisher from squared gradients seen while training"),
     ];
 
     /// <summary>An entry for a method that trains the NanoAdapters on the NanoEdge split.</summary>

@@ -60,7 +60,8 @@ public sealed partial record RoundRow
     /// <summary>1 when the client's loss or update was NaN or infinite and it was left out of the aggregate, else
     /// 0.</summary>
     [CsvColumn("nonfinite")] public int NonFinite { get; init; }
-    /// <summary>Epsilon the client has spent so far (at the config's <c>dp.delta</c>); empty without <c>dp</c>.</summary>
+    /// <summary>Epsilon the client has spent so far (at the config's <c>dp.delta</c>); empty without <c>dp</c>.
+    /// </summary>
     [CsvColumn("epsilon")] public double? Epsilon { get; init; }
 }
 

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using FedNano.Adapters;
+using FedNano.Edge;
 
 namespace FedNano.Simulation;
 
@@ -53,8 +54,8 @@ public sealed record SimulationConfig
     [JsonPropertyName("synthetic_samples")] public int SyntheticSamples { get; init; } = 1000;
     /// <summary>
     /// Synthetic benchmark: client dialects, 1 (default: every client words things alike) to
-    /// <see cref="Data.Synthetic.SyntheticBenchmark.MaxClientDialects"/>; client k writes in dialect k mod this, in which
-    /// the colour, shape, position and number words are shifted along their lists, so clients of different dialects
+    /// <see cref="Data.Synthetic.SyntheticBenchmark.MaxClientDialects"/>; client k writes in dialect k mod this, in
+    /// which the colour, shape, position and number words are shifted along their lists, so clients of different dialects
     /// conflict over what a word means (<see cref="Data.Synthetic.SyntheticBenchmark.InClientDialect"/>).
     /// </summary>
     [JsonPropertyName("synthetic_dialects")] public int SyntheticDialects { get; init; } = 1;
@@ -108,6 +109,13 @@ public sealed record SimulationConfig
     /// </summary>
     [JsonPropertyName("activation_checkpointing")] public bool ActivationCheckpointing { get; init; }
     /// <summary>
+    /// Token budget of one forward and backward through the frozen LLM in training: samples times the longest
+    /// sequence (visual tokens counted). A longer batch goes through in micro-batches of whole samples, gradients
+    /// concatenated (the same step to float rounding); a sample longer than the budget runs alone. Bounds a training
+    /// step's activations whatever <c>batch_size</c>; batched clients fill it with several clients' batches.
+    /// </summary>
+    [JsonPropertyName("train_batch_tokens")] public int TrainBatchTokens { get; init; } = SplitServer.DefaultTrainTokens;
+    /// <summary>
     /// Host memory (MiB) for the clients' visual tokens, computed once per image and moved to the device per batch;
     /// past it the least recently used are recomputed when needed. 0 keeps none.
     /// </summary>
@@ -134,12 +142,12 @@ public sealed record SimulationConfig
     /// <summary>Fisher merging's floor: where the weighted Fisher sum is at most this, the size-weighted mean is used.</summary>
     [JsonPropertyName("fisher_floor")] public double FisherFloor { get; init; } = 1e-20;
     /// <summary>
-    /// Method <c>fednano</c>'s Fisher estimator (<see cref="FedNano.Fisher.FisherEstimators"/>): <c>empirical</c> (default; an
-    /// extra pass with the true answers), <c>sampled</c> (the same pass with answers drawn from the model) or <c>ef</c>
+    /// Method <c>fednano</c>'s Fisher estimator (<see cref="FedNano.Fisher.FisherEstimators"/>): <c>empirical</c>
+    /// (default; an extra pass with the true answers), <c>sampled</c> (the same pass with answers drawn from the model) or <c>ef</c>
     /// (squared mini-batch gradients of training, as <c>fednano-ef</c>, whose estimator is always <c>ef</c>).
     /// </summary>
     [JsonPropertyName("fisher")] public string Fisher { get; init; } = FedNano.Fisher.EmpiricalFisher.EstimatorName;
-    /// <summary>Divide each client's Fisher by its mean (so it has mean 1) before it is uploaded; fednano and fednano-ef.</summary>
+    /// <summary>Divide each client's Fisher by its mean (mean 1) before it is uploaded; fednano and fednano-ef.</summary>
     [JsonPropertyName("fisher_normalise")] public bool FisherNormalise { get; init; }
     /// <summary>FedProx's proximal weight mu in <c>mu/2 ||theta - theta_global||^2</c> (0 makes it FedAvg).</summary>
     [JsonPropertyName("fedprox_mu")] public double FedProxMu { get; init; } = 0.01;
@@ -226,6 +234,7 @@ public sealed record SimulationConfig
         ConfigException.Positive(LocalEpochs, "local_epochs");
         ConfigException.Positive(BatchSize, "batch_size");
         ConfigException.Positive(EvalBatchTokens, "eval_batch_tokens");
+        ConfigException.Positive(TrainBatchTokens, "train_batch_tokens");
         ConfigException.Positive(EvaluateEvery, "evaluate_every");
         if (!(EvaluateFraction > 0 && EvaluateFraction <= 1)) throw new ConfigException($"evaluate_fraction must be in (0, 1] (got {EvaluateFraction})");
         if (VisualCacheMb < 0) throw new ConfigException($"visual_cache_mb must be >= 0, 0 for no cache (got {VisualCacheMb})");
@@ -244,6 +253,7 @@ public sealed record SimulationConfig
         ConfigException.AtMost(BatchSize, 65_536, "batch_size");
         ConfigException.AtMost(MinPartitionSize, MaxSyntheticSamples, "min_partition_size");
         ConfigException.AtMost(EvalBatchTokens, 100_000_000, "eval_batch_tokens");
+        ConfigException.AtMost(TrainBatchTokens, 100_000_000, "train_batch_tokens");
         ConfigException.AtMost(VisualCacheMb, 1_000_000, "visual_cache_mb");
         if (MinPartitionSize < 2) throw new ConfigException($"min_partition_size must be >= 2 so every client has a train and a test part (got {MinPartitionSize})");
         if (!(LearningRate >= 0)) throw new ConfigException($"learning_rate must be >= 0 (got {LearningRate})");

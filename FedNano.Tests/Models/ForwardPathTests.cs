@@ -57,6 +57,38 @@ public class ForwardPathTests
     }
 
     [Test]
+    public void MicroBatchedStepEqualsTheWholeBatch([Values] bool checkpoint)
+    {
+        var (backbone, samples) = Setup(7, false);
+        var llm = backbone.Model.LanguageModel;
+        using var edge = new NanoEdge(backbone.Model, new AdapterConfig { Rank = 4 }, backbone.Pixels);
+        using var batch = EncodedBatch.Create(samples, true, backbone.Tokenizer.PadId, CPU);
+        using var sent = edge.Forward(batch).detach();
+        manual_seed(2);
+        using var lora = new LoraSet(llm.Config, 2);
+        using (no_grad()) foreach (var (_, p) in lora.Parameters()) p.normal_(0, 0.1);
+        var whole = new SplitServer(llm, checkpoint, int.MaxValue);
+        var micro = new SplitServer(llm, checkpoint, 2 * (int)sent.shape[1] + 1); // 2, 2, 2 and 1 samples
+        foreach (var sum in new[] { false, true })
+        {
+            (Tensor nll, Tensor grad, Tensor[] lora) Step(SplitServer server)
+            {
+                var (nll, grad) = server.LossAndGradient(sent, batch.Labels, sum, lora);
+                var g = lora.Parameters().Select(p => p.parameter.grad!.clone()).ToArray();
+                foreach (var (_, p) in lora.Parameters()) p.grad!.zero_();
+                return (nll, grad, g);
+            }
+            var (nllWhole, gradWhole, loraWhole) = Step(whole);
+            var (nllMicro, gradMicro, loraMicro) = Step(micro);
+            Assert.That(gradWhole.abs().max().item<float>(), Is.GreaterThan(0f));
+            Assert.That(nllMicro.allclose(nllWhole, rtol: 0, atol: 1e-6), $"nll, sum={sum}");
+            Assert.That((gradMicro - gradWhole).abs().max().item<float>(), Is.LessThan(1e-6f), $"gradient, sum={sum}");
+            for (int i = 0; i < loraWhole.Length; i++)
+                Assert.That((loraMicro[i] - loraWhole[i]).abs().max().item<float>(), Is.LessThan(1e-5f), $"LoRA {i}");
+        }
+    }
+
+    [Test]
     public void CheckpointedTrainingMovesTheAdaptersAsThePlainOne()
     {
         var (backbone, samples) = Setup(8, false);

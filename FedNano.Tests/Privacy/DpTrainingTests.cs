@@ -200,8 +200,9 @@ public class DpTrainingTests
                 Is.EqualTo(fedavg.Where(r => r.Round == 2).Average(r => r.Accuracy)).Within(1e-9));
             report.Write(dir, "run");
             string md = File.ReadAllText(Path.Combine(dir, "report.md"));
-            Assert.That(md, Does.Contain("## Privacy: accuracy against ε").And.Contain(
-                $"| fedavg | 2 | 1 | 2 | {largest.ToString("F2", System.Globalization.CultureInfo.InvariantCulture)} |"));
+            string eps = largest.ToString("F2", System.Globalization.CultureInfo.InvariantCulture);
+            Assert.That(md, Does.Contain("## Privacy: accuracy against ε")
+                .And.Contain($"| fedavg | 2 | 1 | 2 | {eps} |"));
             Assert.That(File.Exists(Path.Combine(dir, "plots", "accuracy-vs-epsilon_clients-2_alpha-1.png")), Is.True);
         }
         finally { Directory.Delete(dir, true); }

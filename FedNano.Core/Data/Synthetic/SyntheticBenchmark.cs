@@ -64,7 +64,7 @@ public static class SyntheticBenchmark
         return samples;
     }
 
-    /// <summary>Most client dialects <see cref="InClientDialect"/> tells apart (the shortest word list's length).</summary>
+    /// <summary>Most client dialects <see cref="InClientDialect"/> tells apart (the shortest list's length).</summary>
     public const int MaxClientDialects = 4;
 
     /// <summary>
