@@ -13,13 +13,21 @@ namespace FedNano.Simulation;
 public sealed record Prediction(Data.MultimodalSample Sample, int Predicted, string? PredictedText, bool Correct, double Loss);
 
 /// <summary>
-/// How a client turns its test batches into what it sends the server: the input-embedding sequence of a batch,
-/// the embedding of generated token ids [B, T], and optionally a correction inside the LLM for a batch given its
-/// sequence (FedDPA-F's LoRA mixture).
+/// How a client with a model of its own is evaluated (<see cref="Strategies.IClientAlgorithm.Evaluation"/>): how it
+/// turns its test batches into what goes to the LLM: the input-embedding sequence of a batch, the embedding of
+/// generated token ids [B, T], and optionally a correction inside the LLM for a batch given its sequence (FedDPA-F's
+/// LoRA mixture). Built inside Core, as it works on Core's internal batches.
 /// </summary>
-internal sealed record EvalClient(
-    Func<EncodedBatch, Tensor> Sequence, Func<Tensor, Tensor> EmbedTokens,
-    Func<EncodedBatch, Tensor, ILinearDelta?>? Delta = null);
+public sealed class EvalClient
+{
+    internal EvalClient(Func<EncodedBatch, Tensor> sequence, Func<Tensor, Tensor> embedTokens,
+        Func<EncodedBatch, Tensor, ILinearDelta?>? delta = null) =>
+        (Sequence, EmbedTokens, Delta) = (sequence, embedTokens, delta);
+
+    internal Func<EncodedBatch, Tensor> Sequence { get; }
+    internal Func<Tensor, Tensor> EmbedTokens { get; }
+    internal Func<EncodedBatch, Tensor, ILinearDelta?>? Delta { get; }
+}
 
 /// <summary>
 /// Scores the current adapters on test samples through the split. Multiple choice: the option whose letter

@@ -93,9 +93,11 @@ public sealed record SimulationProgress(string Method, int Round, int Rounds, do
 /// <summary>
 /// The federated simulation in one process: a frozen backbone split into the server's LLM and the clients'
 /// NanoEdge (one frozen copy shared by all simulated clients, adapters swapped per client), the clients'
-/// data, and the round loop: sample clients, each starts from the global adapters (or its own, for a
-/// personalising strategy) and trains locally, uploads, the strategy aggregates; every client's test accuracy
+/// data, and the one round loop of every method: sample clients, each starts from the global adapters (or its own,
+/// for a personalising strategy) and trains locally, uploads, the strategy aggregates; every client's test accuracy
 /// is measured after each round, and what every client moves and holds is counted (<see cref="ClientTraffic"/>).
+/// What a client holds, trains and is evaluated with is the strategy's client algorithm
+/// (<see cref="IClientAlgorithm"/>: NanoAdapters by default, FedDPA-F's LoRA inside the LLM).
 /// </summary>
 public sealed class FederatedSimulation
 {
@@ -167,20 +169,26 @@ public sealed class FederatedSimulation
     }
 
     /// <summary>
-    /// Runs a federated strategy for the configured rounds (<see cref="FedDpaF"/> on its own training path); see
-    /// <see cref="Run"/> for <paramref name="start"/> and <paramref name="afterRound"/>. A personalising strategy's
-    /// per-client state goes into the reported states and comes back from <paramref name="start"/> through
-    /// <see cref="IStrategy.ExportClientStates"/> and <see cref="IStrategy.ImportClientStates"/>.
+    /// Runs a federated strategy for the configured rounds, its clients as its client algorithm has them
+    /// (<see cref="IStrategy.CreateClient"/>); see <see cref="Run"/> for <paramref name="start"/> and
+    /// <paramref name="afterRound"/>. A personalising strategy's per-client state goes into the reported states and
+    /// comes back from <paramref name="start"/> through <see cref="IStrategy.ExportClientStates"/> and
+    /// <see cref="IStrategy.ImportClientStates"/>.
     /// </summary>
     public MethodResult RunStrategy(IStrategy strategy, SimulationState? start = null, Action<SimulationState>? afterRound = null)
     {
         CheckStart(start, strategy.Name);
-        if (strategy is FedDpaF dpa) return dpa.Run(this, start, afterRound);
+        using var clientSide = strategy.CreateClient(this);
+        var missing = start is null ? []
+            : clientSide.Initial.Tensors.Keys.Where(k => !start.Global.Tensors.ContainsKey(k)).ToArray();
+        if (missing.Length > 0)
+            throw new ArgumentException($"the start state lacks {missing.Length} tensor(s) of '{strategy.Name}', e.g. " +
+                $"'{missing[0]}' (made with another rank or backbone?)", nameof(start));
         strategy.ImportClientStates(start?.Clients ?? NoClientState);
         var rows = new List<RoundResult>(start?.Rows ?? []);
-        var global = (start?.Global ?? Initial).Clone();
+        var global = (start?.Global ?? clientSide.Initial).Clone();
         IReadOnlyList<IReadOnlyList<Prediction>> final = start?.Final ?? [];
-        var privacy = Config.Dp is { } dp ? new PrivacyLedger(dp, this, strategy, rows) : null;
+        var privacy = Config.Dp is { } dp && clientSide.OnNanoEdge ? new PrivacyLedger(dp, this, strategy, rows) : null;
         for (int round = (start?.Round ?? 0) + 1; round <= Config.Rounds; round++)
         {
             var updates = new List<ClientUpdate>();
@@ -193,10 +201,11 @@ public sealed class FederatedSimulation
             var sampled = pooled ? [Pooled] : SampleClients(round);
             var fits = sampled.Select(k => strategy.ConfigureFit(round, k)).ToArray();
             var owns = sampled.Select(k => strategy.ClientState(k, global)).ToArray();
-            var ranks = pooled ? null : Ranks; // heterogeneous ranks: each client at its own (RankPlan)
+            // heterogeneous ranks: each client at its own (RankPlan)
+            var ranks = pooled || !clientSide.OnNanoEdge ? null : Ranks;
             if (ranks is not null) fits = fits.Select((f, j) => ranks.Fit(sampled[j], f, global)).ToArray();
             var starts = owns.Select((o, j) => ranks?.View(sampled[j], o ?? global) ?? o ?? global).ToArray();
-            var outcomes = TrainClients(round, sampled, fits, starts, global);
+            var outcomes = clientSide.Fit(round, sampled, fits, starts, global);
             if (ranks is not null) foreach (var s in starts) s.Dispose();
             for (int j = 0; j < sampled.Length; j++)
             {
@@ -246,17 +255,18 @@ public sealed class FederatedSimulation
             foreach (var u in updates) u.Fisher?.Dispose();
             if (ranks is not null) foreach (var u in updates) u.Parameters.Dispose();
             foreach (var t in trained) t.Dispose();
+            if (round == Config.Rounds) clientSide.AfterLastRound(round, global);
             var g = global;
             Func<int, ClientTraffic> rowTraffic = pooled ? _ => new ClientTraffic()
                 : k => (traffic[k] ?? new ClientTraffic()) with
                 {
-                    ClientResidentParams = EdgeFrozenParameters + (ranks?.Values(k, g) ?? g.Count) + resident[k],
+                    ClientResidentParams = clientSide.ResidentParameters(k, g) + resident[k],
                 };
             using var views = ranks is null ? null : new RankPlan.Views(ranks);
             Func<int, AdapterState> stateOf = views is null ? k => strategy.ClientState(k, g) ?? g
                 : k => views.Of(k, strategy.ClientState(k, g) ?? g);
             final = EvaluateAll(null, rowTraffic, strategy.Name, round, rows, stateOf, trainLoss,
-                countSplit: !pooled, nonFinite: nonFinite);
+                clientSide.Evaluation(round, g), countSplit: !pooled && clientSide.CrossesSplit, nonFinite: nonFinite);
             privacy?.Record(rows, round, sampled, fits);
             afterRound?.Invoke(new SimulationState(strategy.Name, round, global, strategy.ExportClientStates(), rows, final));
             Report(strategy.Name, round, rows);

@@ -3,6 +3,7 @@ using FedNano.Edge;
 using FedNano.Models;
 using FedNano.Simulation;
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace FedNano.Strategies;
@@ -20,6 +21,8 @@ namespace FedNano.Strategies;
 /// the instance's last hidden state (final-norm output at its last prompt token, under the global model) and those of
 /// <c>feddpa.instances</c> of the client's training instances. Before the last round clients are evaluated with the
 /// global model. Nothing crosses a client/server split (the client holds the whole model), so split bytes are 0.
+/// It runs in the one round loop with its own client algorithm (<see cref="CreateClient"/>); its clients train
+/// one after another also under <c>execution: batched</c>, as their LoRA lives inside the shared LLM.
 /// Yang et al., "Dual-Personalizing Adapter for Federated Foundation Models", NeurIPS 2024.
 /// </summary>
 public sealed class FedDpaF : IStrategy
@@ -34,7 +37,11 @@ public sealed class FedDpaF : IStrategy
     public FitInstructions ConfigureFit(int round, int client) => new();
 
     /// <summary>The global LoRA and connector: averaged by sample size.</summary>
-    public AdapterState Aggregate(int round, AdapterState global, IReadOnlyList<ClientUpdate> updates) => FedAvg.WeightedMean(global, updates);
+    public AdapterState Aggregate(int round, AdapterState global, IReadOnlyList<ClientUpdate> updates)
+    {
+        if (RecordUploads) Uploads.AddRange(updates.Select(u => u with { Parameters = u.Parameters.Clone() }));
+        return FedAvg.WeightedMean(global, updates);
+    }
 
     /// <summary>The local LoRA each client ended with (after a run; keys as <see cref="LoraSet.Parameters"/>).</summary>
     public IReadOnlyDictionary<int, AdapterState> LocalLora => local;
@@ -48,126 +55,163 @@ public sealed class FedDpaF : IStrategy
     private const string ConnectorPrefix = "multi_modal_projector.";
 
     /// <summary>
-    /// Runs it from the start or from <paramref name="start"/> (its global LoRA and connector; after the last round
-    /// also every client's local LoRA), calling <paramref name="afterRound"/> after every round.
+    /// The client side (<see cref="DualLora"/>): the global LoRA and the connector copy train and travel; after the
+    /// last round every client fine-tunes its local LoRA; evaluation with the global model, then the mixture.
     /// </summary>
-    internal MethodResult Run(FederatedSimulation sim, SimulationState? start, Action<SimulationState>? afterRound)
+    public IClientAlgorithm CreateClient(FederatedSimulation simulation)
     {
-        var config = sim.Config;
-        var model = sim.Backbone.Model;
-        var device = sim.Edge.Device;
-        int rank = config.FedDpa.LoraRank ?? config.Adapter.Rank;
-        manual_seed(Seeds.Derive(config.Seed, Seeds.Purpose("feddpa init")));
-        using var lora = new LoraSet(model.LanguageModel.Config, rank, device: device);
-        var connector = model.CopyConnector();
-        AdapterState State() => new(lora.State().Tensors.Concat(connector.named_parameters().Select(p => KeyValuePair.Create(ConnectorPrefix + p.name, p.parameter.detach().clone())))
+        Uploads.Clear();
+        return new DualLora(this, simulation);
+    }
+
+    /// <summary>Every client's local LoRA after the last round (none before it).</summary>
+    public IReadOnlyDictionary<int, AdapterState> ExportClientStates() => local;
+
+    /// <inheritdoc/>
+    public void ImportClientStates(IReadOnlyDictionary<int, AdapterState> states)
+    {
+        foreach (var s in local.Values) s.Dispose();
+        local.Clear();
+        foreach (var (k, s) in states) local[k] = s.Clone();
+    }
+
+    /// <summary>
+    /// FedDPA-F's client: the whole MLLM (the shared frozen base) with a trainable LoRA inside the LLM and its own
+    /// connector copy; its state is the LoRA and connector tensors. Its LoRA lives inside the shared LLM, so a round's
+    /// clients train one after another whatever <c>execution</c> says.
+    /// </summary>
+    private sealed class DualLora : IClientAlgorithm
+    {
+        private readonly FedDpaF owner;
+        private readonly FederatedSimulation sim;
+        private readonly int rank;
+        private readonly LoraSet lora;
+        private readonly nn.Module<Tensor, Tensor> connector;
+        private readonly (string name, Parameter parameter)[] shared;
+        private readonly long resident;
+        private readonly List<IDisposable> disposables = [];
+
+        public DualLora(FedDpaF owner, FederatedSimulation sim)
+        {
+            (this.owner, this.sim) = (owner, sim);
+            var config = sim.Config;
+            rank = config.FedDpa.LoraRank ?? config.Adapter.Rank;
+            manual_seed(Seeds.Derive(config.Seed, Seeds.Purpose("feddpa init")));
+            lora = new LoraSet(sim.Backbone.Model.LanguageModel.Config, rank, device: sim.Edge.Device);
+            connector = sim.Backbone.Model.CopyConnector();
+            Initial = State();
+            resident = sim.Architecture.Total + 2 * lora.Parameters().Sum(p => p.parameter.numel());
+            shared = lora.Parameters()
+                .Concat(connector.named_parameters().Select(p => (ConnectorPrefix + p.name, p.parameter))).ToArray();
+        }
+
+        public AdapterState Initial { get; }
+
+        /// <summary>Nothing crosses a split: the client holds the whole model.</summary>
+        public bool CrossesSplit => false;
+
+        /// <summary>The whole MLLM and two LoRA sets (global and local).</summary>
+        public long ResidentParameters(int client, AdapterState global) => resident;
+
+        /// <summary>The global LoRA and connector, client after client (their LoRA is inside the shared LLM).</summary>
+        public ClientFit[] Fit(
+            int round, int[] clients, FitInstructions[] fits, AdapterState[] starts, AdapterState global) =>
+            clients.Select((k, j) =>
+            {
+                Load(starts[j]);
+                var prox = fits[j].ProximalMu > 0 ? global : null;
+                var (loss, squared) = ClientTrainer.Optimise(shared, sim.DataOf(k), fits[j], prox,
+                    sim.DataOrder(round, k), sim.Config, sim.Config.LocalEpochs, null, sim.Edge.Device, Step);
+                return new ClientFit(State(), loss, squared, 0);
+            }).ToArray();
+
+        /// <summary>Every client fine-tunes its local LoRA, initialised from the global one (connector frozen).
+        /// </summary>
+        public void AfterLastRound(int round, AdapterState global)
+        {
+            Load(global);
+            using var globalLora = lora.State();
+            foreach (var (_, p) in connector.named_parameters()) p.requires_grad = false;
+            for (int k = 0; k < sim.Train.Length; k++)
+            {
+                lora.Load(globalLora);
+                ClientTrainer.Optimise(lora.Parameters().ToArray(), sim.Train[k], new FitInstructions(), null,
+                    sim.DataOrder(round, 1000 + k), sim.Config, sim.Config.FedDpa.LocalEpochs, null, sim.Edge.Device,
+                    Step);
+                if (owner.local.Remove(k, out var old)) old.Dispose();
+                owner.local[k] = lora.State();
+            }
+        }
+
+        /// <summary>The global model before the last round, the instance-wise mixture after it.</summary>
+        public Func<int, EvalClient> Evaluation(int round, AdapterState global)
+        {
+            Load(global);
+            return round == sim.Config.Rounds ? Mixed : _ => new EvalClient(Sequence, sim.Edge.Embed, (_, _) => lora);
+        }
+
+        public void Dispose()
+        {
+            Initial.Dispose();
+            connector.Dispose();
+            lora.Dispose();
+            foreach (var d in disposables) d.Dispose();
+        }
+
+        private Tensor Sequence(EncodedBatch batch) => sim.Edge.RawSequence(batch, connector);
+
+        /// <summary>The task loss of a batch, backpropagated into the LoRA and, while it trains, the connector.
+        /// </summary>
+        private Tensor Step(EncodedBatch batch)
+        {
+            var sequence = Sequence(batch);
+            var (nll, grad) = sim.Server.LossAndGradient(sequence.detach(), batch.Labels, delta: lora);
+            if (sequence.requires_grad) sequence.backward([grad]); // into the client's own connector
+            return nll.mean();
+        }
+
+        /// <summary>The final-norm hidden state at each sample's last prompt token, under <paramref name="delta"/>.
+        /// </summary>
+        private Tensor LastHidden(Tensor sequence, EncodedBatch batch, ILinearDelta delta)
+        {
+            var hidden = sim.Server.Llm.Hidden(sequence, delta);
+            var idx = tensor(batch.AnswerPositions, device: hidden.device);
+            return hidden[arange(hidden.shape[0], device: hidden.device), idx];
+        }
+
+        private AdapterState State() => new(lora.State().Tensors
+            .Concat(connector.named_parameters()
+                .Select(p => KeyValuePair.Create(ConnectorPrefix + p.name, p.parameter.detach().clone())))
             .ToDictionary(p => p.Key, p => p.Value));
-        void Load(AdapterState s)
+
+        private void Load(AdapterState s)
         {
             lora.Load(s);
             using var _ = no_grad();
             foreach (var (name, p) in connector.named_parameters()) p.copy_(s[ConnectorPrefix + name]);
         }
-        AdapterState global;
-        if (start is null) global = State();
-        else
+
+        /// <summary>Client k's evaluation: per batch, its sequence and the mixture of the global and its local LoRA.
+        /// </summary>
+        private EvalClient Mixed(int k)
         {
-            var missing = lora.State().Tensors.Keys.Concat(connector.named_parameters().Select(p => ConnectorPrefix + p.name)).Where(k => !start.Global.Tensors.ContainsKey(k)).ToArray();
-            if (missing.Length > 0) throw new ArgumentException($"the start state lacks {missing.Length} FedDPA-F tensor(s), e.g. '{missing[0]}' (made with another LoRA rank or backbone?)", nameof(start));
-            global = start.Global.Clone();
-            Load(global);
-        }
-        long resident = sim.Architecture.Total + 2 * lora.Parameters().Sum(p => p.parameter.numel());
-        var disposables = new List<IDisposable>();
-        var shared = lora.Parameters().Concat(connector.named_parameters().Select(p => (ConnectorPrefix + p.name, p.parameter))).ToArray();
-        Tensor Sequence(EncodedBatch b) => sim.Edge.RawSequence(b, connector);
-        var rows = new List<RoundResult>(start?.Rows ?? []);
-        IReadOnlyList<IReadOnlyList<Prediction>> final = start?.Final ?? [];
-        foreach (var s in local.Values) s.Dispose();
-        local.Clear();
-        foreach (var (k, s) in start?.Clients ?? FederatedSimulation.NoClientState) local[k] = s.Clone();
-        Uploads.Clear();
-        for (int round = (start?.Round ?? 0) + 1; round <= config.Rounds; round++)
-        {
-            var updates = new List<ClientUpdate>();
-            var trainLoss = Enumerable.Repeat(double.NaN, sim.Train.Length).ToArray();
-            var traffic = new ClientTraffic[sim.Train.Length];
-            foreach (int k in sim.SampleClients(round))
+            var device = sim.Edge.Device;
+            var localSet = new LoraSet(sim.Backbone.Model.LanguageModel.Config, rank, device: device);
+            localSet.Load(owner.local[k]);
+            var rng = sim.DataOrder(0, k);
+            var references = sim.Train[k].OrderBy(_ => rng.Next()).Take(sim.Config.FedDpa.Instances).ToArray();
+            Tensor refs;
+            using (no_grad())
+            using (var batch = EncodedBatch.Create(references, false, sim.Backbone.Tokenizer.PadId, device))
+                refs = nn.functional.normalize(LastHidden(Sequence(batch), batch, lora), dim: -1)
+                    .DetachFromDisposeScope();
+            disposables.Add(localSet);
+            disposables.Add(refs);
+            return new EvalClient(Sequence, sim.Edge.Embed, (batch, seq) =>
             {
-                Load(global);
-                var (loss, _) = ClientTrainer.Optimise(shared, sim.Train[k], new FitInstructions(), null, sim.DataOrder(round, k), config, config.LocalEpochs, null, device,
-                    b => Step(sim, Sequence(b), b, lora));
-                var upload = State();
-                updates.Add(new ClientUpdate(k, sim.Train[k].Length, upload, null));
-                if (RecordUploads) Uploads.Add(new ClientUpdate(k, sim.Train[k].Length, upload.Clone(), null));
-                trainLoss[k] = loss;
-                var (down, downBytes) = ClientTraffic.Measure(global);
-                var (up, upBytes) = ClientTraffic.Measure(upload);
-                traffic[k] = new ClientTraffic { DownloadedParams = down, DownloadedBytes = downBytes, UploadedParams = up, UploadedBytes = upBytes };
-            }
-            var next = Aggregate(round, global, updates);
-            global.Dispose();
-            global = next;
-            foreach (var u in updates) u.Parameters.Dispose();
-            Load(global);
-            using var globalLora = lora.State();
-            if (round == config.Rounds)
-            {
-                foreach (var (_, p) in connector.named_parameters()) p.requires_grad = false;
-                for (int k = 0; k < sim.Train.Length; k++)
-                {
-                    lora.Load(globalLora);                      // local LoRA initialised from the global one
-                    ClientTrainer.Optimise(lora.Parameters().ToArray(), sim.Train[k], new FitInstructions(), null, sim.DataOrder(round, 1000 + k), config,
-                        config.FedDpa.LocalEpochs, null, device, b => Step(sim, Sequence(b), b, lora));
-                    local[k] = lora.State();
-                }
-            }
-            lora.Load(globalLora);
-            var t = traffic;
-            final = sim.EvaluateAll(null, k => (t[k] ?? new ClientTraffic()) with { ClientResidentParams = resident }, Name, round, rows, trainLoss: trainLoss,
-                client: round == config.Rounds ? k => Mixed(sim, k, lora, rank, Sequence, disposables)
-                    : _ => new EvalClient(Sequence, sim.Edge.Embed, (_, _) => lora), countSplit: false);
-            afterRound?.Invoke(new SimulationState(Name, round, global, local, rows, final));
-            sim.Report(Name, round, rows);
+                var h = nn.functional.normalize(LastHidden(seq, batch, lora), dim: -1);
+                return new MixedDelta(lora, localSet, h.matmul(refs.T).mean([1L]).clamp(0, 1));
+            });
         }
-        global.Dispose();
-        connector.Dispose();
-        foreach (var d in disposables) d.Dispose();
-        return new MethodResult(Name, rows, final);
-    }
-
-    private static Tensor Step(FederatedSimulation sim, Tensor sequence, EncodedBatch batch, ILinearDelta delta)
-    {
-        var (nll, grad) = sim.Server.LossAndGradient(sequence.detach(), batch.Labels, delta: delta);
-        if (sequence.requires_grad) sequence.backward([grad]); // into the client's own connector
-        return nll.mean();
-    }
-
-    /// <summary>The evaluation of client k: per batch, its sequence and the instance-wise mixture of the global and its local LoRA.</summary>
-    private EvalClient Mixed(FederatedSimulation sim, int k, LoraSet global, int rank, Func<EncodedBatch, Tensor> sequence, List<IDisposable> disposables)
-    {
-        var device = sim.Edge.Device;
-        var localSet = new LoraSet(sim.Backbone.Model.LanguageModel.Config, rank, device: device);
-        localSet.Load(local[k]);
-        var rng = sim.DataOrder(0, k);
-        var references = sim.Train[k].OrderBy(_ => rng.Next()).Take(sim.Config.FedDpa.Instances).ToArray();
-        Tensor refs;
-        using (no_grad())
-        using (var batch = EncodedBatch.Create(references, false, sim.Backbone.Tokenizer.PadId, device))
-            refs = nn.functional.normalize(LastHidden(sim, sequence(batch), batch, global), dim: -1).DetachFromDisposeScope();
-        disposables.Add(localSet);
-        disposables.Add(refs);
-        return new EvalClient(sequence, sim.Edge.Embed, (batch, seq) =>
-        {
-            var h = nn.functional.normalize(LastHidden(sim, seq, batch, global), dim: -1);
-            return new MixedDelta(global, localSet, h.matmul(refs.T).mean([1L]).clamp(0, 1));
-        });
-    }
-
-    private static Tensor LastHidden(FederatedSimulation sim, Tensor sequence, EncodedBatch batch, ILinearDelta delta)
-    {
-        var hidden = sim.Server.Llm.Hidden(sequence, delta);
-        var idx = tensor(batch.AnswerPositions, device: hidden.device);
-        return hidden[arange(hidden.shape[0], device: hidden.device), idx];
     }
 }

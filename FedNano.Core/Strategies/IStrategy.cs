@@ -1,4 +1,5 @@
 using FedNano.Edge;
+using FedNano.Simulation;
 using static TorchSharp.torch;
 
 namespace FedNano.Strategies;
@@ -38,7 +39,8 @@ public sealed record ClientUpdate(int Client, int Samples, AdapterState Paramete
 /// <summary>
 /// A federated strategy, shaped like Flower's: it configures each sampled client's round (<see cref="ConfigureFit"/>:
 /// extra loss terms, what to upload), aggregates the uploads into the next global adapters (<see cref="Aggregate"/>)
-/// and, if it personalises, keeps per-client state (<see cref="ClientState"/>, <see cref="OnClientTrained"/>).
+/// and, if it personalises, keeps per-client state (<see cref="ClientState"/>, <see cref="OnClientTrained"/>); a
+/// method whose clients hold another model than NanoAdapters brings its client side (<see cref="CreateClient"/>).
 /// Implement it in your own code to add a method and pass it to
 /// <see cref="FedNano.Simulation.FederatedSimulation.RunStrategy"/>; nothing in Core needs to change.
 /// </summary>
@@ -56,6 +58,12 @@ public interface IStrategy
     /// every client is evaluated with them, and nothing counts as communicated. Default: false.
     /// </summary>
     bool PoolsData => false;
+
+    /// <summary>
+    /// The client side for a run of <paramref name="simulation"/>, created when the run starts and disposed when it
+    /// ends. Default: NanoAdapters on the shared NanoEdge (<see cref="IClientAlgorithm"/>).
+    /// </summary>
+    IClientAlgorithm CreateClient(FederatedSimulation simulation) => new NanoAdapterClient(simulation);
 
     /// <summary>The new global adapters from the round's uploads. Must not dispose its inputs.</summary>
     AdapterState Aggregate(int round, AdapterState global, IReadOnlyList<ClientUpdate> updates);

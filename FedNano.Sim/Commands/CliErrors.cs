@@ -31,7 +31,7 @@ internal static class CliErrors
         {
             FedNanoException => e.Message,
             _ when Experiments.RunFolder.IsOutOfMemory(e) =>
-                $"out of memory ({FirstLine(e.Message)}); lower batch_size or eval_batch_tokens, " +
+                $"out of memory ({FirstLine(e.Message)}); lower train_batch_tokens, eval_batch_tokens or batch_size, " +
                 $"or set activation_checkpointing: true",
             OperationCanceledException => "stopped",
             IOException or UnauthorizedAccessException =>

@@ -26,7 +26,7 @@ public class ForwardMemoryTests
     private Backbone backbone = null!;
     private EncodedSample[] samples = null!;
     private NanoEdge edge = null!;
-    private long oneBlockEval, oneBlockTrain, oneBlockSaved, oneVisionBlock, sequenceBytes;
+    private long oneBlockEval, oneBlockTrain, oneBlockSaved, oneVisionBlock, sequenceBytes, sequenceTokens;
 
     [OneTimeSetUp]
     public void SetUp()
@@ -39,7 +39,7 @@ public class ForwardMemoryTests
         samples = SyntheticBenchmark.Generate(Batch, 3, SyntheticDialect.Client, Mid.VisionConfig.ImageSize)
             .Select(s => EncodedSample.Encode(s, LlavaPrompt.Build(s), tokenizer, Mid.ImageTokens)).ToArray();
         edge = new NanoEdge(backbone.Model, new AdapterConfig(), backbone.Pixels);
-        long t = samples.Max(s => s.PromptIds.Length + s.TargetIds.Length);
+        long t = sequenceTokens = samples.Max(s => s.PromptIds.Length + s.TargetIds.Length);
         sequenceBytes = Batch * t * Mid.TextConfig.HiddenSize * sizeof(float);
 
         // one block of each kind, alone, on inputs of the batch's shape
@@ -86,21 +86,26 @@ public class ForwardMemoryTests
     public void TrainingStepPeaksAtWhatBackwardNeeds()
     {
         var config = new SimulationConfig { BatchSize = Batch, LocalEpochs = 1 };
-        long Step(bool checkpoint)
+        long Step(bool checkpoint, int tokens = int.MaxValue)
         {
-            var trainer = new ClientTrainer(edge, new SplitServer(backbone.Model.LanguageModel, checkpoint), config);
+            var server = new SplitServer(backbone.Model.LanguageModel, checkpoint, tokens);
+            var trainer = new ClientTrainer(edge, server, config);
             return ProcessMemory.PeakRise(() => trainer.Train(samples, new FitInstructions(), null, new Random(0), steps: 1));
         }
         using (no_grad()) foreach (var image in samples.SelectMany(s => s.Images)) edge.VisualTokens(image).Dispose();
         long plain = Step(false), checkpointed = Step(true);
+        long micro = Step(false, (int)sequenceTokens); // train_batch_tokens of one sample: micro-batches of one
         int layers = Mid.TextConfig.NumHiddenLayers;
         long plainBound = layers * oneBlockSaved + oneBlockTrain + 4 * sequenceBytes + (128L << 20);
+        long microBound = layers * oneBlockSaved / Batch + oneBlockTrain + 4 * sequenceBytes + (128L << 20);
         long checkpointBound = layers * sequenceBytes + 2 * oneBlockTrain + 4 * sequenceBytes + (64L << 20);
         TestContext.Out.WriteLine($"training step of {Batch}: {plain >> 20} MiB (bound {plainBound >> 20}), " +
-                                  $"checkpointed {checkpointed >> 20} MiB (bound {checkpointBound >> 20})");
+                                  $"checkpointed {checkpointed >> 20} MiB (bound {checkpointBound >> 20}), " +
+                                  $"micro-batches of 1 {micro >> 20} MiB (bound {microBound >> 20})");
         Assert.That(plain, Is.LessThan(plainBound), "each block keeps what its backward needs, the rest is freed");
         Assert.That(oneBlockSaved, Is.LessThan(oneBlockTrain), "a block keeps less than its whole forward and backward");
         Assert.That(checkpointed, Is.LessThan(checkpointBound), "block inputs plus one block's activations");
         Assert.That(checkpointed, Is.LessThan(plain));
+        Assert.That(micro, Is.LessThan(microBound), "one sample's blocks kept at a time");
     }
 }

@@ -168,6 +168,19 @@ public class DpTrainingTests
     }
 
     [Test]
+    public void CentralizedIsAccountedAsOneLearnerOnThePooledData()
+    {
+        var config = Config(new DpConfig { NoiseMultiplier = 1.5, Delta = 1e-4 });
+        var sim = TinySetup.Simulation(config);
+        var result = sim.Run("centralized");
+        int all = sim.Train.Sum(t => t.Length), steps = sim.Train.Sum(t => sim.Trainer.StepsFor(t.Length));
+        var expected = new RdpAccountant();
+        expected.Step((double)config.BatchSize / all, 1.5, steps);
+        Assert.That(result.Rounds.Select(r => r.Epsilon).ToArray(), Has.Length.EqualTo(config.Clients)
+            .And.All.EqualTo(expected.Epsilon(1e-4)).Within(1e-9).Percent);
+    }
+
+    [Test]
     public void AResumedRunRestoresItsAccountants()
     {
         var config = Config(new DpConfig { NoiseMultiplier = 1.0 }, rounds: 2);
@@ -206,6 +219,34 @@ public class DpTrainingTests
             Assert.That(File.Exists(Path.Combine(dir, "plots", "accuracy-vs-epsilon_clients-2_alpha-1.png")), Is.True);
         }
         finally { Directory.Delete(dir, true); }
+    }
+
+    private sealed class Stop : Exception;
+
+    [Test]
+    [Category("Slow")]
+    public void ARunResumedFromItsCheckpointFolderHasTheSameEpsilonsAndResults()
+    {
+        var config = TinyRuns.Config("fednano") with { Dp = new DpConfig { NoiseMultiplier = 0.8 } };
+        string full = TinyRuns.TempDir("dp-full"), cut = TinyRuns.TempDir("dp-cut");
+        try
+        {
+            RunFolder.Run(config, full);
+            Assert.Throws<Stop>(() => RunFolder.Run(config, cut, new RunHooks
+            {
+                Progress = p => { if (p.Method == "fednano" && p.Round == 2) throw new Stop(); },
+            }));
+            Assert.That(RunFolder.Run(config, cut).ResumedFromStep, Is.EqualTo(2));
+            string rounds = File.ReadAllText(Path.Combine(full, RunFolder.RoundsFile));
+            Assert.That(File.ReadAllText(Path.Combine(cut, RunFolder.RoundsFile)), Is.EqualTo(rounds));
+            Assert.That(RunResults.Load(cut).Rounds.Where(r => r.Method == "fednano").Select(r => r.Epsilon),
+                Is.All.GreaterThan(0));
+        }
+        finally
+        {
+            Directory.Delete(full, true);
+            Directory.Delete(cut, true);
+        }
     }
 
     [Test]

@@ -39,6 +39,7 @@ internal sealed class Recorder(IStrategy inner) : IStrategy
     public FitInstructions ConfigureFit(int round, int client) => inner.ConfigureFit(round, client);
     public AdapterState? ClientState(int client, AdapterState global) => inner.ClientState(client, global);
     public void OnClientTrained(int round, int client, AdapterState trained) => inner.OnClientTrained(round, client, trained);
+    public IClientAlgorithm CreateClient(FederatedSimulation simulation) => inner.CreateClient(simulation);
 
     public AdapterState Aggregate(int round, AdapterState global, IReadOnlyList<ClientUpdate> updates)
     {
