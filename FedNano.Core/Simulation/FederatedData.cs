@@ -1,4 +1,5 @@
 using FedNano.Data;
+using FedNano.Data.Synthetic;
 using FedNano.Partitioning;
 
 namespace FedNano.Simulation;
@@ -20,8 +21,10 @@ public sealed record FederatedData(IReadOnlyList<ClientData> Clients, string Par
     /// <summary>
     /// Partitions <paramref name="samples"/> over the config's clients by <c>partition_by</c> with the config's
     /// <c>partition_scheme</c> (<see cref="PartitionerRegistry"/>), then holds out <c>test_fraction</c> of each
-    /// client's samples (at least one, and at least one left to train on) as its test part; then removes the parts
-    /// <c>missing_modality</c> names from its clients' samples.
+    /// client's samples (at least one, and at least one left to train on) as its test part; with
+    /// <c>synthetic_dialects</c> above 1, client k's samples in client dialect k mod it
+    /// (<see cref="SyntheticBenchmark.InClientDialect"/>); then removes the parts <c>missing_modality</c> names from
+    /// its clients' samples.
     /// </summary>
     public static FederatedData Partition(IReadOnlyList<MultimodalSample> samples, SimulationConfig config)
     {
@@ -33,6 +36,9 @@ public sealed record FederatedData(IReadOnlyList<ClientData> Clients, string Par
         {
             var shuffled = idx.OrderBy(_ => rng.Next()).Select(i => samples[i]).ToArray();
             int test = Math.Clamp((int)Math.Round(shuffled.Length * config.TestFraction), 1, shuffled.Length - 1);
+            if (config.SyntheticDialects > 1) // client k writes in dialect k mod synthetic_dialects
+                shuffled = shuffled.Select(s => SyntheticBenchmark.InClientDialect(s, k % config.SyntheticDialects))
+                    .ToArray();
             return new ClientData(k, shuffled[test..], shuffled[..test]);
         }).ToArray();
         var data = new FederatedData(clients, config.PartitionBy);

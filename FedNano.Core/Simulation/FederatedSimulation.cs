@@ -1,6 +1,7 @@
 using FedNano.Data;
 using FedNano.Data.Prompts;
 using FedNano.Edge;
+using FedNano.Fisher;
 using FedNano.Models;
 using FedNano.Strategies;
 using static TorchSharp.torch;
@@ -293,14 +294,16 @@ public sealed class FederatedSimulation
     }
 
     /// <summary>
-    /// Local training of a round's sampled <paramref name="clients"/> from <paramref name="starts"/> (and the exact
-    /// Fisher pass where asked): one after another, or batched through the frozen LLM (<c>execution</c>); each with
-    /// the bytes it moved across the split.
+    /// Local training of a round's sampled <paramref name="clients"/> from <paramref name="starts"/> (and the Fisher
+    /// pass where asked; each Fisher normalised where its estimator says): one after another, or batched through the
+    /// frozen LLM (<c>execution</c>); each with the bytes it moved across the split.
     /// </summary>
     internal ClientOutcome[] TrainClients(
         int round, int[] clients, FitInstructions[] fits, AdapterState[] starts, AdapterState global)
     {
         AdapterState? Prox(int j) => fits[j].ProximalMu > 0 ? global : null;
+        Generator Answers(int j) =>
+            new((ulong)Seeds.Derive(Config.Seed, Seeds.Purpose("fisher answers"), round, clients[j]));
         ClientOutcome[] outcomes;
         if (!Batched || clients.Contains(Pooled))
             outcomes = clients.Select((k, j) =>
@@ -308,8 +311,10 @@ public sealed class FederatedSimulation
                 Edge.LoadAdapterState(starts[j]);
                 int? steps = k == Pooled ? Train.Sum(t => Trainer.StepsFor(t.Length)) : null;
                 using var noise = DpNoise(round, k);
-                var (loss, squared) = Trainer.Train(DataOf(k), fits[j], Prox(j), DataOrder(round, k), steps, noise, k);
-                var fisher = fits[j].ComputeFisher ? Trainer.Fisher(DataOf(k), noise, k) : squared;
+                var (loss, observed) = Trainer.Train(DataOf(k), fits[j], Prox(j), DataOrder(round, k), steps, noise, k);
+                using var answers = Answers(j);
+                var fisher = fits[j].Fisher is IFisherPass pass
+                    ? Trainer.Fisher(DataOf(k), pass, answers, noise, k) : observed;
                 return new ClientOutcome(Edge.AdapterState(), loss, fisher);
             }).ToArray();
         else
@@ -317,11 +322,16 @@ public sealed class FederatedSimulation
             var jobs = clients.Select((k, j) =>
                 new ClientJob(k, starts[j], Train[k], fits[j], Prox(j), DataOrder(round, k)));
             outcomes = Trainer.TrainBatched(jobs.ToArray());
-            var exact = Enumerable.Range(0, clients.Length).Where(j => fits[j].ComputeFisher).ToArray();
-            var fishers = Trainer.Fisher(exact.Select(j =>
-                (clients[j], outcomes[j].Trained.Tensors, (IReadOnlyList<EncodedSample>)Train[clients[j]])).ToArray());
-            foreach (var (j, fisher) in exact.Zip(fishers)) outcomes[j] = outcomes[j] with { Fisher = fisher };
+            var exact = Enumerable.Range(0, clients.Length).Where(j => fits[j].Fisher is IFisherPass).ToArray();
+            var passes = exact.Select(j => new FisherJob(clients[j], outcomes[j].Trained.Tensors, Train[clients[j]],
+                (IFisherPass)fits[j].Fisher!, Answers(j))).ToArray();
+            foreach (var (j, fisher) in exact.Zip(Trainer.Fisher(passes)))
+                outcomes[j] = outcomes[j] with { Fisher = fisher };
+            foreach (var p in passes) p.Generator.Dispose();
         }
+        for (int j = 0; j < outcomes.Length; j++)
+            if (fits[j].Fisher is { Normalise: true } && outcomes[j].Fisher is { } raw)
+                using (raw) outcomes[j] = outcomes[j] with { Fisher = FisherEstimators.Normalised(raw) };
         return outcomes.Select((o, j) => o with { SplitBytes = Traffic.Take(clients[j]) }).ToArray();
     }
 

@@ -1,4 +1,5 @@
 using FedNano.Edge;
+using FedNano.Fisher;
 using FedNano.Strategies;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -9,8 +10,8 @@ namespace FedNano.Simulation;
 /// <summary>
 /// One client's local optimisation, a step at a time: AdamW over its own parameters, its mini-batches in the
 /// order drawn from its generator (reshuffled each epoch), and after the task loss's backward the rest of a
-/// step — squared-gradient accumulation (of the task loss) when asked, the strategy's proximal and extra loss
-/// terms, clipping to <c>max_grad_norm</c> over its own parameters, the optimiser step. Several of them can be
+/// step — a Fisher estimator's gradient observer (of the task loss) when asked, the strategy's proximal and extra
+/// loss terms, clipping to <c>max_grad_norm</c> over its own parameters, the optimiser step. Several of them can be
 /// stepped together, their task losses back-propagated in one pass (<see cref="ClientTrainer.TrainBatched"/>).
 /// </summary>
 internal sealed class LocalOptimisation : IDisposable
@@ -20,7 +21,7 @@ internal sealed class LocalOptimisation : IDisposable
     private readonly AdapterState? global;
     private readonly double maxGradNorm;
     private readonly optim.Optimizer optimizer;
-    private readonly Dictionary<string, Tensor>? squared;
+    private readonly IGradientObserver? observer;
     private readonly IEnumerator<EncodedSample[]> batches;
     private int done;
     private double lossSum;
@@ -36,9 +37,8 @@ internal sealed class LocalOptimisation : IDisposable
         maxGradNorm = config.MaxGradNorm;
         var trainable = parameters.Select(p => p.parameter);
         optimizer = optim.AdamW(trainable, config.LearningRate, weight_decay: config.WeightDecay);
-        if (fit.AccumulateSquaredGradients)
-            squared = parameters.ToDictionary(p => p.name, p => zeros_like(p.parameter));
         Live = parameters.ToDictionary(p => p.name, p => (Tensor)p.parameter);
+        observer = (fit.Fisher as IGradientFisher)?.Observe(Live);
         batches = Batches(data, rng, config.BatchSize, epochs, steps).GetEnumerator();
     }
 
@@ -68,9 +68,7 @@ internal sealed class LocalOptimisation : IDisposable
     /// </summary>
     public void Step(Tensor loss, int count)
     {
-        if (squared is not null)
-            using (no_grad())
-                foreach (var (name, p) in parameters) squared[name].add_(p.grad!.pow(2));
+        observer?.Step(parameters.ToDictionary(p => p.name, p => p.parameter.grad!));
         if (fit.ProximalMu > 0 && global is not null)
         {
             var distance = parameters.Select(p => (p.parameter - global[p.name]).pow(2).sum())
@@ -87,16 +85,13 @@ internal sealed class LocalOptimisation : IDisposable
         done++;
     }
 
-    /// <summary>The mean training loss and, when asked, the squared mini-batch gradients averaged over steps.</summary>
-    public (double loss, AdapterState? squaredGrads) Result()
-    {
-        var mean = squared?.ToDictionary(p => p.Key, p => p.Value.div_(Math.Max(done, 1)));
-        return (seen == 0 ? 0 : lossSum / seen, mean is null ? null : new AdapterState(mean));
-    }
+    /// <summary>The mean training loss and, when asked, the gradient observer's Fisher estimate.</summary>
+    public (double loss, AdapterState? fisher) Result() => (seen == 0 ? 0 : lossSum / seen, observer?.Estimate());
 
     public void Dispose()
     {
         batches.Dispose();
         optimizer.Dispose();
+        observer?.Dispose();
     }
 }

@@ -39,10 +39,11 @@ public static class MethodCatalog
         new(FedDpaF.MethodName, "FedDPA-F", _ => new FedDpaF(), (a, r) => new MethodParameters("FedDPA-F",
             2 * a.Lora(r) + a.TunableConnector, a.Lora(r) + a.TunableConnector, 0, a.Total + 2 * a.Lora(r), a.Total,
             "global LoRA + tunable projector up; local LoRA stays; whole MLLM on the client")),
-        Nano(FedNanoFisher.MethodName, "FedNano", c => new FedNanoFisher(c.FisherFloor), up: true, fisher: true,
+        Nano(FedNanoFisher.MethodName, "FedNano", c => new FedNanoFisher(c.FisherFloor,
+            Fisher.FisherEstimators.Create(c.Fisher, c.FisherNormalise)), up: true, fisher: true,
             clients: true, "NanoAdapters up; their diagonal Fisher (same count) up for Fisher merging"),
-        Nano(FedNanoEf.MethodName, "FedNano-EF", c => new FedNanoEf(c.FisherFloor), up: true, fisher: true,
-            clients: true, "as FedNano, Fisher from squared gradients seen while training"),
+        Nano(FedNanoEf.MethodName, "FedNano-EF", c => new FedNanoEf(c.FisherFloor, c.FisherNormalise), up: true,
+            fisher: true, clients: true, "as FedNano, Fisher from squared gradients seen while training"),
     ];
 
     /// <summary>An entry for a method that trains the NanoAdapters on the NanoEdge split.</summary>

@@ -41,7 +41,7 @@ internal sealed class PrivacyLedger
             int steps = k == FederatedSimulation.Pooled ? sim.Train.Sum(t => sim.Trainer.StepsFor(t.Length))
                 : sim.Trainer.StepsFor(samples);
             accountant.Step(Math.Min(1.0, sim.Config.BatchSize / (double)samples), dp.NoiseMultiplier, steps);
-            if (fits[j].ComputeFisher) accountant.Step(1.0, dp.FisherSigma);
+            if (fits[j].Fisher is Fisher.IFisherPass) accountant.Step(1.0, dp.FisherSigma);
         }
         for (int i = 0; i < rows.Count; i++)
             if (rows[i].Method == strategy.Name && rows[i].Round == round)

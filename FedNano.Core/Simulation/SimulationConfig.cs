@@ -52,6 +52,13 @@ public sealed record SimulationConfig
     [JsonPropertyName("max_context_tokens")] public int MaxContextTokens { get; init; } = 96;
     /// <summary>Samples of the synthetic benchmark shared out over the clients (train and test parts together).</summary>
     [JsonPropertyName("synthetic_samples")] public int SyntheticSamples { get; init; } = 1000;
+    /// <summary>
+    /// Synthetic benchmark: client dialects, 1 (default: every client words things alike) to
+    /// <see cref="Data.Synthetic.SyntheticBenchmark.MaxClientDialects"/>; client k writes in dialect k mod this, in
+    /// which the colour, shape, position and number words are shifted along their lists, so clients of different dialects
+    /// conflict over what a word means (<see cref="Data.Synthetic.SyntheticBenchmark.InClientDialect"/>).
+    /// </summary>
+    [JsonPropertyName("synthetic_dialects")] public int SyntheticDialects { get; init; } = 1;
     /// <summary>Number of clients K.</summary>
     [JsonPropertyName("clients")] public int Clients { get; init; } = 5;
     /// <summary>Concentration of the Dirichlet label partition (small: strongly heterogeneous).</summary>
@@ -134,6 +141,14 @@ public sealed record SimulationConfig
     [JsonPropertyName("methods")] public string[] Methods { get; init; } = ["fednano", "fedavg"];
     /// <summary>Fisher merging's floor: where the weighted Fisher sum is at most this, the size-weighted mean is used.</summary>
     [JsonPropertyName("fisher_floor")] public double FisherFloor { get; init; } = 1e-20;
+    /// <summary>
+    /// Method <c>fednano</c>'s Fisher estimator (<see cref="FedNano.Fisher.FisherEstimators"/>): <c>empirical</c>
+    /// (default; an extra pass with the true answers), <c>sampled</c> (the same pass with answers drawn from the model) or <c>ef</c>
+    /// (squared mini-batch gradients of training, as <c>fednano-ef</c>, whose estimator is always <c>ef</c>).
+    /// </summary>
+    [JsonPropertyName("fisher")] public string Fisher { get; init; } = FedNano.Fisher.EmpiricalFisher.EstimatorName;
+    /// <summary>Divide each client's Fisher by its mean (mean 1) before it is uploaded; fednano and fednano-ef.</summary>
+    [JsonPropertyName("fisher_normalise")] public bool FisherNormalise { get; init; }
     /// <summary>FedProx's proximal weight mu in <c>mu/2 ||theta - theta_global||^2</c> (0 makes it FedAvg).</summary>
     [JsonPropertyName("fedprox_mu")] public double FedProxMu { get; init; } = 0.01;
     /// <summary>FedDPA-F's settings.</summary>
@@ -202,7 +217,7 @@ public sealed record SimulationConfig
         {
             (Dataset, "dataset"), (MissingImages, "missing_images"), (PartitionBy, "partition_by"), (Adapter, "adapter"),
             (Methods, "methods"), (FedDpa, "feddpa"), (Backbone, "backbone"), (Device, "device"), (Precision, "precision"),
-            (PartitionScheme, "partition_scheme"),
+            (PartitionScheme, "partition_scheme"), (Fisher, "fisher"),
         })
             if (value is null) throw new ConfigException($"{field} is null; " +
                                                          $"give a value or leave the field out for its default");
@@ -226,6 +241,11 @@ public sealed record SimulationConfig
         ConfigException.Positive(SyntheticSamples, "synthetic_samples");
         ConfigException.AtMost(MaxContextTokens, 100_000, "max_context_tokens");
         ConfigException.AtMost(SyntheticSamples, MaxSyntheticSamples, "synthetic_samples");
+        ConfigException.Positive(SyntheticDialects, "synthetic_dialects");
+        ConfigException.AtMost(SyntheticDialects, Data.Synthetic.SyntheticBenchmark.MaxClientDialects, "synthetic_dialects");
+        if (SyntheticDialects > 1 && Dataset != "synthetic")
+            throw new ConfigException($"synthetic_dialects applies to dataset synthetic only (dataset is '{Dataset}'); " +
+                                      "leave it out or set it to 1");
         ConfigException.AtMost(Clients, 10_000, "clients");
         ConfigException.AtMost(Alpha, 1e6, "alpha");
         ConfigException.AtMost(Rounds, 100_000, "rounds");
@@ -262,6 +282,7 @@ public sealed record SimulationConfig
         ConfigException.AtMost(FedProxMu, 1e6, "fedprox_mu");
         if (!(FisherFloor >= 0 && FisherFloor <= 1)) throw new ConfigException($"fisher_floor must be in [0, 1] " +
                                                                                $"(got {FisherFloor})");
+        FedNano.Fisher.FisherEstimators.Create(Fisher);
         if (OnNonFinite is not ("skip" or "stop")) throw new ConfigException($"on_nonfinite '{OnNonFinite}' must be skip or stop");
         FedDpa.Validate();
         if (Execution is not ("auto" or "batched" or "sequential"))
@@ -275,6 +296,10 @@ public sealed record SimulationConfig
         if (Execution == "batched")
             throw new ConfigException("dp runs the clients one after another: set execution to sequential or auto " +
                                       "(batched training has no per-sample clipping)");
+        if (Fisher == FedNano.Fisher.SampledFisher.EstimatorName)
+            throw new ConfigException($"dp noises the empirical Fisher only: fisher '{Fisher}' is not covered; set " +
+                                      $"fisher to {FedNano.Fisher.EmpiricalFisher.EstimatorName} or " +
+                                      $"{FedNano.Fisher.SquaredGradientFisher.EstimatorName}");
         if (MethodCatalog.Expand(Methods).Contains(Strategies.FedDpaF.MethodName))
             throw new ConfigException($"dp does not cover {Strategies.FedDpaF.MethodName} (its LoRA trains outside " +
                                       "DP-SGD): leave it out of methods (all includes it)");

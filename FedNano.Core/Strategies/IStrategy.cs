@@ -7,10 +7,11 @@ namespace FedNano.Strategies;
 /// <summary>What a sampled client does in a round, as the strategy configures it.</summary>
 public sealed record FitInstructions
 {
-    /// <summary>Estimate the diagonal Fisher of the adapters in an extra pass over the local data after training.</summary>
-    public bool ComputeFisher { get; init; }
-    /// <summary>Accumulate the squared mini-batch gradients of local training as a Fisher estimate (no extra pass).</summary>
-    public bool AccumulateSquaredGradients { get; init; }
+    /// <summary>
+    /// The estimator of the diagonal Fisher the client uploads with its adapters (a pass after training, or an
+    /// observer of its local steps; see <see cref="FedNano.Fisher.FisherEstimators"/>); null for none.
+    /// </summary>
+    public FedNano.Fisher.IFisherEstimator? Fisher { get; init; }
     /// <summary>Weight mu of the proximal term <c>mu/2 ||theta - theta_global||^2</c> added to the local loss (0: none).</summary>
     public double ProximalMu { get; init; }
     /// <summary>

@@ -33,8 +33,30 @@ internal sealed class RunOptions
     };
 
     public readonly Option<int?> Threads = ThreadsOption();
+    public readonly Option<string?> Fisher = FisherOption();
+    public readonly Option<bool> FisherNormalise = FisherNormaliseOption();
 
-    public IEnumerable<Option> All => [Config, Method, Clients, Alpha, Rounds, Rank, Seed, Dataset, DataRoot, MissingImages, PartitionBy, Backbone, ModelDir, VisionTowerDir, Device, Precision, Execution, Threads];
+    public IEnumerable<Option> All => [Config, Method, Clients, Alpha, Rounds, Rank, Seed, Dataset, DataRoot, MissingImages, PartitionBy, Backbone, ModelDir, VisionTowerDir, Device, Precision, Execution, Fisher, FisherNormalise, Threads];
+
+    /// <summary>The <c>--fisher</c> option (fednano's Fisher estimator) of the commands that run methods.</summary>
+    public static Option<string?> FisherOption() => new("--fisher")
+    {
+        Description = $"fednano's Fisher estimator: {string.Join(", ", FedNano.Fisher.FisherEstimators.Names)} "
+            + "(default: the config's fisher, empirical; fednano-ef's is always ef).",
+    };
+
+    /// <summary>The <c>--fisher-normalise</c> flag of the commands that run methods.</summary>
+    public static Option<bool> FisherNormaliseOption() => new("--fisher-normalise")
+    {
+        Description = "Divide each client's Fisher by its mean before upload (fednano, fednano-ef).",
+    };
+
+    /// <summary><paramref name="c"/> with the Fisher options given on the command line.</summary>
+    public static SimulationConfig WithFisher(SimulationConfig c, ParseResult r, Option<string?> fisher, Option<bool> normalise)
+    {
+        if (r.GetValue(fisher) is { } f) c = c with { Fisher = f };
+        return r.GetValue(normalise) ? c with { FisherNormalise = true } : c;
+    }
 
     /// <summary>The <c>--threads</c> option of every command that computes.</summary>
     public static Option<int?> ThreadsOption() => new("--threads")
@@ -67,6 +89,7 @@ internal sealed class RunOptions
         if (r.GetValue(Precision) is { } p) c = c with { Precision = p };
         if (r.GetValue(Execution) is { } ex) c = c with { Execution = ex };
         if (r.GetValue(Threads) is { } t) c = c with { Threads = t };
+        c = WithFisher(c, r, Fisher, FisherNormalise);
         try { c.Validate(); }
         catch (FedNano.ConfigException e) { throw new FedNano.ConfigException($"{e.Message} (from {path} and the command line)"); }
         return c;

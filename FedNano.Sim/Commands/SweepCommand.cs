@@ -18,13 +18,17 @@ internal static class SweepCommand
         var clients = new Option<string?>("--clients") { Description = "Numbers of clients, comma-separated (default: the config's clients)." };
         var outDir = new Option<string>("--out") { Description = "Sweep folder; started again, finished cells are skipped.", Required = true };
         var threads = RunOptions.ThreadsOption();
+        var fisher = RunOptions.FisherOption();
+        var normalise = RunOptions.FisherNormaliseOption();
         var cmd = new Command("sweep", "Run every (alpha, clients, method, seed) cell of a grid, each a run folder under OUT/cells/, and write OUT/aggregate.csv (mean and std over seeds).");
-        foreach (var o in new Option[] { config, alphas, methods, seeds, clients, outDir, threads }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { config, alphas, methods, seeds, clients, fisher, normalise, outDir, threads }) cmd.Options.Add(o);
         cmd.SetAction(r => CliErrors.Guard(() =>
         {
             string path = r.GetValue(config) ?? RunOptions.DefaultConfig();
             var baseConfig = SimulationConfig.Load(path);
             if (r.GetValue(threads) is { } t) baseConfig = baseConfig with { Threads = t };
+            baseConfig = RunOptions.WithFisher(baseConfig, r, fisher, normalise);
+            baseConfig.Validate();
             var grid = new SweepGrid(
                 List(r.GetValue(alphas), "--alphas", double.Parse) ?? [baseConfig.Alpha],
                 r.GetValue(methods)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) ?? baseConfig.Methods,

@@ -20,6 +20,7 @@ public class BatchedClientsTests
     [TestCase("fedprox")]
     [TestCase("fednano-ef")]
     [TestCase("fednano")]
+    [TestCase("fednano-sampled")] // model-sampled answers, each client's own draws, normalised
     [TestCase("local")]
     [TestCase("extra-loss")]
     public void BatchedEqualsSequential(string method)
@@ -43,7 +44,7 @@ public class BatchedClientsTests
         Assert.That(bat.Rounds.Select(r => r.Loss), Is.EqualTo(seq.Rounds.Select(r => r.Loss)).Within(1e-5));
         if (method == "local") Assert.That(seqUploads, Is.Empty);
         else
-            Assert.That(seqUploads.Select(u => u.Fisher is not null), Is.All.EqualTo(method is "fednano" or "fednano-ef"));
+            Assert.That(seqUploads.Select(u => u.Fisher is not null), Is.All.EqualTo(method.StartsWith("fednano")));
     }
 
     [Test]
@@ -59,7 +60,12 @@ public class BatchedClientsTests
     {
         var config = Config(execution);
         var sim = TinySetup.Simulation(config);
-        var strategy = method == "extra-loss" ? new WithExtraLoss() : MethodCatalog.Strategy(method, config)!;
+        var strategy = method switch
+        {
+            "extra-loss" => new WithExtraLoss(),
+            "fednano-sampled" => MethodCatalog.Strategy("fednano", config with { Fisher = "sampled", FisherNormalise = true }),
+            _ => MethodCatalog.Strategy(method, config),
+        };
         var recorder = new Recorder(strategy);
         var result = sim.RunStrategy(recorder);
         var uploads = recorder.Uploads;

@@ -13,8 +13,8 @@ sealed class Median : IStrategy
 {
     public string Name => "median";
 
-    // what a client does this round: extra loss terms (ProximalMu, ExtraLoss), what it uploads (Upload, ComputeFisher,
-    // AccumulateSquaredGradients)
+    // what a client does this round: extra loss terms (ProximalMu, ExtraLoss), what it uploads (Upload, Fisher: an
+    // estimator from FedNano.Fisher)
     public FitInstructions ConfigureFit(int round, int client) => new();
 
     public AdapterState Aggregate(int round, AdapterState global, IReadOnlyList<ClientUpdate> updates) =>

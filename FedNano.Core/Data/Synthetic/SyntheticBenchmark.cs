@@ -64,6 +64,31 @@ public static class SyntheticBenchmark
         return samples;
     }
 
+    /// <summary>Most client dialects <see cref="InClientDialect"/> tells apart (the shortest list's length).</summary>
+    public const int MaxClientDialects = 4;
+
+    /// <summary>
+    /// <paramref name="sample"/> (in <see cref="SyntheticDialect.Client"/>) as clients of client dialect
+    /// <paramref name="dialect"/> write it: each word of the colour, shape, position and number lists names the
+    /// thing <paramref name="dialect"/> places further along its list (cyclically), in the question and the options;
+    /// image and answer index unchanged. Dialect 0 is the sample as it is. Clients of different dialects call the
+    /// same thing by different words, so no one adapter is best for all of them (their optimal adapters conflict).
+    /// </summary>
+    public static MultimodalSample InClientDialect(MultimodalSample sample, int dialect)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(dialect);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(dialect, MaxClientDialects);
+        if (dialect == 0) return sample;
+        var words = new[] { Colors.Select(c => c.fr).ToArray(), Shapes.Select(x => x.fr).ToArray(),
+                Positions.Select(x => x.fr).ToArray(), Numbers.Select(x => x.fr).ToArray() }
+            .SelectMany(list => list.Select((w, i) => (w, to: list[(i + dialect) % list.Length])))
+            .ToDictionary(p => p.w, p => p.to);
+        string Map(string w) => words.GetValueOrDefault(w, w);
+        string MapText(string text) => string.Join(' ', text.Split(' ').Select(t =>
+            t.EndsWith('?') ? Map(t[..^1]) + "?" : Map(t)));
+        return sample with { Question = MapText(sample.Question), Choices = sample.Choices.Select(Map).ToArray() };
+    }
+
     private static string W((string en, string fr) w, SyntheticDialect d) => d == SyntheticDialect.General ? w.en : w.fr;
 
     private static MultimodalSample One(Random rng, string id, SyntheticDialect d, int size)
