@@ -16,7 +16,6 @@ internal static class RunCommand
         var resumeOpt = new Option<string?>("--resume") { Description = "Continue the run in this folder from its last complete round (its config.json is used)." };
         var cmd = new Command("run", "Run a federated simulation into a folder: config.json, run.json, checkpoints/ after every round, rounds.csv and summary.csv.");
         foreach (var o in options.All) cmd.Options.Add(o);
-        cmd.Options.Add(options.Execution);
         cmd.Options.Add(outOpt);
         cmd.Options.Add(resumeOpt);
         cmd.SetAction(r => CliErrors.Guard(() =>
