@@ -22,7 +22,7 @@ internal static class RunCommand
         {
             if (r.GetValue(resumeOpt) is { } dir)
             {
-                if (options.All.Any(o => o != options.Threads && r.GetResult(o) is not null) || r.GetValue(outOpt) is not null)
+                if (options.All.Any(o => o != options.Threads && r.GetResult(o) is { Implicit: false }) || r.GetValue(outOpt) is not null)
                     throw new FedNano.ConfigException(
                         "--resume continues a run with the config in its folder; drop the other options (--threads may stay)");
                 if (!Directory.Exists(dir)) throw new FedNano.ConfigException($"--resume {dir}: folder not found");
