@@ -27,17 +27,29 @@ public class ForwardPathTests
         return (backbone, samples);
     }
 
+    /// <summary>The LLM, a training batch, its sequences and a LoRA delta with an effect.</summary>
+    private sealed record LoraCase(LlamaForCausalLM Llm, EncodedBatch Batch, Tensor Sent, LoraSet Lora) : IDisposable
+    {
+        public void Dispose() { Batch.Dispose(); Sent.Dispose(); Lora.Dispose(); }
+    }
+
+    private static LoraCase SentWithLora(int count)
+    {
+        var (backbone, samples) = Setup(count, false);
+        var edge = new NanoEdge(backbone.Model, new AdapterConfig { Rank = 4 }, backbone.Pixels); // shares the backbone
+        var batch = EncodedBatch.Create(samples, true, backbone.Tokenizer.PadId, CPU);
+        var sent = edge.Forward(batch).detach();
+        manual_seed(2);
+        var lora = new LoraSet(backbone.Model.LanguageModel.Config, 2);
+        using (no_grad()) foreach (var (_, p) in lora.Parameters()) p.normal_(0, 0.1);
+        return new LoraCase(backbone.Model.LanguageModel, batch, sent, lora);
+    }
+
     [Test]
     public void CheckpointedBackwardEqualsThePlainOne()
     {
-        var (backbone, samples) = Setup(6, false);
-        var llm = backbone.Model.LanguageModel;
-        using var edge = new NanoEdge(backbone.Model, new AdapterConfig { Rank = 4 }, backbone.Pixels);
-        using var batch = EncodedBatch.Create(samples, true, backbone.Tokenizer.PadId, CPU);
-        using var sent = edge.Forward(batch).detach();
-        manual_seed(2);
-        using var lora = new LoraSet(llm.Config, 2);
-        using (no_grad()) foreach (var (_, p) in lora.Parameters()) p.normal_(0, 0.1); // a delta with an effect
+        using var c = SentWithLora(6);
+        var (llm, batch, sent, lora) = (c.Llm, c.Batch, c.Sent, c.Lora);
         foreach (var sum in new[] { false, true })
         {
             var (nllPlain, gradPlain) = llm.TargetNllBackward(sent, batch.Labels, sum, lora);
@@ -59,14 +71,8 @@ public class ForwardPathTests
     [Test]
     public void MicroBatchedStepEqualsTheWholeBatch([Values] bool checkpoint)
     {
-        var (backbone, samples) = Setup(7, false);
-        var llm = backbone.Model.LanguageModel;
-        using var edge = new NanoEdge(backbone.Model, new AdapterConfig { Rank = 4 }, backbone.Pixels);
-        using var batch = EncodedBatch.Create(samples, true, backbone.Tokenizer.PadId, CPU);
-        using var sent = edge.Forward(batch).detach();
-        manual_seed(2);
-        using var lora = new LoraSet(llm.Config, 2);
-        using (no_grad()) foreach (var (_, p) in lora.Parameters()) p.normal_(0, 0.1);
+        using var c = SentWithLora(7);
+        var (llm, batch, sent, lora) = (c.Llm, c.Batch, c.Sent, c.Lora);
         var whole = new SplitServer(llm, checkpoint, int.MaxValue);
         var micro = new SplitServer(llm, checkpoint, 2 * (int)sent.shape[1] + 1); // 2, 2, 2 and 1 samples
         foreach (var sum in new[] { false, true })
