@@ -26,6 +26,11 @@ internal sealed class SplitTraffic
     /// <summary>Bytes of <paramref name="count"/> token ids (int32).</summary>
     public static long TokenIds(long count) => count * sizeof(int);
 
+    /// <summary>A multiple-choice batch's messages: its prompts up (<paramref name="tokenBytes"/> a token), the
+    /// offered letters' scores down.</summary>
+    public static long Scoring(IReadOnlyCollection<EncodedSample> group, long tokenBytes) =>
+        group.Count * group.Max(s => s.PromptIds.Length) * tokenBytes + Scores(group.Sum(s => s.ChoiceIds.Length));
+
     /// <summary>A training (or Fisher) step of <paramref name="samples"/>: their sequences up, the gradient down.</summary>
     public void Step(int client, IReadOnlyCollection<EncodedSample> samples, Tensor like) =>
         Add(client, 2 * Sequences(samples.Count, samples.Max(s => s.PromptIds.Length + s.TargetIds.Length), like));

@@ -17,15 +17,10 @@ internal sealed partial class ClientTrainer
     /// </summary>
     internal Tensor PrivateStep(EncodedBatch batch, DpConfig dp, Generator noise, int client = 0)
     {
-        var raw = edge.RawSequence(batch);
-        Tensor sent;
-        using (no_grad()) sent = edge.Adapt(raw, batch.IsImage);
-        var (nll, g) = server.LossAndGradient(sent, batch.Labels, sum: true);
-        Traffic.Step(client, batch.Samples, sent);
+        var (nll, perSample) = PerSampleStep(batch, client);
         using (no_grad())
         {
-            var mean = DpSgd.NoisyMeanGradient(PerSampleGradients(raw, g, batch.IsImage), dp.MaxGradNorm,
-                dp.NoiseMultiplier, noise, batch.Count);
+            var mean = DpSgd.NoisyMeanGradient(perSample, dp.MaxGradNorm, dp.NoiseMultiplier, noise, batch.Count);
             foreach (var (name, p) in edge.AdapterParameters())
                 if (p.grad is { } grad) grad.copy_(mean[name]);
                 else p.grad = mean[name].clone();
@@ -46,19 +41,27 @@ internal sealed partial class ClientTrainer
         {
             using var scope = NewDisposeScope();
             using var batch = EncodedBatch.Create(data.Skip(i).Take(config.BatchSize).ToArray(), true, 0, edge.Device);
-            var raw = edge.RawSequence(batch);
-            Tensor sent;
-            using (no_grad()) sent = edge.Adapt(raw, batch.IsImage);
-            var (_, g) = server.LossAndGradient(sent, batch.Labels, sum: true);
-            Traffic.Step(client, batch.Samples, sent);
+            var (_, perSample) = PerSampleStep(batch, client);
             using (no_grad())
-                foreach (var (name, sum) in DpSgd.ClippedSquareSums(PerSampleGradients(raw, g, batch.IsImage),
-                             dp.MaxGradNorm))
-                    sums[name].add_(sum);
+                foreach (var (name, sum) in DpSgd.ClippedSquareSums(perSample, dp.MaxGradNorm)) sums[name].add_(sum);
         }
         var fisher = DpSgd.NoisyFisherOfSums(sums, dp.MaxGradNorm, dp.FisherSigma, noise, Math.Max(data.Count, 1));
         foreach (var s in sums.Values) s.Dispose();
         return new AdapterState(fisher);
+    }
+
+    /// <summary>
+    /// A batch across the split with the edge's adapters, the server's gradient being that of the summed loss: the
+    /// per-sample loss [B] and each sample's exact adapter gradients (<see cref="PerSampleGradients"/>).
+    /// </summary>
+    private (Tensor nll, Dictionary<string, Tensor> perSample) PerSampleStep(EncodedBatch batch, int client)
+    {
+        var raw = edge.RawSequence(batch);
+        Tensor sent;
+        using (no_grad()) sent = edge.Adapt(raw, batch.IsImage);
+        var (nll, g) = server.LossAndGradient(sent, batch.Labels, sum: true);
+        Traffic.Step(client, batch.Samples, sent);
+        using (no_grad()) return (nll, PerSampleGradients(raw, g, batch.IsImage));
     }
 
     /// <summary>

@@ -63,7 +63,7 @@ internal sealed class Evaluator(NanoEdge edge, SplitServer server, Tokenizers.IT
             using var scope = NewDisposeScope();
             using var batch = EncodedBatch.Create(group, false, tokenizer.PadId, edge.Device);
             var sequence = client.Sequence(batch);
-            Traffic.Add(index, Scoring(group, SplitTraffic.TokenBytes(sequence)));
+            Traffic.Add(index, SplitTraffic.Scoring(group, SplitTraffic.TokenBytes(sequence)));
             var delta = client.Delta?.Invoke(batch, sequence);
             var logProbs = server.NextTokenLogProbs(sequence, batch.AnswerPositions, delta).cpu();
             for (int b = 0; b < batch.Count; b++) result.Add(Score(batch.Samples[b], logProbs, b));
@@ -105,14 +105,9 @@ internal sealed class Evaluator(NanoEdge edge, SplitServer server, Tokenizers.IT
         }
         for (int k = 0; k < clients.Count; k++)
             foreach (var g in Batches(Choices(clients[k]), s => s.PromptIds.Length, batchTokens))
-                Traffic.Add(indices[k], Scoring(g, tokenBytes));
+                Traffic.Add(indices[k], SplitTraffic.Scoring(g, tokenBytes));
         return predictions;
     }
-
-    /// <summary>A multiple-choice batch's messages: its sequences up, the offered letters' scores down.</summary>
-    private static long Scoring(EncodedSample[] group, long tokenBytes) =>
-        group.Length * group.Max(s => s.PromptIds.Length) * tokenBytes
-        + SplitTraffic.Scores(group.Sum(s => s.ChoiceIds.Length));
 
     /// <summary>The prediction on multiple-choice sample <paramref name="s"/> from row <paramref name="b"/>.</summary>
     private static Prediction Score(EncodedSample s, Tensor logProbs, int b)
