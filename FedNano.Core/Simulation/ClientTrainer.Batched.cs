@@ -55,25 +55,27 @@ internal sealed partial class ClientTrainer
                 var weights = counts.SelectMany(n => Enumerable.Repeat(1f / n, n)).ToArray();
                 foreach (var (i, _) in active) runs[i].ZeroGrad();
                 var live = active.Select(a => runs[a.i].Live).ToArray();
+                // through the LLM in chunks of at most train_batch_tokens, so a step's activations are bounded
+                // however many clients train together; sorted by length, so a chunk pads little; gradients
+                // accumulate over the chunks
+                var order = Enumerable.Range(0, samples.Length).OrderBy(j => Length(samples[j])).ToArray();
                 var nlls = new List<Tensor>();
                 Tensor? sent = null;
-                // through the LLM in chunks of at most train_batch_tokens, so a step's activations are bounded
-                // however many clients train together; gradients accumulate over the chunks
                 int c = 0;
-                foreach (var chunk in Evaluator.Batches(samples, s => s.PromptIds.Length + s.TargetIds.Length,
-                             config.TrainBatchTokens))
+                foreach (var chunk in Evaluator.Batches(order.Select(j => samples[j]), Length, config.TrainBatchTokens))
                 {
-                    int n = chunk.Length;
+                    var rows = order[c..(c + chunk.Length)];
                     using var batch = EncodedBatch.Create(chunk, true, 0, edge.Device);
                     var raw = edge.RawSequence(batch);
-                    sent = edge.Adapt(raw, batch.IsImage, tensor(client[c..(c + n)], device: edge.Device), live);
+                    var index = tensor(rows.Select(j => client[j]).ToArray(), device: edge.Device);
+                    sent = edge.Adapt(raw, batch.IsImage, index, live);
                     var (nll, grad) = server.LossAndGradient(sent.detach(), batch.Labels, sum: true);
-                    var weight = tensor(weights[c..(c + n)], device: edge.Device).view(-1, 1, 1);
+                    var weight = tensor(rows.Select(j => weights[j]).ToArray(), device: edge.Device).view(-1, 1, 1);
                     sent.backward([(grad.to_type(ScalarType.Float32) * weight).to_type(grad.dtype)]);
                     nlls.Add(nll);
-                    c += n;
+                    c += chunk.Length;
                 }
-                var all = cat(nlls.ToArray(), 0);
+                var all = cat(nlls.ToArray(), 0)[tensor(Inverse(order), device: edge.Device)];
                 int offset = 0;
                 foreach (var (i, own) in active)
                 {
@@ -94,5 +96,16 @@ internal sealed partial class ClientTrainer
             foreach (var run in runs) run.Dispose();
             foreach (var (_, p) in parameters.SelectMany(p => p)) p.Dispose();
         }
+    }
+
+    /// <summary>A training sample's tokens: prompt and target.</summary>
+    private static int Length(EncodedSample s) => s.PromptIds.Length + s.TargetIds.Length;
+
+    /// <summary>The permutation that undoes <paramref name="order"/>.</summary>
+    private static long[] Inverse(int[] order)
+    {
+        var inverse = new long[order.Length];
+        for (int j = 0; j < order.Length; j++) inverse[order[j]] = j;
+        return inverse;
     }
 }
