@@ -68,19 +68,35 @@ internal sealed class Evaluator(NanoEdge edge, SplitServer server, Tokenizers.IT
             var logProbs = server.NextTokenLogProbs(sequence, batch.AnswerPositions, delta).cpu();
             for (int b = 0; b < batch.Count; b++) result.Add(Score(batch.Samples[b], logProbs, b));
         }
-        var free = samples.Where(s => s.ChoiceIds.Length == 0);
-        foreach (var group in Batches(free, s => s.PromptIds.Length + maxNewTokens, batchTokens))
-            result.AddRange(Generate(group, client, index));
+        foreach (var group in FreeBatches(samples))
+        {
+            var (predictions, produced, tokenBytes) = Generate(group, client);
+            Traffic.Add(index, Generation(group, produced, tokenBytes));
+            result.AddRange(predictions);
+        }
         return result;
     }
 
+    /// <summary>Batches of the free-form samples of <paramref name="samples"/>, room left for the answer.</summary>
+    private IEnumerable<EncodedSample[]> FreeBatches(IEnumerable<EncodedSample> samples) =>
+        Batches(samples.Where(s => s.ChoiceIds.Length == 0), s => s.PromptIds.Length + maxNewTokens, batchTokens);
+
     /// <summary>
-    /// The multiple-choice predictions of several clients, each with its own adapters (<paramref name="adapters"/>,
-    /// named as the edge names its parameters) on its own samples, batched across clients (adapters stacked per
-    /// sample, as in training); free-form samples are left out. Each client's traffic counts to its index in
+    /// The messages of generating <paramref name="produced"/>[b] tokens for each sample of a batch: the prompts up
+    /// (padded to the longest), then at each step a token id down per sample still going and, unless it was the
+    /// last step, its embedding up. Each sample's steps depend on it alone.
+    /// </summary>
+    private long Generation(EncodedSample[] group, int[] produced, long tokenBytes) =>
+        group.Length * group.Max(s => s.PromptIds.Length) * tokenBytes + produced.Sum(p =>
+            SplitTraffic.TokenIds(Math.Min(p + 1, maxNewTokens)) + Math.Min(p, maxNewTokens - 1) * tokenBytes);
+
+    /// <summary>
+    /// The predictions of several clients, each with its own adapters (<paramref name="adapters"/>, named as the edge
+    /// names its parameters) on its own samples, batched across clients (adapters stacked per sample, as in
+    /// training): the same as <see cref="Predict"/> client by client. Each client's traffic counts to its index in
     /// <paramref name="indices"/> as if it had run alone (<see cref="Predict"/>'s batches of its samples).
     /// </summary>
-    public List<Prediction>[] PredictChoices(IReadOnlyList<int> indices,
+    public List<Prediction>[] PredictClients(IReadOnlyList<int> indices,
         IReadOnlyList<IReadOnlyList<EncodedSample>> clients,
         IReadOnlyList<IReadOnlyDictionary<string, Tensor>> adapters)
     {
@@ -88,24 +104,53 @@ internal sealed class Evaluator(NanoEdge edge, SplitServer server, Tokenizers.IT
         var predictions = clients.Select(_ => new List<Prediction>()).ToArray();
         var owner = new Dictionary<EncodedSample, int>(ReferenceEqualityComparer.Instance);
         for (int k = 0; k < clients.Count; k++) foreach (var s in clients[k]) owner[s] = k;
+        // the group's clients' adapters, stacked (only theirs), and each sample's row among them
+        (Tensor client, IReadOnlyDictionary<string, Tensor>[] present) Stack(EncodedSample[] group)
+        {
+            var present = group.Select(s => owner[s]).Distinct().ToArray();
+            var index = group.Select(s => (long)Array.IndexOf(present, owner[s])).ToArray();
+            return (tensor(index, device: edge.Device), present.Select(k => adapters[k]).ToArray());
+        }
         IEnumerable<EncodedSample> Choices(IEnumerable<EncodedSample> c) => c.Where(s => s.ChoiceIds.Length > 0);
         long tokenBytes = 0;
         foreach (var group in Batches(clients.SelectMany(Choices), s => s.PromptIds.Length, batchTokens))
         {
             using var scope = NewDisposeScope();
             using var batch = EncodedBatch.Create(group, false, tokenizer.PadId, edge.Device);
-            var present = group.Select(s => owner[s]).Distinct().ToArray(); // only their adapters are stacked
-            var index = group.Select(s => (long)Array.IndexOf(present, owner[s])).ToArray();
-            var client = tensor(index, device: edge.Device);
+            var (client, present) = Stack(group);
             using var raw = edge.RawSequence(batch);
-            var sequence = edge.Adapt(raw, batch.IsImage, client, present.Select(k => adapters[k]).ToArray());
+            var sequence = edge.Adapt(raw, batch.IsImage, client, present);
             tokenBytes = SplitTraffic.TokenBytes(sequence);
             var logProbs = server.NextTokenLogProbs(sequence, batch.AnswerPositions).cpu();
             for (int b = 0; b < batch.Count; b++) predictions[owner[group[b]]].Add(Score(group[b], logProbs, b));
         }
+        var produced = new Dictionary<EncodedSample, int>(ReferenceEqualityComparer.Instance);
+        foreach (var group in FreeBatches(clients.SelectMany(c => c)))
+        {
+            using var scope = NewDisposeScope();
+            var (client, present) = Stack(group);
+            var stacked = new EvalClient(
+                batch =>
+                {
+                    using var raw = edge.RawSequence(batch);
+                    return edge.Adapt(raw, batch.IsImage, client, present);
+                },
+                ids => edge.Adapt(edge.Embed(ids), zeros(ids.shape, ScalarType.Bool, edge.Device), client, present));
+            var (free, counts, bytes) = Generate(group, stacked);
+            tokenBytes = bytes;
+            for (int b = 0; b < group.Length; b++)
+            {
+                predictions[owner[group[b]]].Add(free[b]);
+                produced[group[b]] = counts[b];
+            }
+        }
         for (int k = 0; k < clients.Count; k++)
+        {
             foreach (var g in Batches(Choices(clients[k]), s => s.PromptIds.Length, batchTokens))
                 Traffic.Add(indices[k], SplitTraffic.Scoring(g, tokenBytes));
+            foreach (var g in FreeBatches(clients[k]))
+                Traffic.Add(indices[k], Generation(g, g.Select(s => produced[s]).ToArray(), tokenBytes));
+        }
         return predictions;
     }
 
@@ -146,8 +191,11 @@ internal sealed class Evaluator(NanoEdge edge, SplitServer server, Tokenizers.IT
     /// Greedy decoding of a batch: the prompts go through the LLM once, filling a key/value cache; then each step
     /// sends only the new tokens' embeddings, at each sample's next position, attending to its own prompt (padding
     /// masked) and the tokens generated so far. The same tokens as re-running the whole prefix at every step.
+    /// Returns the predictions, the tokens generated for each sample (its end-of-sequence not counted) and the
+    /// bytes of one token's embedding (for <see cref="Generation"/>).
     /// </summary>
-    private IEnumerable<Prediction> Generate(EncodedSample[] group, EvalClient client, int index)
+    private (Prediction[] predictions, int[] produced, long tokenBytes) Generate(EncodedSample[] group,
+        EvalClient client)
     {
         using var scope = NewDisposeScope();
         using var batch = EncodedBatch.Create(group, false, tokenizer.PadId, edge.Device);
@@ -155,7 +203,6 @@ internal sealed class Evaluator(NanoEdge edge, SplitServer server, Tokenizers.IT
         var device = edge.Device;
         var sequence = client.Sequence(batch);
         var delta = client.Delta?.Invoke(batch, sequence);
-        Traffic.Add(index, SplitTraffic.Sequences(group.Length, sequence.shape[1], sequence));
         var logProbs = server.NextTokenLogProbs(sequence, batch.AnswerPositions, delta, cache);
         var lengths = group.Select(s => (long)s.PromptIds.Length).ToArray();
         var keyMask = arange(sequence.shape[1], device: device).unsqueeze(0)
@@ -167,8 +214,6 @@ internal sealed class Evaluator(NanoEdge edge, SplitServer server, Tokenizers.IT
         for (int step = 0; ; step++)
         {
             var next = logProbs.argmax(-1).cpu().data<long>().ToArray();
-            int active = done.Count(d => !d);
-            Traffic.Add(index, SplitTraffic.TokenIds(active));
             for (int b = 0; b < group.Length; b++)
             {
                 if (done[b]) continue;
@@ -177,16 +222,16 @@ internal sealed class Evaluator(NanoEdge edge, SplitServer server, Tokenizers.IT
             }
             if (step == maxNewTokens - 1 || done.All(d => d)) break;
             var embedded = client.EmbedTokens(tensor(next, [group.Length, 1], device: device));
-            Traffic.Add(index, SplitTraffic.Sequences(done.Count(d => !d), 1, embedded));
             var positions = tensor(lengths.Select(l => l + step).ToArray(), [group.Length, 1], device: device);
             keyMask = cat([keyMask, ones(group.Length, 1, ScalarType.Bool, device)], 1);
             logProbs = server.NextTokenLogProbs(embedded, atFirst, delta, cache, positions, keyMask);
         }
-        return group.Select((s, b) =>
+        var predictions = group.Select((s, b) =>
         {
             string text = tokenizer.Decode(produced[b]).Trim();
             bool correct = s.Sample.AnswerText is { } answer && Data.Prompts.AnswerParser.FreeAnswerMatches(text, answer);
             return new Prediction(s.Sample, -1, text, correct, loss[b]);
         }).ToArray();
+        return (predictions, produced.Select(p => p.Count).ToArray(), SplitTraffic.TokenBytes(sequence));
     }
 }

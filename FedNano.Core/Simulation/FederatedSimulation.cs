@@ -336,26 +336,17 @@ public sealed class FederatedSimulation
     }
 
     /// <summary>
-    /// The test predictions of <paramref name="clients"/>, each with its own adapters (<paramref name="stateOf"/>):
-    /// the multiple-choice samples of all of them batched together (<see cref="Evaluator.PredictChoices"/>), free-form
-    /// ones client by client, by client index. The edge is left holding the last client's adapters.
+    /// The test predictions of <paramref name="clients"/>, each with its own adapters (<paramref name="stateOf"/>), all
+    /// of them batched together (<see cref="Evaluator.PredictClients"/>), by client index. The edge is left holding the
+    /// last client's adapters.
     /// </summary>
     private IReadOnlyList<Prediction>[] PredictBatched(int[] clients, Func<int, AdapterState> stateOf)
     {
         var states = clients.Select(stateOf).ToArray();
         var tests = clients.Select(k => (IReadOnlyList<EncodedSample>)Test[k]).ToArray();
-        var choices = Evaluator.PredictChoices(clients, tests, states.Select(s => s.Tensors).ToArray());
+        var own = Evaluator.PredictClients(clients, tests, states.Select(s => s.Tensors).ToArray());
         var predictions = new IReadOnlyList<Prediction>[Test.Length];
-        for (int j = 0; j < clients.Length; j++)
-        {
-            var free = Test[clients[j]].Where(s => s.ChoiceIds.Length == 0).ToArray();
-            if (free.Length > 0)
-            {
-                Edge.LoadAdapterState(states[j]);
-                choices[j].AddRange(Evaluator.Predict(free, index: clients[j]));
-            }
-            predictions[clients[j]] = choices[j];
-        }
+        for (int j = 0; j < clients.Length; j++) predictions[clients[j]] = own[j];
         if (states.Length > 0) Edge.LoadAdapterState(states[^1]); // the edge ends as after sequential evaluation
         return predictions;
     }

@@ -1,3 +1,4 @@
+using FedNano.Data.Synthetic;
 using FedNano.Edge;
 using FedNano.Simulation;
 using FedNano.Strategies;
@@ -45,6 +46,44 @@ public class BatchedClientsTests
         if (method == "local") Assert.That(seqUploads, Is.Empty);
         else
             Assert.That(seqUploads.Select(u => u.Fisher is not null), Is.All.EqualTo(method.StartsWith("fednano")));
+    }
+
+    [Test]
+    public void FreeFormAnswersBatchedEqualSequential()
+    {
+        var (seq, bat) = (RunFreeForm("sequential"), RunFreeForm("batched"));
+
+        var texts = seq.Final.SelectMany(p => p).Where(p => p.PredictedText is not null).ToArray();
+        Assert.That(texts.Length, Is.GreaterThan(8), "free-form test samples");
+        Assert.That(texts.Select(p => p.PredictedText).Distinct().Count(), Is.GreaterThan(1), string.Join(" | ", texts.Select(p => p.PredictedText)));
+        for (int k = 0; k < seq.Final.Count; k++)
+        {
+            Assert.That(bat.Final[k].Select(p => (p.Sample.Id, p.Predicted, p.PredictedText)),
+                Is.EqualTo(seq.Final[k].Select(p => (p.Sample.Id, p.Predicted, p.PredictedText))), $"client {k}");
+            Assert.That(bat.Final[k].Select(p => p.Loss), Is.EqualTo(seq.Final[k].Select(p => p.Loss)).Within(1e-5));
+        }
+        Assert.That(bat.Rounds.Select(r => r.Traffic), Is.EqualTo(seq.Rounds.Select(r => r.Traffic)), "ledger");
+    }
+
+    /// <summary>Local training (every client its own adapters) for a round on the three clients, every other test
+    /// sample a free-form question.</summary>
+    private static MethodResult RunFreeForm(string execution)
+    {
+        var config = Config(execution) with { Rounds = 1, SyntheticSamples = 96 };
+        var samples = SyntheticBenchmark.Generate(config.SyntheticSamples, config.Seed, SyntheticDialect.Client, 32);
+        var data = FederatedData.Partition(samples, config);
+        data = data with
+        {
+            Clients = data.Clients.Select(c => c with
+            {
+                Test = c.Test.Select((s, i) => i % 2 == 1 ? s : s with
+                {
+                    Choices = [], AnswerIndex = -1, AnswerText = s.Choices[s.AnswerIndex],
+                }).ToArray(),
+            }).ToArray(),
+        };
+        var sim = new FederatedSimulation(config, TinySetup.Backbone, data);
+        return sim.RunStrategy(MethodCatalog.Strategy("local", config)); // each client its own adapters
     }
 
     [Test]
