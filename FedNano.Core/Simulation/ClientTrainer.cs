@@ -44,18 +44,33 @@ internal sealed partial class ClientTrainer(
         {
             Func<EncodedBatch, Tensor> step = config.Dp is { } dp && noise is not null
                 ? batch => PrivateStep(batch, dp, noise, client)
-                : batch =>
-                {
-                    var sent = edge.Forward(batch);                                    // client: NanoEdge
-                    var (nll, grad) = server.LossAndGradient(sent.detach(), batch.Labels); // split up: LLM + loss
-                    sent.backward([grad]);                                             // split down, into the adapters
-                    Traffic.Step(client, batch.Samples, sent);
-                    return nll.mean();
-                };
+                : batch => SplitStep(batch, edge.Adapt, client);
             return Optimise(edge.AdapterParameters().ToArray(), train, fit, global, rng, config, config.LocalEpochs,
                 steps, edge.Device, step);
         }
         finally { edge.eval(); }
+    }
+
+    /// <summary>
+    /// <see cref="Train"/> of trainable <paramref name="parameters"/> of the client's own, which
+    /// <paramref name="transform"/> applies to the frozen input sequence [B, T, d] and its image mask [B, T] in place
+    /// of the NanoAdapters (a user's client algorithm); no DP.
+    /// </summary>
+    public (double loss, AdapterState? fisher) Train(IReadOnlyList<(string name, Parameter parameter)> parameters,
+        Func<Tensor, Tensor, Tensor> transform, IReadOnlyList<EncodedSample> train, FitInstructions fit,
+        AdapterState? global, Random rng, int? steps, int client) =>
+        Optimise(parameters, train, fit, global, rng, config, config.LocalEpochs, steps, edge.Device,
+            batch => SplitStep(batch, transform, client));
+
+    /// <summary>One step's forward and backward across the split; returns the batch-mean loss.</summary>
+    private Tensor SplitStep(EncodedBatch batch, Func<Tensor, Tensor, Tensor> transform, int client)
+    {
+        using var raw = edge.RawSequence(batch);
+        var sent = transform(raw, batch.IsImage);                              // client: NanoEdge
+        var (nll, grad) = server.LossAndGradient(sent.detach(), batch.Labels); // split up: LLM + loss
+        sent.backward([grad]);                                                 // split down, into the client
+        Traffic.Step(client, batch.Samples, sent);
+        return nll.mean();
     }
 
     /// <summary>

@@ -16,7 +16,7 @@ public sealed record Prediction(Data.MultimodalSample Sample, int Predicted, str
 /// How a client with a model of its own is evaluated (<see cref="Strategies.IClientAlgorithm.Evaluation"/>): how it
 /// turns its test batches into what goes to the LLM: the input-embedding sequence of a batch, the embedding of
 /// generated token ids [B, T], and optionally a correction inside the LLM for a batch given its sequence (FedDPA-F's
-/// LoRA mixture). Built inside Core, as it works on Core's internal batches.
+/// LoRA mixture). A client algorithm of your own gets one from <see cref="FederatedSimulation.EvaluationClient"/>.
 /// </summary>
 public sealed class EvalClient
 {

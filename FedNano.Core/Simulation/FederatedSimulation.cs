@@ -4,6 +4,7 @@ using FedNano.Edge;
 using FedNano.Fisher;
 using FedNano.Models;
 using FedNano.Strategies;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace FedNano.Simulation;
@@ -274,6 +275,52 @@ public sealed class FederatedSimulation
         global.Dispose();
         return new MethodResult(strategy.Name, rows, final);
     }
+
+    /// <summary>
+    /// Local training of <paramref name="client"/> in <paramref name="round"/> for a client algorithm of your own
+    /// (<see cref="IClientAlgorithm.Fit"/>) whose trainable <paramref name="parameters"/> replace the NanoAdapters:
+    /// each step <paramref name="transform"/> maps the frozen input sequence [B, T, d] of a mini-batch (token embeddings
+    /// with the visual tokens in place) and its image mask [B, T] (bool) to the sequence the client sends; the server
+    /// runs the frozen LLM and the loss, the gradient comes back through <paramref name="transform"/> into the
+    /// parameters. Everything else is as for NanoAdapters: AdamW with the config's learning rate, batch size and local
+    /// epochs, the same data order, <paramref name="fit"/>'s proximal term (against <paramref name="global"/>), extra
+    /// loss and gradient observer (an <see cref="FedNano.Fisher.IGradientFisher"/>; an exact Fisher pass needs
+    /// NanoAdapters), and the split's traffic. Returns a copy of the parameters after training.
+    /// </summary>
+    /// <exception cref="ArgumentException">The fit asks for an exact Fisher pass, or DP is configured.</exception>
+    public ClientFit TrainAcrossSplit(int round, int client, IReadOnlyList<(string name, Parameter parameter)> parameters,
+        Func<Tensor, Tensor, Tensor> transform, FitInstructions fit, AdapterState? global)
+    {
+        if (fit.Fisher is IFisherPass pass)
+            throw new ArgumentException($"Fisher estimator '{pass.Name}' is a pass over NanoAdapters; with a client " +
+                $"model of your own use a gradient observer such as '{SquaredGradientFisher.EstimatorName}'", nameof(fit));
+        if (Config.Dp is not null)
+            throw new ArgumentException("dp applies to NanoAdapters only; remove dp from the config", nameof(fit));
+        int? steps = client == Pooled ? Train.Sum(t => Trainer.StepsFor(t.Length)) : null;
+        var (loss, fisher) = Trainer.Train(parameters, transform, DataOf(client), fit,
+            fit.ProximalMu > 0 ? global : null, DataOrder(round, client), steps, client);
+        if (fit.Fisher is { Normalise: true } && fisher is { } raw)
+            using (raw) fisher = FisherEstimators.Normalised(raw);
+        var trained = new AdapterState(parameters.ToDictionary(p => p.name, p => p.parameter.detach().clone()));
+        return new ClientFit(trained, loss, fisher, Traffic.Take(client));
+    }
+
+    /// <summary>
+    /// How a client algorithm of your own is evaluated (<see cref="IClientAlgorithm.Evaluation"/>): its
+    /// <paramref name="transform"/>, as in <see cref="TrainAcrossSplit"/>, applied to the frozen input sequence of
+    /// every test batch and to the embeddings of generated tokens (image mask all false), without gradients.
+    /// </summary>
+    public EvalClient EvaluationClient(Func<Tensor, Tensor, Tensor> transform) => new(
+        batch =>
+        {
+            using var raw = Edge.RawSequence(batch);
+            return transform(raw, batch.IsImage);
+        },
+        ids =>
+        {
+            using var embedded = Edge.Embed(ids);
+            return transform(embedded, zeros(ids.shape, ScalarType.Bool, ids.device));
+        });
 
     /// <summary>Whether a round's clients train and are evaluated together (<c>execution</c>; auto: on CUDA).</summary>
     internal bool Batched => Config.Execution == "batched"
