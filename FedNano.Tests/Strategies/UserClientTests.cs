@@ -1,5 +1,4 @@
 using FedNano.Edge;
-using FedNano.Experiments;
 using FedNano.Fisher;
 using FedNano.Simulation;
 using FedNano.Strategies;
@@ -44,8 +43,6 @@ public class UserClientTests
             Throws.ArgumentException.With.Message.Contains("use a gradient observer such as 'ef'"));
     }
 
-    private sealed class Stop : Exception;
-
     /// <summary>Registered by name, a user's client algorithm gets run folders, checkpoints, resume and reports.</summary>
     [Test]
     public void AUserClientAlgorithmGetsRunFoldersResumeAndReports()
@@ -53,19 +50,7 @@ public class UserClientTests
         const string name = "own-client";
         if (!MethodCatalog.All.Contains(name))
             MethodCatalog.Register(new MethodEntry(name, "Own client", _ => new WithOwnClient(new FedAvg(), name)));
-        var config = TinyRuns.Config(name);
-        string full = TinyRuns.TempDir("own-full"), cut = TinyRuns.TempDir("own-cut");
-        RunFolder.Run(config, full);
-        Assert.Throws<Stop>(() => RunFolder.Run(config, cut, new RunHooks
-        {
-            Progress = p => { if (p.Method == name && p.Round == 2) throw new Stop(); },
-        }));
-        Assert.That(RunFolder.Run(config, cut).ResumedFromStep, Is.EqualTo(2));
-        foreach (var f in new[] { RunFolder.RoundsFile, RunFolder.SummaryFile })
-            Assert.That(File.ReadAllText(Path.Combine(cut, f)), Is.EqualTo(File.ReadAllText(Path.Combine(full, f))), f);
-        var (code, err) = RunCommandTests.Fednano("report", cut);
-        Assert.That(code, Is.Zero, err);
-        Assert.That(File.ReadAllText(Path.Combine(cut, "report.md")), Does.Contain(name));
+        UserStrategyTests.RunsThroughRunFolders(TinyRuns.Config(name), name);
     }
 
     /// <summary>A strategy with the client algorithm below; the server side is <paramref name="inner"/>'s.</summary>

@@ -52,6 +52,27 @@ public class UserStrategyTests
     private sealed class Stop : Exception;
 
     /// <summary>
+    /// Runs <paramref name="config"/> in a run folder, and again interrupted in <paramref name="method"/>'s second
+    /// round and resumed: the same files; then <c>fednano report</c> on it names the method.
+    /// </summary>
+    internal static void RunsThroughRunFolders(SimulationConfig config, string method)
+    {
+        string full = TinyRuns.TempDir(method + "-full"), cut = TinyRuns.TempDir(method + "-cut");
+        RunFolder.Run(config, full);
+        Assert.Throws<Stop>(() => RunFolder.Run(config, cut, new RunHooks
+        {
+            Progress = p => { if (p.Method == method && p.Round == 2) throw new Stop(); },
+        }));
+        Assert.That(RunFolder.Run(config, cut).ResumedFromStep, Is.EqualTo(2));
+        foreach (var f in new[] { RunFolder.RoundsFile, RunFolder.SummaryFile })
+            Assert.That(File.ReadAllText(Path.Combine(cut, f)), Is.EqualTo(File.ReadAllText(Path.Combine(full, f))), f);
+        Assert.That(File.ReadAllText(Path.Combine(full, RunFolder.SummaryFile)), Does.Contain(method));
+        var (code, err) = RunCommandTests.Fednano("report", cut);
+        Assert.That(code, Is.Zero, err);
+        Assert.That(File.ReadAllText(Path.Combine(cut, "report.md")), Does.Contain(method));
+    }
+
+    /// <summary>
     /// A method registered from outside Core runs by name through run folders as the built-in ones do: checkpoints,
     /// resume after an interruption (the same files as an uninterrupted run), report.
     /// </summary>
@@ -60,20 +81,7 @@ public class UserStrategyTests
     {
         const string name = "median-registered";
         if (!MethodCatalog.All.Contains(name)) MethodCatalog.Register(new MethodEntry(name, "Median", _ => new NamedMedian(name)));
-        var config = TinyRuns.Config(name, "fedavg");
-        string full = TinyRuns.TempDir("user-full"), cut = TinyRuns.TempDir("user-cut");
-        RunFolder.Run(config, full);
-        Assert.Throws<Stop>(() => RunFolder.Run(config, cut, new RunHooks
-        {
-            Progress = p => { if (p.Method == name && p.Round == 2) throw new Stop(); },
-        }));
-        Assert.That(RunFolder.Run(config, cut).ResumedFromStep, Is.EqualTo(2));
-        foreach (var f in new[] { RunFolder.RoundsFile, RunFolder.SummaryFile })
-            Assert.That(File.ReadAllText(Path.Combine(cut, f)), Is.EqualTo(File.ReadAllText(Path.Combine(full, f))), f);
-        Assert.That(File.ReadAllText(Path.Combine(full, RunFolder.SummaryFile)), Does.Contain(name));
-        var (code, err) = RunCommandTests.Fednano("report", cut);
-        Assert.That(code, Is.Zero, err);
-        Assert.That(File.ReadAllText(Path.Combine(cut, "report.md")), Does.Contain(name));
+        RunsThroughRunFolders(TinyRuns.Config(name, "fedavg"), name);
         Assert.Throws<ArgumentException>(() => MethodCatalog.Register(new MethodEntry("fedavg", "FedAvg", _ => new FedAvg())));
         Assert.That(() => MethodCatalog.Expand(["not-registered"]), Throws.TypeOf<ConfigException>().With.Message.Contains("unknown method"));
     }
