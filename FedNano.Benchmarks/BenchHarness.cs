@@ -48,7 +48,7 @@ internal sealed class BenchHarness : IDisposable
         {
             Backbone = preset, ModelDir = modelDir, Device = device, Precision = precision,
             Clients = 1, SyntheticSamples = 2 * batch + 10, BatchSize = batch, LocalEpochs = 1,
-            EvalBatchTokens = int.MaxValue, // the evaluation batch is the whole batch, however long its prompts
+            EvalBatchTokens = 100_000_000, // the most allowed: the evaluation batch is the whole batch
             ActivationCheckpointing = checkpointing,
         };
         config.Validate();
