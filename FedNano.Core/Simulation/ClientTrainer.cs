@@ -56,7 +56,7 @@ internal sealed partial class ClientTrainer(
     /// <paramref name="transform"/> applies to the frozen input sequence [B, T, d] and its image mask [B, T] in place
     /// of the NanoAdapters (a user's client algorithm); no DP.
     /// </summary>
-    public (double loss, AdapterState? fisher) Train(IReadOnlyList<(string name, Parameter parameter)> parameters,
+    public (double loss, AdapterState? fisher) TrainOwn(IReadOnlyList<(string name, Parameter parameter)> parameters,
         Func<Tensor, Tensor, Tensor> transform, IReadOnlyList<EncodedSample> train, FitInstructions fit,
         AdapterState? global, Random rng, int? steps, int client) =>
         Optimise(parameters, train, fit, global, rng, config, config.LocalEpochs, steps, edge.Device,

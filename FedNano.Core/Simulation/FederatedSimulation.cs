@@ -297,7 +297,7 @@ public sealed class FederatedSimulation
         if (Config.Dp is not null)
             throw new ArgumentException("dp applies to NanoAdapters only; remove dp from the config", nameof(fit));
         int? steps = client == Pooled ? Train.Sum(t => Trainer.StepsFor(t.Length)) : null;
-        var (loss, fisher) = Trainer.Train(parameters, transform, DataOf(client), fit,
+        var (loss, fisher) = Trainer.TrainOwn(parameters, transform, DataOf(client), fit,
             fit.ProximalMu > 0 ? global : null, DataOrder(round, client), steps, client);
         if (fit.Fisher is { Normalise: true } && fisher is { } raw)
             using (raw) fisher = FisherEstimators.Normalised(raw);
