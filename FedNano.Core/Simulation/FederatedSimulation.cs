@@ -279,21 +279,24 @@ public sealed class FederatedSimulation
     /// <summary>
     /// Local training of <paramref name="client"/> in <paramref name="round"/> for a client algorithm of your own
     /// (<see cref="IClientAlgorithm.Fit"/>) whose trainable <paramref name="parameters"/> replace the NanoAdapters:
-    /// each step <paramref name="transform"/> maps the frozen input sequence [B, T, d] of a mini-batch (token embeddings
-    /// with the visual tokens in place) and its image mask [B, T] (bool) to the sequence the client sends; the server
-    /// runs the frozen LLM and the loss, the gradient comes back through <paramref name="transform"/> into the
-    /// parameters. Everything else is as for NanoAdapters: AdamW with the config's learning rate, batch size and local
-    /// epochs, the same data order, <paramref name="fit"/>'s proximal term (against <paramref name="global"/>), extra
-    /// loss and gradient observer (an <see cref="FedNano.Fisher.IGradientFisher"/>; an exact Fisher pass needs
-    /// NanoAdapters), and the split's traffic. Returns a copy of the parameters after training.
+    /// each step <paramref name="transform"/> maps the frozen input sequence [B, T, d] of a mini-batch (token
+    /// embeddings with the visual tokens in place) and its image mask [B, T] (bool) to the sequence the client
+    /// sends; the server runs the frozen LLM and the loss, the gradient comes back through
+    /// <paramref name="transform"/> into the parameters. Everything else is as for NanoAdapters: AdamW with the
+    /// config's learning rate, batch size and local epochs, the same data order, <paramref name="fit"/>'s proximal
+    /// term (against <paramref name="global"/>), extra loss and gradient observer (an
+    /// <see cref="FedNano.Fisher.IGradientFisher"/>; an exact Fisher pass needs NanoAdapters), and the split's
+    /// traffic. Returns a copy of the parameters after training.
     /// </summary>
     /// <exception cref="ArgumentException">The fit asks for an exact Fisher pass, or DP is configured.</exception>
-    public ClientFit TrainAcrossSplit(int round, int client, IReadOnlyList<(string name, Parameter parameter)> parameters,
-        Func<Tensor, Tensor, Tensor> transform, FitInstructions fit, AdapterState? global)
+    public ClientFit TrainAcrossSplit(int round, int client,
+        IReadOnlyList<(string name, Parameter parameter)> parameters, Func<Tensor, Tensor, Tensor> transform,
+        FitInstructions fit, AdapterState? global)
     {
         if (fit.Fisher is IFisherPass pass)
             throw new ArgumentException($"Fisher estimator '{pass.Name}' is a pass over NanoAdapters; with a client " +
-                $"model of your own use a gradient observer such as '{SquaredGradientFisher.EstimatorName}'", nameof(fit));
+                $"model of your own use a gradient observer such as '{SquaredGradientFisher.EstimatorName}'",
+                nameof(fit));
         if (Config.Dp is not null)
             throw new ArgumentException("dp applies to NanoAdapters only; remove dp from the config", nameof(fit));
         int? steps = client == Pooled ? Train.Sum(t => Trainer.StepsFor(t.Length)) : null;

@@ -20,8 +20,9 @@ public class StepBenchmarkTests
         int code;
         try
         {
-            code = (int)entry.Invoke(null,
-                [new[] { "step", "--preset", "tiny", "--device", "cpu", "--batch", "2", "--warmup", "1", "--iterations", "1" }])!;
+            string[] args = ["step", "--preset", "tiny", "--device", "cpu", "--batch", "2", "--warmup", "1",
+                "--iterations", "1"];
+            code = (int)entry.Invoke(null, [args])!;
         }
         finally { Console.SetOut(before); }
         Assert.That(code, Is.Zero, output.ToString());

@@ -12,8 +12,8 @@ namespace FedNano.Tests.Strategies;
 
 /// <summary>
 /// A client algorithm written outside Core, through the public client API only
-/// (<see cref="FederatedSimulation.TrainAcrossSplit"/>, <see cref="FederatedSimulation.EvaluationClient"/>): NanoAdapters
-/// written anew, so the built-in ones are an independent reference.
+/// (<see cref="FederatedSimulation.TrainAcrossSplit"/>, <see cref="FederatedSimulation.EvaluationClient"/>):
+/// NanoAdapters written anew, so the built-in ones are an independent reference.
 /// </summary>
 [NonParallelizable]
 public class UserClientTests
@@ -28,7 +28,8 @@ public class UserClientTests
         var actual = TinySetup.Simulation(config).RunStrategy(new WithOwnClient(BuiltIn()));
 
         Assert.That(actual.Rounds.Select(r => r.Traffic), Is.EqualTo(expected.Rounds.Select(r => r.Traffic)), "ledger");
-        Assert.That(actual.Rounds.Select(r => r.TrainLoss), Is.EqualTo(expected.Rounds.Select(r => r.TrainLoss)).Within(1e-6));
+        Assert.That(actual.Rounds.Select(r => r.TrainLoss),
+            Is.EqualTo(expected.Rounds.Select(r => r.TrainLoss)).Within(1e-6));
         Assert.That(actual.Rounds.Select(r => r.Loss), Is.EqualTo(expected.Rounds.Select(r => r.Loss)).Within(1e-6));
         Assert.That(actual.ClientAccuracy, Is.EqualTo(expected.ClientAccuracy));
         Assert.That(expected.Rounds.Select(r => r.Traffic.SplitBytesTrain), Is.All.GreaterThan(0));
@@ -43,7 +44,7 @@ public class UserClientTests
             Throws.ArgumentException.With.Message.Contains("use a gradient observer such as 'ef'"));
     }
 
-    /// <summary>Registered by name, a user's client algorithm gets run folders, checkpoints, resume and reports.</summary>
+    /// <summary>Registered by name, a user's client algorithm gets run folders, checkpoints, resume, reports.</summary>
     [Test]
     public void AUserClientAlgorithmGetsRunFoldersResumeAndReports()
     {
