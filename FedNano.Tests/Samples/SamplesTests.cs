@@ -1,6 +1,8 @@
 using System.Reflection;
 using System.Text.RegularExpressions;
 using FedNano.Simulation;
+using FedNano.Strategies;
+using FedNano.Tests.Strategies;
 using FedNano.Tests.Data;
 using FedNano.Tests.Experiments;
 using NUnit.Framework;
@@ -42,6 +44,22 @@ public class SamplesTests
         string readme = File.ReadAllText(Path.Combine(DataFixtures.RepoRoot, "README.md")).ReplaceLineEndings("\n");
         string code = File.ReadAllText(Path.Combine(DataFixtures.RepoRoot, "samples", sample, "Program.cs")).ReplaceLineEndings("\n");
         Assert.That(readme, Does.Contain("```csharp\n" + code + "```"), $"README.md shows samples/{sample}/Program.cs as it is");
+    }
+
+    /// <summary>
+    /// The README's custom strategy (samples/CustomStrategy's <c>Median</c>), registered by name, runs through run
+    /// folders as a built-in method does: checkpoints, resume, report.
+    /// </summary>
+    [Category("Slow")]
+    [Test]
+    public void TheCustomStrategySampleRunsThroughRunFolders()
+    {
+        var median = Assembly.Load("CustomStrategy").GetType("Median", throwOnError: true)!;
+        var strategy = (IStrategy)Activator.CreateInstance(median, nonPublic: true)!;
+        if (!MethodCatalog.All.Contains(strategy.Name))
+            MethodCatalog.Register(new MethodEntry(strategy.Name, "Median (samples/CustomStrategy)",
+                _ => (IStrategy)Activator.CreateInstance(median, nonPublic: true)!));
+        UserStrategyTests.RunsThroughRunFolders(TinyRuns.Config(strategy.Name), strategy.Name);
     }
 
     [Test]
