@@ -12,9 +12,10 @@ namespace FedNano.Simulation;
 /// <param name="Fit">What its strategy asks of it.</param>
 /// <param name="Global">The global adapters of its proximal term, or null.</param>
 /// <param name="Order">Its data order.</param>
+/// <param name="Noise">Its DP-SGD noise (with <c>dp</c>), else null.</param>
 internal sealed record ClientJob(
     int Client, AdapterState Start, IReadOnlyList<EncodedSample> Data, FitInstructions Fit, AdapterState? Global,
-    Random Order);
+    Random Order, Generator? Noise = null);
 
 /// <summary>What a client's local training ended with.</summary>
 /// <param name="Trained">Its trained adapters (the caller disposes them).</param>
@@ -32,8 +33,10 @@ internal sealed partial class ClientTrainer
     /// to <c>train_batch_tokens</c> each, whichever clients their samples belong to, serve them all. The loss
     /// back-propagated is the sum over clients of each one's batch-mean loss, so each
     /// client's gradient is its own; the rest of its step (clipping, proximal and extra terms, squared gradients)
-    /// is <see cref="LocalOptimisation.Step"/> on its own parameters. The same result as <see cref="Train"/>
-    /// client by client, to float rounding.
+    /// is <see cref="LocalOptimisation.Step"/> on its own parameters. With <c>dp</c>, each client's gradient is
+    /// DP-SGD's instead (<see cref="PrivateStep"/>): the exact per-sample gradients of every sample of the pass with
+    /// its own client's adapters, clipped, summed and noised per client from the client's own generator. The same
+    /// result as <see cref="Train"/> client by client, to float rounding.
     /// </summary>
     public ClientOutcome[] TrainBatched(IReadOnlyList<ClientJob> jobs)
     {
@@ -60,6 +63,7 @@ internal sealed partial class ClientTrainer
                 // accumulate over the chunks
                 var order = Enumerable.Range(0, samples.Length).OrderBy(j => Length(samples[j])).ToArray();
                 var nlls = new List<Tensor>();
+                var perSample = new List<Dictionary<string, Tensor>>();
                 Tensor? sent = null;
                 int c = 0;
                 foreach (var chunk in Evaluator.Batches(order.Select(j => samples[j]), Length, config.TrainBatchTokens))
@@ -68,17 +72,34 @@ internal sealed partial class ClientTrainer
                     using var batch = EncodedBatch.Create(chunk, true, 0, edge.Device);
                     var raw = edge.RawSequence(batch);
                     var index = tensor(rows.Select(j => client[j]).ToArray(), device: edge.Device);
-                    sent = edge.Adapt(raw, batch.IsImage, index, live);
-                    var (nll, grad) = server.LossAndGradient(sent.detach(), batch.Labels, sum: true);
-                    var weight = tensor(rows.Select(j => weights[j]).ToArray(), device: edge.Device).view(-1, 1, 1);
-                    sent.backward([(grad.to_type(ScalarType.Float32) * weight).to_type(grad.dtype)]);
-                    nlls.Add(nll);
+                    if (config.Dp is not null)
+                    {
+                        using (no_grad()) sent = edge.Adapt(raw, batch.IsImage, index, live);
+                        var (nll, grad) = server.LossAndGradient(sent, batch.Labels, sum: true);
+                        using (no_grad())
+                            perSample.Add(StackedPerSampleGradients(raw, grad, batch.IsImage, index, live));
+                        nlls.Add(nll);
+                    }
+                    else
+                    {
+                        sent = edge.Adapt(raw, batch.IsImage, index, live);
+                        var (nll, grad) = server.LossAndGradient(sent.detach(), batch.Labels, sum: true);
+                        var weight = tensor(rows.Select(j => weights[j]).ToArray(), device: edge.Device)
+                            .view(-1, 1, 1);
+                        sent.backward([(grad.to_type(ScalarType.Float32) * weight).to_type(grad.dtype)]);
+                        nlls.Add(nll);
+                    }
                     c += chunk.Length;
                 }
-                var all = cat(nlls.ToArray(), 0)[tensor(Inverse(order), device: edge.Device)];
+                var unsort = tensor(Inverse(order), device: edge.Device);
+                var all = cat(nlls.ToArray(), 0)[unsort];
+                var grads = perSample.Count == 0 ? null
+                    : names.ToDictionary(n => n, n => cat(perSample.Select(g => g[n]).ToArray(), 0)[unsort]);
                 int offset = 0;
                 foreach (var (i, own) in active)
                 {
+                    if (grads is not null)
+                        SetPrivateGradient(parameters[i], grads, offset, own!.Length, jobs[i].Noise!);
                     runs[i].Step(all[offset..(offset + own!.Length)].mean(), own.Length);
                     Traffic.Step(jobs[i].Client, own, sent!);
                     offset += own.Length;
@@ -96,6 +117,36 @@ internal sealed partial class ClientTrainer
             foreach (var run in runs) run.Dispose();
             foreach (var (_, p) in parameters.SelectMany(p => p)) p.Dispose();
         }
+    }
+
+    /// <summary>
+    /// Each sample's exact adapter gradients [B, ...] with the adapters of its own client (<paramref name="index"/>
+    /// into <paramref name="live"/>), from the raw sequence and the gradient of the summed loss.
+    /// </summary>
+    private Dictionary<string, Tensor> StackedPerSampleGradients(Tensor raw, Tensor gradOut, Tensor isImage,
+        Tensor index, IReadOnlyDictionary<string, Tensor>[] live)
+    {
+        var sides = new[] { ("adapter_i", edge.AdapterI.Scale, isImage), ("adapter_t", edge.AdapterT.Scale,
+            isImage.logical_not()) };
+        Tensor Stacked(string name) => stack(live.Select(l => l[name]))[index];
+        return sides.SelectMany(s => Adapters.NanoAdapter.PerSampleGradientsOf(raw, gradOut, s.Item3,
+                    Stacked(s.Item1 + ".down.weight"), Stacked(s.Item1 + ".up.weight"), s.Item2)
+                .Select(p => (name: s.Item1 + "." + p.Key, grad: p.Value)))
+            .ToDictionary(p => p.name, p => p.grad);
+    }
+
+    /// <summary>DP-SGD's gradient of a client's batch, rows <paramref name="offset"/> on of
+    /// <paramref name="perSample"/>, into its parameters' gradients (as <see cref="PrivateStep"/>).</summary>
+    private void SetPrivateGradient((string n, Parameter p)[] parameters, Dictionary<string, Tensor> perSample,
+        int offset, int count, Generator noise)
+    {
+        var dp = config.Dp!;
+        var own = perSample.ToDictionary(g => g.Key, g => g.Value[offset..(offset + count)]);
+        using var _ = no_grad();
+        var mean = Privacy.DpSgd.NoisyMeanGradient(own, dp.MaxGradNorm, dp.NoiseMultiplier, noise, count);
+        foreach (var (name, p) in parameters)
+            if (p.grad is { } grad) grad.copy_(mean[name]);
+            else p.grad = mean[name].clone();
     }
 
     /// <summary>A training sample's tokens: prompt and target.</summary>

@@ -327,7 +327,7 @@ public sealed class FederatedSimulation
 
     /// <summary>Whether a round's clients train and are evaluated together (<c>execution</c>; auto: on CUDA).</summary>
     internal bool Batched => Config.Execution == "batched"
-        || (Config.Execution == "auto" && Edge.Device.type == TorchSharp.DeviceType.CUDA && Config.Dp is null);
+        || (Config.Execution == "auto" && Edge.Device.type == TorchSharp.DeviceType.CUDA);
 
     /// <summary>The participant index of the single learner on pooled data (<see cref="IStrategy.PoolsData"/>).</summary>
     internal const int Pooled = -1;
@@ -370,14 +370,28 @@ public sealed class FederatedSimulation
         else
         {
             var jobs = clients.Select((k, j) =>
-                new ClientJob(k, starts[j], Train[k], fits[j], Prox(j), DataOrder(round, k)));
-            outcomes = Trainer.TrainBatched(jobs.ToArray());
+                new ClientJob(k, starts[j], Train[k], fits[j], Prox(j), DataOrder(round, k), DpNoise(round, k)))
+                .ToArray();
+            outcomes = Trainer.TrainBatched(jobs);
             var exact = Enumerable.Range(0, clients.Length).Where(j => fits[j].Fisher is IFisherPass).ToArray();
-            var passes = exact.Select(j => new FisherJob(clients[j], outcomes[j].Trained.Tensors, Train[clients[j]],
-                (IFisherPass)fits[j].Fisher!, Answers(j))).ToArray();
-            foreach (var (j, fisher) in exact.Zip(Trainer.Fisher(passes)))
-                outcomes[j] = outcomes[j] with { Fisher = fisher };
-            foreach (var p in passes) p.Generator.Dispose();
+            if (Config.Dp is not null) // DP's noised Fisher: client by client, each continuing its noise stream
+                foreach (var j in exact)
+                {
+                    Edge.LoadAdapterState(outcomes[j].Trained);
+                    outcomes[j] = outcomes[j] with
+                    {
+                        Fisher = Trainer.Fisher(Train[clients[j]], noise: jobs[j].Noise, client: clients[j]),
+                    };
+                }
+            else
+            {
+                var passes = exact.Select(j => new FisherJob(clients[j], outcomes[j].Trained.Tensors,
+                    Train[clients[j]], (IFisherPass)fits[j].Fisher!, Answers(j))).ToArray();
+                foreach (var (j, fisher) in exact.Zip(Trainer.Fisher(passes)))
+                    outcomes[j] = outcomes[j] with { Fisher = fisher };
+                foreach (var p in passes) p.Generator.Dispose();
+            }
+            foreach (var job in jobs) job.Noise?.Dispose();
         }
         for (int j = 0; j < outcomes.Length; j++)
             if (fits[j].Fisher is { Normalise: true } && outcomes[j].Fisher is { } raw)

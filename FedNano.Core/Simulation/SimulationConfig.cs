@@ -293,9 +293,6 @@ public sealed record SimulationConfig
     private void ValidateDp(Privacy.DpConfig dp)
     {
         dp.Validate();
-        if (Execution == "batched")
-            throw new ConfigException("dp runs the clients one after another: set execution to sequential or auto " +
-                                      "(batched training has no per-sample clipping)");
         if (Fisher == FedNano.Fisher.SampledFisher.EstimatorName)
             throw new ConfigException($"dp noises the empirical Fisher only: fisher '{Fisher}' is not covered; set " +
                                       $"fisher to {FedNano.Fisher.EmpiricalFisher.EstimatorName} or " +
