@@ -77,7 +77,8 @@ internal sealed partial class ClientTrainer
                         using (no_grad()) sent = edge.Adapt(raw, batch.IsImage, index, live);
                         var (nll, grad) = server.LossAndGradient(sent, batch.Labels, sum: true);
                         using (no_grad())
-                            perSample.Add(StackedPerSampleGradients(raw, grad, batch.IsImage, index, live));
+                            perSample.Add(PerSampleGradients(raw, grad, batch.IsImage,
+                                name => stack(live.Select(l => l[name]))[index]));
                         nlls.Add(nll);
                     }
                     else
@@ -99,7 +100,8 @@ internal sealed partial class ClientTrainer
                 foreach (var (i, own) in active)
                 {
                     if (grads is not null)
-                        SetPrivateGradient(parameters[i], grads, offset, own!.Length, jobs[i].Noise!);
+                        SetNoisyMean(parameters[i], grads.ToDictionary(g => g.Key,
+                            g => g.Value[offset..(offset + own!.Length)]), config.Dp!, jobs[i].Noise!);
                     runs[i].Step(all[offset..(offset + own!.Length)].mean(), own.Length);
                     Traffic.Step(jobs[i].Client, own, sent!);
                     offset += own.Length;
@@ -117,36 +119,6 @@ internal sealed partial class ClientTrainer
             foreach (var run in runs) run.Dispose();
             foreach (var (_, p) in parameters.SelectMany(p => p)) p.Dispose();
         }
-    }
-
-    /// <summary>
-    /// Each sample's exact adapter gradients [B, ...] with the adapters of its own client (<paramref name="index"/>
-    /// into <paramref name="live"/>), from the raw sequence and the gradient of the summed loss.
-    /// </summary>
-    private Dictionary<string, Tensor> StackedPerSampleGradients(Tensor raw, Tensor gradOut, Tensor isImage,
-        Tensor index, IReadOnlyDictionary<string, Tensor>[] live)
-    {
-        var sides = new[] { ("adapter_i", edge.AdapterI.Scale, isImage), ("adapter_t", edge.AdapterT.Scale,
-            isImage.logical_not()) };
-        Tensor Stacked(string name) => stack(live.Select(l => l[name]))[index];
-        return sides.SelectMany(s => Adapters.NanoAdapter.PerSampleGradientsOf(raw, gradOut, s.Item3,
-                    Stacked(s.Item1 + ".down.weight"), Stacked(s.Item1 + ".up.weight"), s.Item2)
-                .Select(p => (name: s.Item1 + "." + p.Key, grad: p.Value)))
-            .ToDictionary(p => p.name, p => p.grad);
-    }
-
-    /// <summary>DP-SGD's gradient of a client's batch, rows <paramref name="offset"/> on of
-    /// <paramref name="perSample"/>, into its parameters' gradients (as <see cref="PrivateStep"/>).</summary>
-    private void SetPrivateGradient((string n, Parameter p)[] parameters, Dictionary<string, Tensor> perSample,
-        int offset, int count, Generator noise)
-    {
-        var dp = config.Dp!;
-        var own = perSample.ToDictionary(g => g.Key, g => g.Value[offset..(offset + count)]);
-        using var _ = no_grad();
-        var mean = Privacy.DpSgd.NoisyMeanGradient(own, dp.MaxGradNorm, dp.NoiseMultiplier, noise, count);
-        foreach (var (name, p) in parameters)
-            if (p.grad is { } grad) grad.copy_(mean[name]);
-            else p.grad = mean[name].clone();
     }
 
     /// <summary>A training sample's tokens: prompt and target.</summary>

@@ -18,14 +18,23 @@ internal sealed partial class ClientTrainer
     internal Tensor PrivateStep(EncodedBatch batch, DpConfig dp, Generator noise, int client = 0)
     {
         var (nll, perSample) = PerSampleStep(batch, client);
-        using (no_grad())
-        {
-            var mean = DpSgd.NoisyMeanGradient(perSample, dp.MaxGradNorm, dp.NoiseMultiplier, noise, batch.Count);
-            foreach (var (name, p) in edge.AdapterParameters())
-                if (p.grad is { } grad) grad.copy_(mean[name]);
-                else p.grad = mean[name].clone();
-        }
+        SetNoisyMean(edge.AdapterParameters(), perSample, dp, noise);
         return nll.mean();
+    }
+
+    /// <summary>
+    /// DP-SGD's gradient from <paramref name="perSample"/> ([B, ...] by parameter name): each sample's clipped, summed,
+    /// noised from <paramref name="noise"/>, divided by B; put into <paramref name="parameters"/>' gradients.
+    /// </summary>
+    private static void SetNoisyMean(IEnumerable<(string name, TorchSharp.Modules.Parameter parameter)> parameters,
+        IReadOnlyDictionary<string, Tensor> perSample, DpConfig dp, Generator noise)
+    {
+        using var _ = no_grad();
+        int count = (int)perSample.Values.First().shape[0];
+        var mean = DpSgd.NoisyMeanGradient(perSample, dp.MaxGradNorm, dp.NoiseMultiplier, noise, count);
+        foreach (var (name, p) in parameters)
+            if (p.grad is { } grad) grad.copy_(mean[name]);
+            else p.grad = mean[name].clone();
     }
 
     /// <summary>
@@ -61,21 +70,25 @@ internal sealed partial class ClientTrainer
         using (no_grad()) sent = edge.Adapt(raw, batch.IsImage);
         var (nll, g) = server.LossAndGradient(sent, batch.Labels, sum: true);
         Traffic.Step(client, batch.Samples, sent);
-        using (no_grad()) return (nll, PerSampleGradients(raw, g, batch.IsImage));
+        var weights = edge.AdapterParameters().ToDictionary(p => p.name, p => (Tensor)p.parameter);
+        using (no_grad()) return (nll, PerSampleGradients(raw, g, batch.IsImage, n => weights[n]));
     }
 
     /// <summary>
-    /// Each sample's gradient [B, ...] of the edge's adapter parameters (named as
-    /// <see cref="NanoEdge.AdapterParameters"/> names them), from the raw sequence and the gradient of a sum of
-    /// per-sample losses with respect to the adapted one.
+    /// Each sample's gradient [B, ...] of the adapter parameters (named as <see cref="NanoEdge.AdapterParameters"/>
+    /// names them), from the raw sequence and the gradient of a sum of per-sample losses with respect to the adapted
+    /// one; <paramref name="weight"/> gives each adapter weight by name: one client's ([r, d]), or each sample's own
+    /// client's stacked per sample ([B, r, d]).
     /// </summary>
-    private Dictionary<string, Tensor> PerSampleGradients(Tensor raw, Tensor gradOut, Tensor isImage)
+    private Dictionary<string, Tensor> PerSampleGradients(Tensor raw, Tensor gradOut, Tensor isImage,
+        Func<string, Tensor> weight)
     {
         var sides = new[]
         {
-            ("adapter_i", edge.AdapterI, isImage), ("adapter_t", edge.AdapterT, isImage.logical_not()),
+            ("adapter_i", edge.AdapterI.Scale, isImage), ("adapter_t", edge.AdapterT.Scale, isImage.logical_not()),
         };
-        return sides.SelectMany(s => s.Item2.PerSampleGradients(raw, gradOut, s.Item3)
+        return sides.SelectMany(s => Adapters.NanoAdapter.PerSampleGradientsOf(raw, gradOut, s.Item3,
+                    weight(s.Item1 + ".down.weight"), weight(s.Item1 + ".up.weight"), s.Item2)
                 .Select(p => (name: s.Item1 + "." + p.Key, grad: p.Value)))
             .ToDictionary(p => p.name, p => p.grad);
     }

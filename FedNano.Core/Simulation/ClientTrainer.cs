@@ -146,7 +146,6 @@ internal sealed partial class ClientTrainer(
     private AdapterState[] FisherPass(IReadOnlyList<FisherJob> clients, bool edgeAdapters)
     {
         var sums = clients.Select(c => c.Adapters.ToDictionary(p => p.Key, p => zeros_like(p.Value))).ToArray();
-        var sides = new[] { ("adapter_i", edge.AdapterI.Scale, false), ("adapter_t", edge.AdapterT.Scale, true) };
         for (int i = 0; clients.Any(c => i < c.Data.Count); i += config.BatchSize)
             // the clients' i-th batches, together in passes of at most batch_size samples (one client's step's memory)
             foreach (var group in Groups(clients.Select((c, k) => (k, samples: c.Data.Skip(i).Take(config.BatchSize)
@@ -169,19 +168,13 @@ internal sealed partial class ClientTrainer(
                 var (_, g) = server.LossAndGradient(sent, batch.Labels, sum: true);
                 foreach (var (k, samples) in active) Traffic.Step(clients[k].Client, samples, sent);
                 using (no_grad())
-                    foreach (var (prefix, scale, text) in sides)
+                    foreach (var (name, t) in PerSampleGradients(raw, g, batch.IsImage, Weights))
                     {
-                        var mask = text ? batch.IsImage.logical_not() : batch.IsImage;
-                        var down = Weights(prefix + ".down.weight");
-                        var up = Weights(prefix + ".up.weight");
-                        foreach (var (name, t) in Adapters.NanoAdapter.PerSampleGradientsOf(raw, g, mask, down, up, scale))
+                        int offset = 0;
+                        foreach (var (k, samples) in active)
                         {
-                            int offset = 0;
-                            foreach (var (k, samples) in active)
-                            {
-                                sums[k][prefix + "." + name].add_(t[offset..(offset + samples.Length)].pow(2).sum(dim: 0));
-                                offset += samples.Length;
-                            }
+                            sums[k][name].add_(t[offset..(offset + samples.Length)].pow(2).sum(dim: 0));
+                            offset += samples.Length;
                         }
                     }
             }

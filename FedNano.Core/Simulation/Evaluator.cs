@@ -24,6 +24,22 @@ public sealed class EvalClient
         Func<EncodedBatch, Tensor, ILinearDelta?>? delta = null) =>
         (Sequence, EmbedTokens, Delta) = (sequence, embedTokens, delta);
 
+    /// <summary>
+    /// A client whose <paramref name="transform"/> maps the frozen input sequence [B, T, d] and its image mask [B, T]
+    /// to what it sends: applied to every test batch and to the embeddings of generated tokens (mask all false).
+    /// </summary>
+    internal static EvalClient Transforming(NanoEdge edge, Func<Tensor, Tensor, Tensor> transform) => new(
+        batch =>
+        {
+            using var raw = edge.RawSequence(batch);
+            return transform(raw, batch.IsImage);
+        },
+        ids =>
+        {
+            using var embedded = edge.Embed(ids);
+            return transform(embedded, zeros(ids.shape, ScalarType.Bool, ids.device));
+        });
+
     internal Func<EncodedBatch, Tensor> Sequence { get; }
     internal Func<Tensor, Tensor> EmbedTokens { get; }
     internal Func<EncodedBatch, Tensor, ILinearDelta?>? Delta { get; }
@@ -129,13 +145,7 @@ internal sealed class Evaluator(NanoEdge edge, SplitServer server, Tokenizers.IT
         {
             using var scope = NewDisposeScope();
             var (client, present) = Stack(group);
-            var stacked = new EvalClient(
-                batch =>
-                {
-                    using var raw = edge.RawSequence(batch);
-                    return edge.Adapt(raw, batch.IsImage, client, present);
-                },
-                ids => edge.Adapt(edge.Embed(ids), zeros(ids.shape, ScalarType.Bool, edge.Device), client, present));
+            var stacked = EvalClient.Transforming(edge, (x, isImage) => edge.Adapt(x, isImage, client, present));
             var (free, counts, bytes) = Generate(group, stacked);
             tokenBytes = bytes;
             for (int b = 0; b < group.Length; b++)

@@ -299,9 +299,8 @@ public sealed class FederatedSimulation
                 nameof(fit));
         if (Config.Dp is not null)
             throw new ArgumentException("dp applies to NanoAdapters only; remove dp from the config", nameof(fit));
-        int? steps = client == Pooled ? Train.Sum(t => Trainer.StepsFor(t.Length)) : null;
         var (loss, fisher) = Trainer.TrainOwn(parameters, transform, DataOf(client), fit,
-            fit.ProximalMu > 0 ? global : null, DataOrder(round, client), steps, client);
+            fit.ProximalMu > 0 ? global : null, DataOrder(round, client), StepsOf(client), client);
         if (fit.Fisher is { Normalise: true } && fisher is { } raw)
             using (raw) fisher = FisherEstimators.Normalised(raw);
         var trained = new AdapterState(parameters.ToDictionary(p => p.name, p => p.parameter.detach().clone()));
@@ -313,17 +312,8 @@ public sealed class FederatedSimulation
     /// <paramref name="transform"/>, as in <see cref="TrainAcrossSplit"/>, applied to the frozen input sequence of
     /// every test batch and to the embeddings of generated tokens (image mask all false), without gradients.
     /// </summary>
-    public EvalClient EvaluationClient(Func<Tensor, Tensor, Tensor> transform) => new(
-        batch =>
-        {
-            using var raw = Edge.RawSequence(batch);
-            return transform(raw, batch.IsImage);
-        },
-        ids =>
-        {
-            using var embedded = Edge.Embed(ids);
-            return transform(embedded, zeros(ids.shape, ScalarType.Bool, ids.device));
-        });
+    public EvalClient EvaluationClient(Func<Tensor, Tensor, Tensor> transform) =>
+        EvalClient.Transforming(Edge, transform);
 
     /// <summary>Whether a round's clients train and are evaluated together (<c>execution</c>; auto: on CUDA).</summary>
     internal bool Batched => Config.Execution == "batched"
@@ -336,6 +326,10 @@ public sealed class FederatedSimulation
 
     /// <summary>Training data of client <paramref name="k"/>, or every client's pooled for <see cref="Pooled"/>.</summary>
     internal IReadOnlyList<EncodedSample> DataOf(int k) => k == Pooled ? pooledTrain ??= Train.SelectMany(t => t).ToArray() : Train[k];
+
+    /// <summary>Local steps of participant <paramref name="k"/>: every client's together for <see cref="Pooled"/>,
+    /// else null (its configured epochs).</summary>
+    private int? StepsOf(int k) => k == Pooled ? Train.Sum(t => Trainer.StepsFor(t.Length)) : null;
 
     private static bool Finite(AdapterState? state)
     {
@@ -359,9 +353,9 @@ public sealed class FederatedSimulation
             outcomes = clients.Select((k, j) =>
             {
                 Edge.LoadAdapterState(starts[j]);
-                int? steps = k == Pooled ? Train.Sum(t => Trainer.StepsFor(t.Length)) : null;
                 using var noise = DpNoise(round, k);
-                var (loss, observed) = Trainer.Train(DataOf(k), fits[j], Prox(j), DataOrder(round, k), steps, noise, k);
+                var (loss, observed) = Trainer.Train(DataOf(k), fits[j], Prox(j), DataOrder(round, k), StepsOf(k),
+                    noise, k);
                 using var answers = Answers(j);
                 var fisher = fits[j].Fisher is IFisherPass pass
                     ? Trainer.Fisher(DataOf(k), pass, answers, noise, k) : observed;
