@@ -79,3 +79,21 @@ public sealed class MixedDelta(ILinearDelta global, ILinearDelta local, Tensor w
         return g * (1 - w) + l * w;
     }
 }
+
+/// <summary>
+/// Several clients' LoRA factors (each client's live tensors named as <see cref="LoraSet.Parameters"/> names them)
+/// applied per sample: sample b of the batch gets the delta of client <paramref name="client"/>[b], the factors
+/// stacked and selected as <see cref="NanoAdapter.Stacked"/> selects adapters, so gradients reach each client's own.
+/// </summary>
+internal sealed class StackedLora(IReadOnlyList<IReadOnlyDictionary<string, Tensor>> clients, Tensor client,
+    double scale) : ILinearDelta
+{
+    /// <inheritdoc/>
+    public Tensor? Delta(string name, Tensor x)
+    {
+        if (!clients[0].ContainsKey(name + ".lora_A")) return null;
+        var a = stack(clients.Select(c => c[name + ".lora_A"]))[client]; // [B, r, in]
+        var b = stack(clients.Select(c => c[name + ".lora_B"]))[client]; // [B, out, r]
+        return x.to_type(a.dtype).matmul(a.transpose(1, 2)).matmul(b.transpose(1, 2)) * scale;
+    }
+}

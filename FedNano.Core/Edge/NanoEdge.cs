@@ -112,16 +112,17 @@ public sealed class NanoEdge : nn.Module<Tensor, Tensor>
 
     /// <summary>
     /// The input sequence of a batch with the visual tokens from <paramref name="connector"/> (a client's own,
-    /// trainable connector; gradients flow into it) on the frozen vision features, without the NanoAdapters.
+    /// trainable connector, or several clients' per image; gradients flow into it) on the frozen vision features
+    /// [images, tokens, width] of the batch's images in order, without the NanoAdapters.
     /// </summary>
-    internal Tensor RawSequence(EncodedBatch batch, nn.Module<Tensor, Tensor> connector)
+    internal Tensor RawSequence(EncodedBatch batch, Func<Tensor, Tensor> connector)
     {
         using var scope = NewDisposeScope();
         Tensor? visual = null;
         if (batch.Images.Length > 0)
         {
             var feats = cat(batch.Images.Select(VisionFeatures).ToArray(), 0);
-            visual = connector.forward(feats).to_type(embed_tokens.weight!.dtype);
+            visual = connector(feats).to_type(embed_tokens.weight!.dtype);
         }
         Tensor text;
         using (no_grad()) text = embed_tokens.forward(batch.Ids);

@@ -36,7 +36,7 @@ internal sealed partial class ClientTrainer
     /// is <see cref="LocalOptimisation.Step"/> on its own parameters. With <c>dp</c>, each client's gradient is
     /// DP-SGD's instead (<see cref="PrivateStep"/>): the exact per-sample gradients of every sample of the pass with
     /// its own client's adapters, clipped, summed and noised per client from the client's own generator. The same
-    /// result as <see cref="Train"/> client by client, to float rounding.
+    /// result as <see cref="Train"/> client by client, to float rounding. The step loop is <see cref="StepTogether"/>.
     /// </summary>
     public ClientOutcome[] TrainBatched(IReadOnlyList<ClientJob> jobs)
     {
@@ -47,66 +47,37 @@ internal sealed partial class ClientTrainer
             parameters[i], j.Data, j.Fit, j.Global, j.Order, config, config.LocalEpochs, null)).ToArray();
         try
         {
-            while (runs.Select((run, i) => (i, samples: run.Next())).Where(a => a.samples is not null).ToArray() is
-                   { Length: > 0 } active)
+            Tensor? sent = null;
+            var perSample = new List<Dictionary<string, Tensor>>();
+            Tensor Pass(EncodedBatch batch, Tensor index, Tensor weight, int[] active)
             {
-                using var scope = NewDisposeScope();
-                var counts = active.Select(a => a.samples!.Length).ToArray();
-                var samples = active.SelectMany(a => a.samples!).ToArray();
-                var client = counts.SelectMany((n, c) => Enumerable.Repeat((long)c, n)).ToArray();
-                // each sample's gradient times 1 / its client's batch size: the gradient of the sum of batch means
-                var weights = counts.SelectMany(n => Enumerable.Repeat(1f / n, n)).ToArray();
-                foreach (var (i, _) in active) runs[i].ZeroGrad();
-                var live = active.Select(a => runs[a.i].Live).ToArray();
-                // through the LLM in chunks of at most train_batch_tokens, so a step's activations are bounded
-                // however many clients train together; sorted by length, so a chunk pads little; gradients
-                // accumulate over the chunks
-                var order = Enumerable.Range(0, samples.Length).OrderBy(j => Length(samples[j])).ToArray();
-                var nlls = new List<Tensor>();
-                var perSample = new List<Dictionary<string, Tensor>>();
-                Tensor? sent = null;
-                int c = 0;
-                foreach (var chunk in Evaluator.Batches(order.Select(j => samples[j]), Length, config.TrainBatchTokens))
+                var raw = edge.RawSequence(batch);
+                var live = active.Select(i => runs[i].Live).ToArray();
+                if (config.Dp is null)
                 {
-                    var rows = order[c..(c + chunk.Length)];
-                    using var batch = EncodedBatch.Create(chunk, true, 0, edge.Device);
-                    var raw = edge.RawSequence(batch);
-                    var index = tensor(rows.Select(j => client[j]).ToArray(), device: edge.Device);
-                    if (config.Dp is not null)
-                    {
-                        using (no_grad()) sent = edge.Adapt(raw, batch.IsImage, index, live);
-                        var (nll, grad) = server.LossAndGradient(sent, batch.Labels, sum: true);
-                        using (no_grad())
-                            perSample.Add(PerSampleGradients(raw, grad, batch.IsImage,
-                                name => stack(live.Select(l => l[name]))[index]));
-                        nlls.Add(nll);
-                    }
-                    else
-                    {
-                        sent = edge.Adapt(raw, batch.IsImage, index, live);
-                        var (nll, grad) = server.LossAndGradient(sent.detach(), batch.Labels, sum: true);
-                        var weight = tensor(rows.Select(j => weights[j]).ToArray(), device: edge.Device)
-                            .view(-1, 1, 1);
-                        sent.backward([(grad.to_type(ScalarType.Float32) * weight).to_type(grad.dtype)]);
-                        nlls.Add(nll);
-                    }
-                    c += chunk.Length;
+                    sent = edge.Adapt(raw, batch.IsImage, index, live);
+                    var (nll, grad) = server.LossAndGradient(sent.detach(), batch.Labels, sum: true);
+                    sent.backward([Weighted(grad, weight)]);
+                    return nll;
                 }
-                var unsort = tensor(Inverse(order), device: edge.Device);
-                var all = cat(nlls.ToArray(), 0)[unsort];
-                var grads = perSample.Count == 0 ? null
-                    : names.ToDictionary(n => n, n => cat(perSample.Select(g => g[n]).ToArray(), 0)[unsort]);
-                int offset = 0;
-                foreach (var (i, own) in active)
-                {
-                    if (grads is not null)
-                        SetNoisyMean(parameters[i], grads.ToDictionary(g => g.Key,
-                            g => g.Value[offset..(offset + own!.Length)]), config.Dp!, jobs[i].Noise!);
-                    runs[i].Step(all[offset..(offset + own!.Length)].mean(), own.Length);
-                    Traffic.Step(jobs[i].Client, own, sent!);
-                    offset += own.Length;
-                }
+                using (no_grad()) sent = edge.Adapt(raw, batch.IsImage, index, live);
+                var (dpNll, g) = server.LossAndGradient(sent, batch.Labels, sum: true);
+                using (no_grad())
+                    perSample.Add(PerSampleGradients(raw, g, batch.IsImage,
+                        name => stack(live.Select(l => l[name]))[index]));
+                return dpNll;
             }
+            void BeforeSteps(int[] active, int[] counts, Tensor unsort)
+            {
+                if (perSample.Count == 0) return;
+                var grads = names.ToDictionary(n => n, n => cat(perSample.Select(g => g[n]).ToArray(), 0)[unsort]);
+                perSample.Clear();
+                for (int a = 0, offset = 0; a < active.Length; offset += counts[a++])
+                    SetNoisyMean(parameters[active[a]], grads.ToDictionary(g => g.Key,
+                        g => g.Value[offset..(offset + counts[a])]), config.Dp!, jobs[active[a]].Noise!);
+            }
+            StepTogether(runs, config.TrainBatchTokens, edge.Device, Pass, BeforeSteps,
+                (i, own) => Traffic.Step(jobs[i].Client, own, sent!));
             return runs.Select((run, i) =>
             {
                 var (loss, squared) = run.Result();
@@ -121,11 +92,63 @@ internal sealed partial class ClientTrainer
         }
     }
 
+    /// <summary>
+    /// Steps several clients' local optimisations together until all are done. At each step every run with a
+    /// mini-batch left contributes it; the samples, sorted by length, go through <paramref name="pass"/> in chunks of
+    /// at most <paramref name="budget"/> tokens (so a step's activations are bounded however many clients train
+    /// together), gradients accumulating over the chunks. <c>pass(batch, client, weight, active)</c> back-propagates
+    /// and returns the per-sample task loss [B]; <c>client</c> [B] indexes <c>active</c> (the runs of the step) and
+    /// <c>weight</c> [B] is 1 / the sample's run's batch size, so that back-propagating the weighted sum gives each
+    /// run the gradient of its own batch-mean loss. Then <paramref name="beforeSteps"/> (the step's active runs, their
+    /// batch sizes, the permutation back from chunk order), and each run's <see cref="LocalOptimisation.Step"/>,
+    /// followed by <paramref name="afterStep"/> with its samples.
+    /// </summary>
+    internal static void StepTogether(LocalOptimisation[] runs, long budget, Device device,
+        Func<EncodedBatch, Tensor, Tensor, int[], Tensor> pass, Action<int[], int[], Tensor>? beforeSteps = null,
+        Action<int, EncodedSample[]>? afterStep = null)
+    {
+        while (runs.Select((run, i) => (i, samples: run.Next())).Where(a => a.samples is not null).ToArray() is
+               { Length: > 0 } step)
+        {
+            using var scope = NewDisposeScope();
+            var active = step.Select(a => a.i).ToArray();
+            var counts = step.Select(a => a.samples!.Length).ToArray();
+            var samples = step.SelectMany(a => a.samples!).ToArray();
+            var client = counts.SelectMany((n, c) => Enumerable.Repeat((long)c, n)).ToArray();
+            var weights = counts.SelectMany(n => Enumerable.Repeat(1f / n, n)).ToArray();
+            foreach (var i in active) runs[i].ZeroGrad();
+            var order = Enumerable.Range(0, samples.Length).OrderBy(j => Length(samples[j])).ToArray();
+            var nlls = new List<Tensor>();
+            int c = 0;
+            foreach (var chunk in Evaluator.Batches(order.Select(j => samples[j]), Length, budget))
+            {
+                var rows = order[c..(c + chunk.Length)];
+                using var batch = EncodedBatch.Create(chunk, true, 0, device);
+                nlls.Add(pass(batch, tensor(rows.Select(j => client[j]).ToArray(), device: device),
+                    tensor(rows.Select(j => weights[j]).ToArray(), device: device), active));
+                c += chunk.Length;
+            }
+            var unsort = tensor(Inverse(order), device: device);
+            var all = cat(nlls.ToArray(), 0)[unsort];
+            beforeSteps?.Invoke(active, counts, unsort);
+            for (int a = 0, offset = 0; a < active.Length; offset += counts[a++])
+            {
+                runs[active[a]].Step(all[offset..(offset + counts[a])].mean(), counts[a]);
+                afterStep?.Invoke(active[a], step[a].samples!);
+            }
+        }
+    }
+
+    /// <summary>Each sample's rows of <paramref name="gradient"/> [B, T, d] times its <paramref name="weight"/> [B]
+    /// (in float32).</summary>
+    internal static Tensor Weighted(Tensor gradient, Tensor weight) =>
+        (gradient.to_type(ScalarType.Float32) * weight.view(-1, 1, 1)).to_type(gradient.dtype);
+
     /// <summary>A training sample's tokens: prompt and target.</summary>
     private static int Length(EncodedSample s) => s.PromptIds.Length + s.TargetIds.Length;
 
     /// <summary>The permutation that undoes <paramref name="order"/>.</summary>
-    private static long[] Inverse(int[] order)
+    internal static long[] Inverse(int[] order)
     {
         var inverse = new long[order.Length];
         for (int j = 0; j < order.Length; j++) inverse[order[j]] = j;

@@ -158,13 +158,14 @@ public sealed record SimulationConfig
     /// each client with its own adapters, optimiser state and data order: the same result to float rounding),
     /// <c>sequential</c> (one after another), or <c>auto</c> (default: batched on CUDA, where one pass for many small
     /// batches saves kernel launches; sequential on the CPU, where batching measured no faster and sequential keeps
-    /// results bit for bit). FedDPA-F and centralized always run sequentially.
+    /// results bit for bit). Centralized (one learner) always runs sequentially, and so does FedDPA-F's fine-tuning
+    /// after the last round.
     /// </summary>
     [JsonPropertyName("execution")] public string Execution { get; init; } = "auto";
     /// <summary>
     /// Differential privacy of the clients' training (DP-SGD with exact per-sample clipping of the NanoAdapters'
     /// gradients, Gaussian noise, and a noised Fisher upload; epsilon per client in rounds.csv); null (default): off.
-    /// Sequential execution only (<c>auto</c> runs it sequentially); not for FedDPA-F.
+    /// Batched clients are noised each from its own generator, as sequentially; not for FedDPA-F.
     /// </summary>
     [JsonPropertyName("dp")] public Privacy.DpConfig? Dp { get; init; }
     /// <summary>Seed of every random draw (partition, client sampling, data order, initialisation).</summary>

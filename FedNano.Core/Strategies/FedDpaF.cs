@@ -21,8 +21,9 @@ namespace FedNano.Strategies;
 /// the instance's last hidden state (final-norm output at its last prompt token, under the global model) and those of
 /// <c>feddpa.instances</c> of the client's training instances. Before the last round clients are evaluated with the
 /// global model. Nothing crosses a client/server split (the client holds the whole model), so split bytes are 0.
-/// It runs in the one round loop with its own client algorithm (<see cref="CreateClient"/>); its clients train
-/// one after another also under <c>execution: batched</c>, as their LoRA lives inside the shared LLM.
+/// It runs in the one round loop with its own client algorithm (<see cref="CreateClient"/>); under <c>execution:
+/// batched</c> a round's clients train together, each sample with its own client's LoRA and connector; the
+/// fine-tuning after the last round and the evaluation run client after client.
 /// Yang et al., "Dual-Personalizing Adapter for Federated Foundation Models", NeurIPS 2024.
 /// </summary>
 public sealed class FedDpaF : IStrategy
@@ -77,8 +78,7 @@ public sealed class FedDpaF : IStrategy
 
     /// <summary>
     /// FedDPA-F's client: the whole MLLM (the shared frozen base) with a trainable LoRA inside the LLM and its own
-    /// connector copy; its state is the LoRA and connector tensors. Its LoRA lives inside the shared LLM, so a round's
-    /// clients train one after another whatever <c>execution</c> says.
+    /// connector copy; its state is the LoRA and connector tensors, applied to the shared LLM as a delta per call.
     /// </summary>
     private sealed class DualLora : IClientAlgorithm
     {
@@ -113,9 +113,11 @@ public sealed class FedDpaF : IStrategy
         /// <summary>The whole MLLM and two LoRA sets (global and local).</summary>
         public long ResidentParameters(int client, AdapterState global) => resident;
 
-        /// <summary>The global LoRA and connector, client after client (their LoRA is inside the shared LLM).</summary>
+        /// <summary>The global LoRA and connector: client after client, or with <c>execution: batched</c> together
+        /// (<see cref="FitTogether"/>).</summary>
         public ClientFit[] Fit(
             int round, int[] clients, FitInstructions[] fits, AdapterState[] starts, AdapterState global) =>
+            sim.Batched && clients.Length > 1 ? FitTogether(round, clients, fits, starts, global) :
             clients.Select((k, j) =>
             {
                 Load(starts[j]);
@@ -124,6 +126,75 @@ public sealed class FedDpaF : IStrategy
                     sim.DataOrder(round, k), sim.Config, sim.Config.LocalEpochs, null, sim.Edge.Device, Step);
                 return new ClientFit(State(), loss, squared, 0);
             }).ToArray();
+
+        /// <summary>
+        /// The round's clients trained together, each with its own LoRA, connector copy, AdamW state and data order
+        /// (<see cref="ClientTrainer.StepTogether"/>): a pass's samples go through the shared LLM with their own
+        /// client's LoRA (<see cref="StackedLora"/>) on their own client's visual tokens. The pass back-propagates the
+        /// sum of the samples' losses, so each client's LoRA gradient is divided by its batch size afterwards (the
+        /// connectors get the weighted gradient directly). The same result as client after client, to float rounding.
+        /// </summary>
+        private ClientFit[] FitTogether(
+            int round, int[] clients, FitInstructions[] fits, AdapterState[] starts, AdapterState global)
+        {
+            var copies = starts.Select(s =>
+            {
+                var c = sim.Backbone.Model.CopyConnector();
+                Load(c, s);
+                return c;
+            }).ToArray();
+            var loras = starts.Select(s => lora.Parameters().Select(p => (p.name, new Parameter(s[p.name].clone())))
+                .ToArray()).ToArray();
+            var parameters = loras.Select((l, j) => l.Concat(copies[j].named_parameters()
+                .Select(p => (ConnectorPrefix + p.name, p.parameter))).ToArray()).ToArray();
+            var runs = clients.Select((k, j) => new LocalOptimisation(parameters[j], sim.DataOf(k), fits[j],
+                fits[j].ProximalMu > 0 ? global : null, sim.DataOrder(round, k), sim.Config, sim.Config.LocalEpochs,
+                null)).ToArray();
+            try
+            {
+                Tensor Pass(EncodedBatch batch, Tensor index, Tensor weight, int[] active)
+                {
+                    var of = index.cpu().data<long>().ToArray();
+                    var owner = batch.Samples.SelectMany((s, b) => Enumerable.Repeat(active[of[b]], s.Images.Length))
+                        .ToArray();
+                    Tensor Connect(Tensor feats) // [images x tokens, width], image after image
+                    {
+                        var perImage = feats.view(owner.Length, -1, feats.shape[^1]);
+                        var groups = Enumerable.Range(0, owner.Length).GroupBy(i => owner[i]).ToArray();
+                        var parts = groups.Select(g => copies[g.Key].forward(
+                            perImage[tensor(g.Select(i => (long)i).ToArray(), device: feats.device)])).ToArray();
+                        var rows = groups.SelectMany(g => g).ToArray();
+                        var visual = cat(parts, 0)[tensor(ClientTrainer.Inverse(rows), device: feats.device)];
+                        return visual.view(-1, visual.shape[^1]);
+                    }
+                    var sequence = sim.Edge.RawSequence(batch, Connect);
+                    var delta = new StackedLora(active.Select(i => runs[i].Live).ToArray(), index, lora.Scale);
+                    var (nll, grad) = sim.Server.LossAndGradient(sequence.detach(), batch.Labels, sum: true,
+                        delta: delta);
+                    if (sequence.requires_grad) sequence.backward([ClientTrainer.Weighted(grad, weight)]);
+                    return nll;
+                }
+                void Mean(int[] active, int[] counts, Tensor _)
+                {
+                    using var __ = no_grad();
+                    for (int a = 0; a < active.Length; a++)
+                        foreach (var (_, p) in loras[active[a]]) p.grad?.div_(counts[a]);
+                }
+                ClientTrainer.StepTogether(runs, sim.Config.TrainBatchTokens, sim.Edge.Device, Pass, Mean);
+                return runs.Select((run, j) =>
+                {
+                    var (loss, squared) = run.Result();
+                    var state = parameters[j].ToDictionary(p => p.Item1, p => p.Item2.detach().clone());
+                    return new ClientFit(new AdapterState(state), loss, squared, 0);
+                }).ToArray();
+            }
+            finally
+            {
+                foreach (var run in runs) run.Dispose();
+                foreach (var (_, p) in loras.SelectMany(l => l)) p.Dispose();
+                foreach (var c in copies) c.Dispose();
+            }
+        }
 
         /// <summary>Every client fine-tunes its local LoRA, initialised from the global one (connector frozen).
         /// </summary>
@@ -158,7 +229,7 @@ public sealed class FedDpaF : IStrategy
             foreach (var d in disposables) d.Dispose();
         }
 
-        private Tensor Sequence(EncodedBatch batch) => sim.Edge.RawSequence(batch, connector);
+        private Tensor Sequence(EncodedBatch batch) => sim.Edge.RawSequence(batch, connector.forward);
 
         /// <summary>The task loss of a batch, backpropagated into the LoRA and, while it trains, the connector.
         /// </summary>
@@ -187,6 +258,11 @@ public sealed class FedDpaF : IStrategy
         private void Load(AdapterState s)
         {
             lora.Load(s);
+            Load(connector, s);
+        }
+
+        private static void Load(nn.Module<Tensor, Tensor> connector, AdapterState s)
+        {
             using var _ = no_grad();
             foreach (var (name, p) in connector.named_parameters()) p.copy_(s[ConnectorPrefix + name]);
         }

@@ -10,11 +10,12 @@ namespace FedNano.Tests.Simulation;
 public class BatchedClientsTests
 {
     // Three clients of different sizes (so of different step counts: some run out of batches before others),
-    // two epochs of batches of 4, two rounds (the second starts from the aggregate), a proximal weight that matters.
+    // two epochs of batches of 4, two rounds (the second starts from the aggregate), a proximal weight that matters;
+    // passes of at most 150 tokens (a few samples), so a step's clients span several passes through the LLM.
     private static SimulationConfig Config(string execution) => TinySetup.Config(rounds: 2) with
     {
         SyntheticSamples = 60, Clients = 3, Alpha = 0.5, MinPartitionSize = 6, BatchSize = 4, LocalEpochs = 2,
-        FedProxMu = 0.5, Execution = execution,
+        FedProxMu = 0.5, Execution = execution, TrainBatchTokens = 150,
     };
 
     [TestCase("fedavg")]
@@ -24,6 +25,7 @@ public class BatchedClientsTests
     [TestCase("fednano-sampled")] // model-sampled answers, each client's own draws, normalised
     [TestCase("local")]
     [TestCase("extra-loss")]
+    [TestCase("feddpa-f")] // each client's LoRA inside the LLM and its own connector
     public void BatchedEqualsSequential(string method)
     {
         var (seq, seqUploads, seqGlobals) = Run(method, "sequential");
@@ -32,20 +34,23 @@ public class BatchedClientsTests
         var sizes = TinySetup.Simulation(Config("batched")).Train.Select(t => (t.Length + 3) / 4).ToArray();
         Assert.That(sizes.Distinct().Count(), Is.EqualTo(3), $"steps should differ ({string.Join(", ", sizes)})");
         Assert.That(batUploads.Select(u => u.Client), Is.EqualTo(seqUploads.Select(u => u.Client)));
+        // FedDPA-F's connector: AdamW divides by the root of the squared gradients, so entries whose gradients are
+        // near zero magnify rounding (round 1 agrees to 2e-7, one entry in round 2 to 4e-5; its LoRA to 1e-6)
+        double tolerance = method == "feddpa-f" ? 1e-4 : 1e-5;
         for (int i = 0; i < seqUploads.Count; i++)
         {
             var (b, s) = (batUploads[i], seqUploads[i]);
-            AssertClose(b.Parameters, s.Parameters, 1e-5, $"client {s.Client}'s adapters");
+            AssertClose(b.Parameters, s.Parameters, tolerance, $"client {s.Client}'s state");
             if (s.Fisher is { } f)
                 AssertClose(b.Fisher!, f, 1e-4 * f.Tensors.Values.Max(t => t.abs().max().item<float>()), "Fisher");
         }
-        for (int i = 0; i < seqGlobals.Count; i++) AssertClose(batGlobals[i], seqGlobals[i], 1e-5, $"global {i + 1}");
+        for (int i = 0; i < seqGlobals.Count; i++)
+            AssertClose(batGlobals[i], seqGlobals[i], tolerance, $"global {i + 1}");
         Assert.That(bat.Rounds.Select(r => r.Traffic), Is.EqualTo(seq.Rounds.Select(r => r.Traffic)), "ledger");
         Assert.That(bat.Rounds.Select(r => r.TrainLoss), Is.EqualTo(seq.Rounds.Select(r => r.TrainLoss)).Within(1e-5));
         Assert.That(bat.Rounds.Select(r => r.Loss), Is.EqualTo(seq.Rounds.Select(r => r.Loss)).Within(1e-5));
         if (method == "local") Assert.That(seqUploads, Is.Empty);
-        else
-            Assert.That(seqUploads.Select(u => u.Fisher is not null), Is.All.EqualTo(method.StartsWith("fednano")));
+        else Assert.That(seqUploads.Select(u => u.Fisher is not null), Is.All.EqualTo(method.StartsWith("fednano")));
     }
 
     [Test]

@@ -133,24 +133,6 @@ public class StrategyTests
         Assert.That(sim.Backbone.Model.LanguageModel.state_dict().Values.First().equal(before).all().item<bool>(), "the shared base LLM stays frozen");
     }
 
-    /// <summary>
-    /// FedDPA-F's LoRA lives inside the shared LLM, so under <c>execution: batched</c> its clients still train (and
-    /// are evaluated) one after another: the same global LoRA and connector every round, and the same rows.
-    /// </summary>
-    [Test]
-    public void FedDpaFUnderBatchedExecutionEqualsSequential()
-    {
-        var config = TinySetup.Config(rounds: 2);
-        var sequential = new Recorder(new FedDpaF());
-        var batched = new Recorder(new FedDpaF());
-        var a = TinySetup.Simulation(config with { Execution = "sequential" }).RunStrategy(sequential);
-        var b = TinySetup.Simulation(config with { Execution = "batched" }).RunStrategy(batched);
-        Assert.That(batched.Globals, Has.Count.EqualTo(2));
-        for (int r = 0; r < 2; r++)
-            Assert.That(Same(sequential.Globals[r], batched.Globals[r]), $"round {r + 1}: global LoRA or connector differ");
-        Assert.That(b.Rounds, Is.EqualTo(a.Rounds));
-    }
-
     [Test]
     public void CentralizedTrainsAtTheServerWithoutTraffic()
     {
