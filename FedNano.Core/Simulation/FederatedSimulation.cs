@@ -424,9 +424,12 @@ public sealed class FederatedSimulation
             .Where(r => r.Method == method && r.Round == round && !double.IsNaN(r.Accuracy))
             .Select(r => r.Accuracy).DefaultIfEmpty(double.NaN).Average()));
 
+    /// <summary>Clients sampled each round: <c>client_fraction</c> of them, at least one.</summary>
+    internal int ClientsPerRound => Math.Max(1, (int)Math.Round(Config.ClientFraction * Train.Length));
+
     internal int[] SampleClients(int round)
     {
-        int k = Train.Length, m = Math.Max(1, (int)Math.Round(Config.ClientFraction * k));
+        int k = Train.Length, m = ClientsPerRound;
         var rng = new Random(Seeds.Derive(Config.Seed, Seeds.Purpose("client sampling"), round));
         return Enumerable.Range(0, k).OrderBy(_ => rng.Next()).Take(m).Order().ToArray();
     }

@@ -158,8 +158,7 @@ public sealed record SimulationConfig
     /// each client with its own adapters, optimiser state and data order: the same result to float rounding),
     /// <c>sequential</c> (one after another), or <c>auto</c> (default: batched on CUDA, where one pass for many small
     /// batches saves kernel launches; sequential on the CPU, where batching measured no faster and sequential keeps
-    /// results bit for bit). Centralized (one learner) always runs sequentially, and so does FedDPA-F's fine-tuning
-    /// after the last round.
+    /// results bit for bit). Centralized (one learner) always runs sequentially.
     /// </summary>
     [JsonPropertyName("execution")] public string Execution { get; init; } = "auto";
     /// <summary>

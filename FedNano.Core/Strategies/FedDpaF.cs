@@ -22,8 +22,8 @@ namespace FedNano.Strategies;
 /// <c>feddpa.instances</c> of the client's training instances. Before the last round clients are evaluated with the
 /// global model. Nothing crosses a client/server split (the client holds the whole model), so split bytes are 0.
 /// It runs in the one round loop with its own client algorithm (<see cref="CreateClient"/>); under <c>execution:
-/// batched</c> a round's clients train together, each sample with its own client's LoRA and connector; the
-/// fine-tuning after the last round and the evaluation run client after client.
+/// batched</c> a round's clients train together, each sample with its own client's LoRA and connector, and so do
+/// the fine-tuning clients (as many at a time as a round trains); the evaluation runs client after client.
 /// Yang et al., "Dual-Personalizing Adapter for Federated Foundation Models", NeurIPS 2024.
 /// </summary>
 public sealed class FedDpaF : IStrategy
@@ -127,29 +127,70 @@ public sealed class FedDpaF : IStrategy
                 return new ClientFit(State(), loss, squared, 0);
             }).ToArray();
 
-        /// <summary>
-        /// The round's clients trained together, each with its own LoRA, connector copy, AdamW state and data order
-        /// (<see cref="ClientTrainer.StepTogether"/>): a pass's samples go through the shared LLM with their own
-        /// client's LoRA (<see cref="StackedLora"/>) on their own client's visual tokens. The pass back-propagates the
-        /// sum of the samples' losses, so each client's LoRA gradient is divided by its batch size afterwards (the
-        /// connectors get the weighted gradient directly). The same result as client after client, to float rounding.
+        /// <summary>The round's clients trained together (<see cref="Together"/>), each with its own connector copy.
         /// </summary>
         private ClientFit[] FitTogether(
-            int round, int[] clients, FitInstructions[] fits, AdapterState[] starts, AdapterState global)
+            int round, int[] clients, FitInstructions[] fits, AdapterState[] starts, AdapterState global) =>
+            Together(clients, starts, fits, global, k => sim.DataOrder(round, k), sim.Config.LocalEpochs, true)
+                .Select(r => new ClientFit(r.state, r.loss, r.squared, 0)).ToArray();
+
+        /// <summary>
+        /// Every client fine-tunes its local LoRA, initialised from the global one (connector frozen): client after
+        /// client, or with <c>execution: batched</c> as many together as a round trains (<see cref="Together"/>).
+        /// </summary>
+        public void AfterLastRound(int round, AdapterState global)
         {
-            var copies = starts.Select(s =>
+            Load(global);
+            using var globalLora = lora.State();
+            foreach (var (_, p) in connector.named_parameters()) p.requires_grad = false;
+            Random Order(int k) => sim.DataOrder(round, 1000 + k);
+            var tuning = new FitInstructions();
+            foreach (var group in Enumerable.Range(0, sim.Train.Length).Chunk(sim.Batched ? sim.ClientsPerRound : 1))
+            {
+                var states = group.Length == 1 ? [FineTune(group[0], globalLora, Order(group[0]))]
+                    : Together(group, group.Select(_ => globalLora).ToArray(), group.Select(_ => tuning).ToArray(),
+                        null, Order, sim.Config.FedDpa.LocalEpochs, false).Select(r => r.state).ToArray();
+                foreach (var (k, state) in group.Zip(states))
+                {
+                    if (owner.local.Remove(k, out var old)) old.Dispose();
+                    owner.local[k] = state;
+                }
+            }
+        }
+
+        private AdapterState FineTune(int k, AdapterState globalLora, Random order)
+        {
+            lora.Load(globalLora);
+            ClientTrainer.Optimise(lora.Parameters().ToArray(), sim.Train[k], new FitInstructions(), null, order,
+                sim.Config, sim.Config.FedDpa.LocalEpochs, null, sim.Edge.Device, Step);
+            return lora.State();
+        }
+
+        /// <summary>
+        /// Clients trained together, each with its own LoRA from <paramref name="starts"/>, AdamW state and data order
+        /// (<see cref="ClientTrainer.StepTogether"/>): a pass's samples go through the shared LLM with their own
+        /// client's LoRA (<see cref="StackedLora"/>), on the visual tokens of their own client's connector copy (from
+        /// <paramref name="starts"/>, trained too) with <paramref name="ownConnectors"/>, else of the frozen shared
+        /// one. The pass back-propagates the sum of the samples' losses, so each client's LoRA gradient is divided by
+        /// its batch size afterwards (the connectors get the weighted gradient directly). The same result as client
+        /// after client, to float rounding; each state holds the LoRA and, with own connectors, the connector.
+        /// </summary>
+        private (AdapterState state, double loss, AdapterState? squared)[] Together(int[] clients,
+            AdapterState[] starts, FitInstructions[] fits, AdapterState? global, Func<int, Random> order, int epochs,
+            bool ownConnectors)
+        {
+            var copies = ownConnectors ? starts.Select(s =>
             {
                 var c = sim.Backbone.Model.CopyConnector();
                 Load(c, s);
                 return c;
-            }).ToArray();
+            }).ToArray() : null;
             var loras = starts.Select(s => lora.Parameters().Select(p => (p.name, new Parameter(s[p.name].clone())))
                 .ToArray()).ToArray();
-            var parameters = loras.Select((l, j) => l.Concat(copies[j].named_parameters()
+            var parameters = loras.Select((l, j) => copies is null ? l : l.Concat(copies[j].named_parameters()
                 .Select(p => (ConnectorPrefix + p.name, p.parameter))).ToArray()).ToArray();
             var runs = clients.Select((k, j) => new LocalOptimisation(parameters[j], sim.DataOf(k), fits[j],
-                fits[j].ProximalMu > 0 ? global : null, sim.DataOrder(round, k), sim.Config, sim.Config.LocalEpochs,
-                null)).ToArray();
+                fits[j].ProximalMu > 0 ? global : null, order(k), sim.Config, epochs, null)).ToArray();
             try
             {
                 Tensor Pass(EncodedBatch batch, Tensor index, Tensor weight, int[] active)
@@ -161,13 +202,13 @@ public sealed class FedDpaF : IStrategy
                     {
                         var perImage = feats.view(owner.Length, -1, feats.shape[^1]);
                         var groups = Enumerable.Range(0, owner.Length).GroupBy(i => owner[i]).ToArray();
-                        var parts = groups.Select(g => copies[g.Key].forward(
+                        var parts = groups.Select(g => copies![g.Key].forward(
                             perImage[tensor(g.Select(i => (long)i).ToArray(), device: feats.device)])).ToArray();
                         var rows = groups.SelectMany(g => g).ToArray();
                         var visual = cat(parts, 0)[tensor(ClientTrainer.Inverse(rows), device: feats.device)];
                         return visual.view(-1, visual.shape[^1]);
                     }
-                    var sequence = sim.Edge.RawSequence(batch, Connect);
+                    var sequence = copies is null ? Sequence(batch) : sim.Edge.RawSequence(batch, Connect);
                     var delta = new StackedLora(active.Select(i => runs[i].Live).ToArray(), index, lora.Scale);
                     var (nll, grad) = sim.Server.LossAndGradient(sequence.detach(), batch.Labels, sum: true,
                         delta: delta);
@@ -185,32 +226,14 @@ public sealed class FedDpaF : IStrategy
                 {
                     var (loss, squared) = run.Result();
                     var state = parameters[j].ToDictionary(p => p.Item1, p => p.Item2.detach().clone());
-                    return new ClientFit(new AdapterState(state), loss, squared, 0);
+                    return (new AdapterState(state), loss, squared);
                 }).ToArray();
             }
             finally
             {
                 foreach (var run in runs) run.Dispose();
                 foreach (var (_, p) in loras.SelectMany(l => l)) p.Dispose();
-                foreach (var c in copies) c.Dispose();
-            }
-        }
-
-        /// <summary>Every client fine-tunes its local LoRA, initialised from the global one (connector frozen).
-        /// </summary>
-        public void AfterLastRound(int round, AdapterState global)
-        {
-            Load(global);
-            using var globalLora = lora.State();
-            foreach (var (_, p) in connector.named_parameters()) p.requires_grad = false;
-            for (int k = 0; k < sim.Train.Length; k++)
-            {
-                lora.Load(globalLora);
-                ClientTrainer.Optimise(lora.Parameters().ToArray(), sim.Train[k], new FitInstructions(), null,
-                    sim.DataOrder(round, 1000 + k), sim.Config, sim.Config.FedDpa.LocalEpochs, null, sim.Edge.Device,
-                    Step);
-                if (owner.local.Remove(k, out var old)) old.Dispose();
-                owner.local[k] = lora.State();
+                foreach (var c in copies ?? []) c.Dispose();
             }
         }
 

@@ -45,7 +45,7 @@ public class BatchedClientsTests
                 AssertClose(b.Fisher!, f, 1e-4 * f.Tensors.Values.Max(t => t.abs().max().item<float>()), "Fisher");
         }
         for (int i = 0; i < seqGlobals.Count; i++)
-            AssertClose(batGlobals[i], seqGlobals[i], tolerance, $"global {i + 1}");
+            AssertClose(batGlobals[i], seqGlobals[i], tolerance, $"global or personal state {i + 1}");
         Assert.That(bat.Rounds.Select(r => r.Traffic), Is.EqualTo(seq.Rounds.Select(r => r.Traffic)), "ledger");
         Assert.That(bat.Rounds.Select(r => r.TrainLoss), Is.EqualTo(seq.Rounds.Select(r => r.TrainLoss)).Within(1e-5));
         Assert.That(bat.Rounds.Select(r => r.Loss), Is.EqualTo(seq.Rounds.Select(r => r.Loss)).Within(1e-5));
@@ -115,7 +115,9 @@ public class BatchedClientsTests
         var uploads = recorder.Uploads;
         // Local uploads nothing: compare the clients' own adapters after the last round instead.
         if (method == "local") uploads = [];
-        return (result, uploads, method == "local" ? LocalStates(sim, recorder) : recorder.Globals);
+        // FedDPA-F: the local LoRA each client fine-tuned after the last round too
+        var personal = strategy is FedDpaF dpa ? dpa.LocalLora.OrderBy(p => p.Key).Select(p => p.Value.Clone()) : [];
+        return (result, uploads, method == "local" ? LocalStates(sim, recorder) : [.. recorder.Globals, .. personal]);
     }
 
     private static List<AdapterState> LocalStates(FederatedSimulation sim, Recorder recorder) =>
