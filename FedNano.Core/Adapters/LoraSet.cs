@@ -92,8 +92,7 @@ internal sealed class StackedLora(IReadOnlyList<IReadOnlyDictionary<string, Tens
     public Tensor? Delta(string name, Tensor x)
     {
         if (!clients[0].ContainsKey(name + ".lora_A")) return null;
-        var a = stack(clients.Select(c => c[name + ".lora_A"]))[client]; // [B, r, in]
-        var b = stack(clients.Select(c => c[name + ".lora_B"]))[client]; // [B, out, r]
-        return x.to_type(a.dtype).matmul(a.transpose(1, 2)).matmul(b.transpose(1, 2)) * scale;
+        Tensor Stack(string factor) => stack(clients.Select(c => c[name + factor]));
+        return NanoAdapter.StackedProduct(x, Stack(".lora_A"), Stack(".lora_B"), client) * scale;
     }
 }

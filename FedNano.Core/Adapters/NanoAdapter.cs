@@ -81,9 +81,17 @@ public sealed class NanoAdapter : nn.Module<Tensor, Tensor>
     public static Tensor Stacked(Tensor x, Tensor down, Tensor up, Tensor client, double scale)
     {
         using var scope = NewDisposeScope();
-        var h = x.to_type(down.dtype).matmul(down[client].transpose(1, 2)).matmul(up[client].transpose(1, 2));
+        var h = StackedProduct(x, down, up, client);
         return (x + (scale * h).to_type(x.dtype)).MoveToOuterDisposeScope();
     }
+
+    /// <summary>
+    /// <c>up(down(x))</c> per sample with stacked factors: sample b of <paramref name="x"/> [B, T, in] through row
+    /// <paramref name="client"/>[b] of <paramref name="down"/> [K, r, in] and <paramref name="up"/> [K, out, r], in
+    /// <paramref name="down"/>'s dtype (a stacked NanoAdapter's correction; a stacked LoRA's delta).
+    /// </summary>
+    internal static Tensor StackedProduct(Tensor x, Tensor down, Tensor up, Tensor client) =>
+        x.to_type(down.dtype).matmul(down[client].transpose(1, 2)).matmul(up[client].transpose(1, 2));
 
     /// <summary>
     /// Per-sample gradients of this adapter's parameters, squared and summed over the batch, given its inputs

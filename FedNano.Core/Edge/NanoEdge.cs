@@ -112,8 +112,8 @@ public sealed class NanoEdge : nn.Module<Tensor, Tensor>
 
     /// <summary>
     /// The input sequence of a batch with the visual tokens from <paramref name="connector"/> (a client's own,
-    /// trainable connector, or several clients' per image; gradients flow into it) on the frozen vision features
-    /// [images, tokens, width] of the batch's images in order, without the NanoAdapters.
+    /// trainable connector, or several clients' per image; gradients flow into it) on the frozen vision features of
+    /// the batch's images, image after image ([images x tokens, width]), without the NanoAdapters.
     /// </summary>
     internal Tensor RawSequence(EncodedBatch batch, Func<Tensor, Tensor> connector)
     {

@@ -78,7 +78,8 @@ public sealed class FedDpaF : IStrategy
 
     /// <summary>
     /// FedDPA-F's client: the whole MLLM (the shared frozen base) with a trainable LoRA inside the LLM and its own
-    /// connector copy; its state is the LoRA and connector tensors, applied to the shared LLM as a delta per call.
+    /// connector copy; its state is the LoRA and connector tensors, the LoRA applied to the shared LLM as a delta per
+    /// call.
     /// </summary>
     private sealed class DualLora : IClientAlgorithm
     {
