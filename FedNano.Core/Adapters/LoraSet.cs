@@ -17,21 +17,25 @@ public sealed class LoraSet : ILinearDelta, IDisposable
 {
     private readonly Dictionary<string, (Parameter a, Parameter b)> factors = [];
 
-    /// <summary>LoRA of rank <paramref name="rank"/> on the linears of <paramref name="llm"/>, on <paramref name="device"/>.</summary>
+    /// <summary>
+    /// LoRA of rank <paramref name="rank"/> on the linears of <paramref name="llm"/>, on <paramref name="device"/>.
+    /// </summary>
     public LoraSet(LlamaConfig llm, int rank, double scale = 1.0, Device? device = null)
     {
         ConfigException.Positive(rank, "lora rank");
         Scale = scale;
-        int d = llm.HiddenSize, kv = llm.KeyValueHeads * llm.HeadDim, ff = llm.IntermediateSize, q = llm.NumAttentionHeads * llm.HeadDim;
+        int d = llm.HiddenSize, kv = llm.KeyValueHeads * llm.HeadDim, ff = llm.IntermediateSize;
+        int q = llm.NumAttentionHeads * llm.HeadDim;
         (string, int, int)[] targets =
-            [("self_attn.q_proj", d, q), ("self_attn.k_proj", d, kv), ("self_attn.v_proj", d, kv), ("self_attn.o_proj", q, d),
-             ("mlp.gate_proj", d, ff), ("mlp.up_proj", d, ff), ("mlp.down_proj", ff, d)];
+            [("self_attn.q_proj", d, q), ("self_attn.k_proj", d, kv), ("self_attn.v_proj", d, kv),
+             ("self_attn.o_proj", q, d), ("mlp.gate_proj", d, ff), ("mlp.up_proj", d, ff), ("mlp.down_proj", ff, d)];
         for (int layer = 0; layer < llm.NumHiddenLayers; layer++)
             foreach (var (name, input, output) in targets)
             {
                 using var a = empty(rank, input, device: device);
                 nn.init.kaiming_uniform_(a, Math.Sqrt(5));
-                factors[$"model.layers.{layer}.{name}"] = (new Parameter(a.clone()), new Parameter(zeros(output, rank, device: device)));
+                factors[$"model.layers.{layer}.{name}"] =
+                    (new Parameter(a.clone()), new Parameter(zeros(output, rank, device: device)));
             }
     }
 
@@ -45,7 +49,10 @@ public sealed class LoraSet : ILinearDelta, IDisposable
     /// <summary>A detached copy of the factors.</summary>
     public AdapterState State() => new(Parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone()));
 
-    /// <summary>Copies the factors of <paramref name="state"/> (keys as <see cref="Parameters"/> names them, extra keys ignored).</summary>
+    /// <summary>
+    /// Copies the factors of <paramref name="state"/> (keys as <see cref="Parameters"/> names them, extra keys
+    /// ignored).
+    /// </summary>
     public void Load(AdapterState state)
     {
         using var _ = no_grad();
@@ -54,7 +61,8 @@ public sealed class LoraSet : ILinearDelta, IDisposable
 
     /// <inheritdoc/>
     public Tensor? Delta(string name, Tensor x) =>
-        factors.TryGetValue(name, out var f) ? nn.functional.linear(nn.functional.linear(x.to_type(f.a.dtype), f.a), f.b) * Scale : null;
+        factors.TryGetValue(name, out var f)
+            ? nn.functional.linear(nn.functional.linear(x.to_type(f.a.dtype), f.a), f.b) * Scale : null;
 
     /// <inheritdoc/>
     public void Dispose()

@@ -10,7 +10,8 @@ namespace FedNano.Simulation;
 /// <param name="PredictedText">The generated answer (free-form), else null.</param>
 /// <param name="Correct">Whether it is right.</param>
 /// <param name="Loss">Negative log-likelihood of the correct answer's first token.</param>
-public sealed record Prediction(Data.MultimodalSample Sample, int Predicted, string? PredictedText, bool Correct, double Loss);
+public sealed record Prediction(
+    Data.MultimodalSample Sample, int Predicted, string? PredictedText, bool Correct, double Loss);
 
 /// <summary>
 /// How a client with a model of its own is evaluated (<see cref="Strategies.IClientAlgorithm.Evaluation"/>): how it
@@ -49,7 +50,8 @@ public sealed class EvalClient
 /// Scores the current adapters on test samples through the split. Multiple choice: the option whose letter
 /// the LLM finds most likely as the next token (likelihood scoring over the offered letters, as LLaVA's
 /// ScienceQA evaluation reads a single letter); free-form: batched greedy generation with a key/value cache up to
-/// <paramref name="maxNewTokens"/> tokens, exact match after <see cref="Data.Prompts.AnswerParser.NormalizeFreeAnswer"/>.
+/// <paramref name="maxNewTokens"/> tokens, exact match after
+/// <see cref="Data.Prompts.AnswerParser.NormalizeFreeAnswer"/>.
 /// Batches are sized by tokens: a batch's samples times its longest sequence (every image's visual tokens counted)
 /// stays within <paramref name="batchTokens"/>; a longer sample runs alone. What crosses the split counts in
 /// <see cref="Traffic"/>: the sequences up (for free-form answers the prompt once, then each generated token's
@@ -72,25 +74,7 @@ internal sealed class Evaluator(NanoEdge edge, SplitServer server, Tokenizers.IT
         int index = 0)
     {
         client ??= new EvalClient(edge.Forward, edge.forward);
-        using var _ = no_grad();
-        var result = new List<Prediction>(samples.Count);
-        foreach (var group in Batches(samples.Where(s => s.ChoiceIds.Length > 0), s => s.PromptIds.Length, batchTokens))
-        {
-            using var scope = NewDisposeScope();
-            using var batch = EncodedBatch.Create(group, false, tokenizer.PadId, edge.Device);
-            var sequence = client.Sequence(batch);
-            Traffic.Add(index, SplitTraffic.Scoring(group, SplitTraffic.TokenBytes(sequence)));
-            var delta = client.Delta?.Invoke(batch, sequence);
-            var logProbs = server.NextTokenLogProbs(sequence, batch.AnswerPositions, delta).cpu();
-            for (int b = 0; b < batch.Count; b++) result.Add(Score(batch.Samples[b], logProbs, b));
-        }
-        foreach (var group in FreeBatches(samples))
-        {
-            var (predictions, produced, tokenBytes) = Generate(group, client);
-            Traffic.Add(index, Generation(group, produced, tokenBytes));
-            result.AddRange(predictions);
-        }
-        return result;
+        return PredictClients([index], [samples], (_, _) => client)[0];
     }
 
     /// <summary>Batches of the free-form samples of <paramref name="samples"/>, room left for the answer.</summary>
@@ -107,25 +91,25 @@ internal sealed class Evaluator(NanoEdge edge, SplitServer server, Tokenizers.IT
             SplitTraffic.TokenIds(Math.Min(p + 1, maxNewTokens)) + Math.Min(p, maxNewTokens - 1) * tokenBytes);
 
     /// <summary>
-    /// The predictions of several clients, each with its own adapters (<paramref name="adapters"/>, named as the edge
-    /// names its parameters) on its own samples, batched across clients (adapters stacked per sample, as in
-    /// training): the same as <see cref="Predict"/> client by client. Each client's traffic counts to its index in
-    /// <paramref name="indices"/> as if it had run alone (<see cref="Predict"/>'s batches of its samples).
+    /// The predictions of several clients, each on its own samples, batched across clients: a batch mixing clients'
+    /// samples goes to the LLM as <paramref name="mixed"/> makes it for the clients present (their indices from
+    /// <paramref name="indices"/>) and each sample's row among them (a [B] tensor), e.g. adapters stacked per sample
+    /// as in training. The same as <see cref="Predict"/> client by client. Each client's traffic counts to its index
+    /// as if it had run alone (<see cref="Predict"/>'s batches of its samples).
     /// </summary>
     public List<Prediction>[] PredictClients(IReadOnlyList<int> indices,
-        IReadOnlyList<IReadOnlyList<EncodedSample>> clients,
-        IReadOnlyList<IReadOnlyDictionary<string, Tensor>> adapters)
+        IReadOnlyList<IReadOnlyList<EncodedSample>> clients, Func<int[], Tensor, EvalClient> mixed)
     {
         using var _ = no_grad();
         var predictions = clients.Select(_ => new List<Prediction>()).ToArray();
         var owner = new Dictionary<EncodedSample, int>(ReferenceEqualityComparer.Instance);
         for (int k = 0; k < clients.Count; k++) foreach (var s in clients[k]) owner[s] = k;
-        // the group's clients' adapters, stacked (only theirs), and each sample's row among them
-        (Tensor client, IReadOnlyDictionary<string, Tensor>[] present) Stack(EncodedSample[] group)
+        // the evaluation client of a group: its clients present (only theirs) and each sample's row among them
+        EvalClient Mixed(EncodedSample[] group)
         {
             var present = group.Select(s => owner[s]).Distinct().ToArray();
-            var index = group.Select(s => (long)Array.IndexOf(present, owner[s])).ToArray();
-            return (tensor(index, device: edge.Device), present.Select(k => adapters[k]).ToArray());
+            var row = group.Select(s => (long)Array.IndexOf(present, owner[s])).ToArray();
+            return mixed(present.Select(j => indices[j]).ToArray(), tensor(row, device: edge.Device));
         }
         IEnumerable<EncodedSample> Choices(IEnumerable<EncodedSample> c) => c.Where(s => s.ChoiceIds.Length > 0);
         long tokenBytes = 0;
@@ -133,20 +117,18 @@ internal sealed class Evaluator(NanoEdge edge, SplitServer server, Tokenizers.IT
         {
             using var scope = NewDisposeScope();
             using var batch = EncodedBatch.Create(group, false, tokenizer.PadId, edge.Device);
-            var (client, present) = Stack(group);
-            using var raw = edge.RawSequence(batch);
-            var sequence = edge.Adapt(raw, batch.IsImage, client, present);
+            var client = Mixed(group);
+            var sequence = client.Sequence(batch);
             tokenBytes = SplitTraffic.TokenBytes(sequence);
-            var logProbs = server.NextTokenLogProbs(sequence, batch.AnswerPositions).cpu();
+            var delta = client.Delta?.Invoke(batch, sequence);
+            var logProbs = server.NextTokenLogProbs(sequence, batch.AnswerPositions, delta).cpu();
             for (int b = 0; b < batch.Count; b++) predictions[owner[group[b]]].Add(Score(group[b], logProbs, b));
         }
         var produced = new Dictionary<EncodedSample, int>(ReferenceEqualityComparer.Instance);
         foreach (var group in FreeBatches(clients.SelectMany(c => c)))
         {
             using var scope = NewDisposeScope();
-            var (client, present) = Stack(group);
-            var stacked = EvalClient.Transforming(edge, (x, isImage) => edge.Adapt(x, isImage, client, present));
-            var (free, counts, bytes) = Generate(group, stacked);
+            var (free, counts, bytes) = Generate(group, Mixed(group));
             tokenBytes = bytes;
             for (int b = 0; b < group.Length; b++)
             {
@@ -239,7 +221,8 @@ internal sealed class Evaluator(NanoEdge edge, SplitServer server, Tokenizers.IT
         var predictions = group.Select((s, b) =>
         {
             string text = tokenizer.Decode(produced[b]).Trim();
-            bool correct = s.Sample.AnswerText is { } answer && Data.Prompts.AnswerParser.FreeAnswerMatches(text, answer);
+            bool correct = s.Sample.AnswerText is { } answer
+                && Data.Prompts.AnswerParser.FreeAnswerMatches(text, answer);
             return new Prediction(s.Sample, -1, text, correct, loss[b]);
         }).ToArray();
         return (predictions, produced.Select(p => p.Count).ToArray(), SplitTraffic.TokenBytes(sequence));

@@ -25,11 +25,17 @@ public sealed record ClientTraffic
     public long UploadedFisher { get; init; }
     /// <summary>Bytes of everything uploaded (parameters and Fisher values).</summary>
     public long UploadedBytes { get; init; }
-    /// <summary>Activation and gradient bytes that crossed the client/server split during local training (and a Fisher pass).</summary>
+    /// <summary>
+    /// Activation and gradient bytes that crossed the client/server split during local training (and a Fisher pass).
+    /// </summary>
     public long SplitBytesTrain { get; init; }
-    /// <summary>Bytes that crossed the split to evaluate the client's test part (sequences up, scores or token ids down).</summary>
+    /// <summary>
+    /// Bytes that crossed the split to evaluate the client's test part (sequences up, scores or token ids down).
+    /// </summary>
     public long SplitBytesEval { get; init; }
-    /// <summary>Parameters resident on the client (frozen and trainable); null when the method has no clients (centralized).</summary>
+    /// <summary>
+    /// Parameters resident on the client (frozen and trainable); null when the method has no clients (centralized).
+    /// </summary>
     public long? ClientResidentParams { get; init; }
 
     /// <summary>Values and bytes of a set of tensors.</summary>
@@ -45,7 +51,8 @@ public sealed record ClientTraffic
 /// <param name="Loss">Mean test loss (negative log-likelihood of the answer's first token).</param>
 /// <param name="TrainLoss">Mean local training loss this round (NaN if the client did not train).</param>
 /// <param name="Traffic">What the client moved across the network and the split this round, and what it holds.</param>
-public sealed record RoundResult(string Method, int Round, int Client, double Accuracy, double Loss, double TrainLoss, ClientTraffic Traffic)
+public sealed record RoundResult(
+    string Method, int Round, int Client, double Accuracy, double Loss, double TrainLoss, ClientTraffic Traffic)
 {
     /// <summary>The client trained, but its loss or update was NaN or infinite, so it was left out (<c>on_nonfinite:
     /// skip</c>).</summary>
@@ -67,10 +74,12 @@ public sealed record RoundResult(string Method, int Round, int Client, double Ac
 /// <param name="Method">Method name.</param>
 /// <param name="Rounds">Per round and client.</param>
 /// <param name="Final">Per client, the predictions of the final model on its test part.</param>
-public sealed record MethodResult(string Method, IReadOnlyList<RoundResult> Rounds, IReadOnlyList<IReadOnlyList<Prediction>> Final)
+public sealed record MethodResult(
+    string Method, IReadOnlyList<RoundResult> Rounds, IReadOnlyList<IReadOnlyList<Prediction>> Final)
 {
     /// <summary>Final test accuracy per client.</summary>
-    public double[] ClientAccuracy => Final.Select(p => p.Count == 0 ? double.NaN : p.Count(x => x.Correct) / (double)p.Count).ToArray();
+    public double[] ClientAccuracy =>
+        Final.Select(p => p.Count == 0 ? double.NaN : p.Count(x => x.Correct) / (double)p.Count).ToArray();
     /// <summary>Mean over the evaluated clients of the final test accuracy.</summary>
     public double MeanAccuracy => ClientAccuracy.Where(a => !double.IsNaN(a)).DefaultIfEmpty(double.NaN).Average();
     /// <summary>Most model parameters one client uploaded in one round.</summary>
@@ -79,9 +88,12 @@ public sealed record MethodResult(string Method, IReadOnlyList<RoundResult> Roun
     public long FisherPerRound => Rounds.Select(r => r.Traffic.UploadedFisher).DefaultIfEmpty().Max();
     /// <summary>Parameters resident on a client (null without clients).</summary>
     public long? ClientResident => Rounds.Select(r => r.Traffic.ClientResidentParams).Max();
-    /// <summary>Every client's final test predictions, client by client, as scored records (for breakdowns and result files).</summary>
+    /// <summary>
+    /// Every client's final test predictions, client by client, as scored records (for breakdowns and result files).
+    /// </summary>
     public IReadOnlyList<Evaluation.PredictionRecord> FinalRecords =>
-        Final.SelectMany(p => p).Select(p => new Evaluation.PredictionRecord(p.Sample, p.Predicted, p.PredictedText, p.Correct)).ToArray();
+        Final.SelectMany(p => p)
+            .Select(p => new Evaluation.PredictionRecord(p.Sample, p.Predicted, p.PredictedText, p.Correct)).ToArray();
 }
 
 /// <summary>Progress of a simulation.</summary>
@@ -103,7 +115,9 @@ public sealed record SimulationProgress(string Method, int Round, int Rounds, do
 public sealed class FederatedSimulation
 {
 
-    /// <summary>A simulation of <paramref name="data"/> on <paramref name="backbone"/> with the given settings.</summary>
+    /// <summary>
+    /// A simulation of <paramref name="data"/> on <paramref name="backbone"/> with the given settings.
+    /// </summary>
     public FederatedSimulation(SimulationConfig config, Backbone backbone, FederatedData data)
     {
         config.Validate();
@@ -115,7 +129,8 @@ public sealed class FederatedSimulation
         Server = new SplitServer(backbone.Model.LanguageModel, config.ActivationCheckpointing, config.TrainBatchTokens);
         Initial = Edge.AdapterState();
         Ranks = RankPlan.Of(config);
-        EncodedSample Encode(MultimodalSample s) => EncodedSample.Encode(s, backbone.Template(LlavaPrompt.Build(s)), backbone.Tokenizer, backbone.Model.TokensPerImage);
+        EncodedSample Encode(MultimodalSample s) => EncodedSample.Encode(s, backbone.Template(LlavaPrompt.Build(s)),
+            backbone.Tokenizer, backbone.Model.TokensPerImage);
         Train = data.Clients.Select(c => c.Train.Select(Encode).ToArray()).ToArray();
         Test = data.Clients.Select(c => c.Test.Select(Encode).ToArray()).ToArray();
         Trainer = new ClientTrainer(Edge, Server, config, Traffic);
@@ -130,7 +145,9 @@ public sealed class FederatedSimulation
     public NanoEdge Edge { get; }
     /// <summary>The backbone being split.</summary>
     public Backbone Backbone { get; }
-    /// <summary>Parameter counts of the backbone's architecture (the whole MLLM is <c>Architecture.Total</c>).</summary>
+    /// <summary>
+    /// Parameter counts of the backbone's architecture (the whole MLLM is <c>Architecture.Total</c>).
+    /// </summary>
     public Ledgers.ArchitectureParameters Architecture { get; }
     /// <summary>Adapter parameters uploaded by one client per round.</summary>
     public long AdapterParameterCount => Initial.Count;
@@ -138,7 +155,9 @@ public sealed class FederatedSimulation
     public long EdgeFrozenParameters { get; }
 
     internal AdapterState Initial { get; }
-    /// <summary>Each client's adapter rank where <c>adapter.client_ranks</c> gives them; null: all at the global rank.</summary>
+    /// <summary>
+    /// Each client's adapter rank where <c>adapter.client_ranks</c> gives them; null: all at the global rank.
+    /// </summary>
     internal RankPlan? Ranks { get; }
     internal SimulationConfig Config { get; }
     internal SplitServer Server { get; }
@@ -155,17 +174,19 @@ public sealed class FederatedSimulation
     /// <summary>
     /// Runs a method by name (see <see cref="MethodCatalog"/>), from the start or from <paramref name="start"/>
     /// (a state reported earlier by <paramref name="afterRound"/> for the same method), calling
-    /// <paramref name="afterRound"/> after every round with the state reached (its tensors are only valid during the call).
+    /// <paramref name="afterRound"/> after every round with the state reached (its tensors are only valid during the
+    /// call).
     /// </summary>
     public MethodResult Run(string method, SimulationState? start = null, Action<SimulationState>? afterRound = null) =>
-        method == MethodCatalog.ZeroShot ? ZeroShot() : RunStrategy(MethodCatalog.Strategy(method, Config), start, afterRound);
+        method == MethodCatalog.ZeroShot ? ZeroShot()
+            : RunStrategy(MethodCatalog.Strategy(method, Config), start, afterRound);
 
     /// <summary>Identity adapters on every client: the frozen backbone as it is.</summary>
     public MethodResult ZeroShot()
     {
         var rows = new List<RoundResult>();
-        var final = EvaluateAll(Initial, _ => new ClientTraffic { ClientResidentParams = EdgeFrozenParameters + Initial.Count },
-            MethodCatalog.ZeroShot, 0, rows);
+        var resident = new ClientTraffic { ClientResidentParams = EdgeFrozenParameters + Initial.Count };
+        var final = EvaluateAll(_ => resident, MethodCatalog.ZeroShot, 0, rows, _ => Initial);
         return new MethodResult(MethodCatalog.ZeroShot, rows, final);
     }
 
@@ -176,14 +197,16 @@ public sealed class FederatedSimulation
     /// comes back from <paramref name="start"/> through <see cref="IStrategy.ExportClientStates"/> and
     /// <see cref="IStrategy.ImportClientStates"/>.
     /// </summary>
-    public MethodResult RunStrategy(IStrategy strategy, SimulationState? start = null, Action<SimulationState>? afterRound = null)
+    public MethodResult RunStrategy(
+        IStrategy strategy, SimulationState? start = null, Action<SimulationState>? afterRound = null)
     {
         CheckStart(start, strategy.Name);
         using var clientSide = strategy.CreateClient(this);
         var missing = start is null ? []
             : clientSide.Initial.Tensors.Keys.Where(k => !start.Global.Tensors.ContainsKey(k)).ToArray();
         if (missing.Length > 0)
-            throw new ArgumentException($"the start state lacks {missing.Length} tensor(s) of '{strategy.Name}', e.g. " +
+            throw new ArgumentException(
+                $"the start state lacks {missing.Length} tensor(s) of '{strategy.Name}', e.g. " +
                 $"'{missing[0]}' (made with another rank or backbone?)", nameof(start));
         strategy.ImportClientStates(start?.Clients ?? NoClientState);
         var rows = new List<RoundResult>(start?.Rows ?? []);
@@ -245,7 +268,8 @@ public sealed class FederatedSimulation
                 resident[k] = fit.ProximalMu > 0 ? ranks?.Values(k, global) ?? global.Count : 0;
                 traffic[k] = new ClientTraffic
                 {
-                    DownloadedParams = down, DownloadedBytes = downBytes, UploadedParams = up, UploadedFisher = fisherValues,
+                    DownloadedParams = down, DownloadedBytes = downBytes, UploadedParams = up,
+                    UploadedFisher = fisherValues,
                     UploadedBytes = upBytes + fisherBytes, SplitBytesTrain = split,
                 };
             }
@@ -266,10 +290,13 @@ public sealed class FederatedSimulation
             using var views = ranks is null ? null : new RankPlan.Views(ranks);
             Func<int, AdapterState> stateOf = views is null ? k => strategy.ClientState(k, g) ?? g
                 : k => views.Of(k, strategy.ClientState(k, g) ?? g);
-            final = EvaluateAll(null, rowTraffic, strategy.Name, round, rows, stateOf, trainLoss,
-                clientSide.Evaluation(round, g), countSplit: !pooled && clientSide.CrossesSplit, nonFinite: nonFinite);
+            var mixed = Batched ? clientSide.EvaluationTogether(round, g) : null;
+            final = EvaluateAll(rowTraffic, strategy.Name, round, rows, stateOf, trainLoss,
+                mixed is null ? clientSide.Evaluation(round, g) : null, mixed,
+                countSplit: !pooled && clientSide.CrossesSplit, nonFinite: nonFinite);
             privacy?.Record(rows, round, sampled, fits);
-            afterRound?.Invoke(new SimulationState(strategy.Name, round, global, strategy.ExportClientStates(), rows, final));
+            afterRound?.Invoke(
+                new SimulationState(strategy.Name, round, global, strategy.ExportClientStates(), rows, final));
             Report(strategy.Name, round, rows);
         }
         global.Dispose();
@@ -319,13 +346,18 @@ public sealed class FederatedSimulation
     internal bool Batched => Config.Execution == "batched"
         || (Config.Execution == "auto" && Edge.Device.type == TorchSharp.DeviceType.CUDA);
 
-    /// <summary>The participant index of the single learner on pooled data (<see cref="IStrategy.PoolsData"/>).</summary>
+    /// <summary>
+    /// The participant index of the single learner on pooled data (<see cref="IStrategy.PoolsData"/>).
+    /// </summary>
     internal const int Pooled = -1;
 
     private EncodedSample[]? pooledTrain;
 
-    /// <summary>Training data of client <paramref name="k"/>, or every client's pooled for <see cref="Pooled"/>.</summary>
-    internal IReadOnlyList<EncodedSample> DataOf(int k) => k == Pooled ? pooledTrain ??= Train.SelectMany(t => t).ToArray() : Train[k];
+    /// <summary>
+    /// Training data of client <paramref name="k"/>, or every client's pooled for <see cref="Pooled"/>.
+    /// </summary>
+    internal IReadOnlyList<EncodedSample> DataOf(int k) =>
+        k == Pooled ? pooledTrain ??= Train.SelectMany(t => t).ToArray() : Train[k];
 
     /// <summary>Local steps of participant <paramref name="k"/>: every client's together for <see cref="Pooled"/>,
     /// else null (its configured epochs).</summary>
@@ -394,29 +426,31 @@ public sealed class FederatedSimulation
     }
 
     /// <summary>
-    /// The test predictions of <paramref name="clients"/>, each with its own adapters (<paramref name="stateOf"/>), all
-    /// of them batched together (<see cref="Evaluator.PredictClients"/>), by client index. The edge is left holding the
-    /// last client's adapters.
+    /// The evaluation of a test batch mixing clients' samples on the shared NanoEdge, each sample through its own
+    /// client's adapters (<paramref name="stateOf"/>), stacked (<see cref="NanoEdge.Adapt(Tensor, Tensor, Tensor,
+    /// IReadOnlyList{IReadOnlyDictionary{string, Tensor}})"/>).
     /// </summary>
-    private IReadOnlyList<Prediction>[] PredictBatched(int[] clients, Func<int, AdapterState> stateOf)
+    private Func<int[], Tensor, EvalClient> StackedAdapters(Func<int, AdapterState> stateOf) => (clients, row) =>
     {
-        var states = clients.Select(stateOf).ToArray();
-        var tests = clients.Select(k => (IReadOnlyList<EncodedSample>)Test[k]).ToArray();
-        var own = Evaluator.PredictClients(clients, tests, states.Select(s => s.Tensors).ToArray());
-        var predictions = new IReadOnlyList<Prediction>[Test.Length];
-        for (int j = 0; j < clients.Length; j++) predictions[clients[j]] = own[j];
-        if (states.Length > 0) Edge.LoadAdapterState(states[^1]); // the edge ends as after sequential evaluation
-        return predictions;
-    }
+        var adapters = clients.Select(k => stateOf(k).Tensors).ToArray();
+        return EvalClient.Transforming(Edge, (x, isImage) => Edge.Adapt(x, isImage, row, adapters));
+    };
 
     internal static readonly IReadOnlyDictionary<int, AdapterState> NoClientState = new Dictionary<int, AdapterState>();
 
-    /// <summary>Checks that <paramref name="start"/> (if any) is a state of <paramref name="method"/> within the configured rounds.</summary>
+    /// <summary>
+    /// Checks that <paramref name="start"/> (if any) is a state of <paramref name="method"/> within the configured
+    /// rounds.
+    /// </summary>
     internal void CheckStart(SimulationState? start, string method)
     {
         if (start is null) return;
-        if (start.Method != method) throw new ArgumentException($"the start state is of method '{start.Method}', not '{method}'", nameof(start));
-        if (start.Round < 0 || start.Round > Config.Rounds) throw new ArgumentException($"the start state's round {start.Round} is outside 0..{Config.Rounds}", nameof(start));
+        if (start.Method != method)
+            throw new ArgumentException($"the start state is of method '{start.Method}', not '{method}'",
+                nameof(start));
+        if (start.Round < 0 || start.Round > Config.Rounds)
+            throw new ArgumentException($"the start state's round {start.Round} is outside 0..{Config.Rounds}",
+                nameof(start));
     }
 
     internal void Report(string method, int round, List<RoundResult> rows) =>
@@ -438,35 +472,50 @@ public sealed class FederatedSimulation
     internal Generator? DpNoise(int round, int client) => Config.Dp is null ? null
         : new Generator((ulong)Seeds.Derive(Config.Seed, Seeds.Purpose("dp noise"), round, client));
 
-    /// <summary>The data order of a client in a round: the same whatever the method, so methods differ only in what they do.</summary>
-    internal Random DataOrder(int round, int client) => new(Seeds.Derive(Config.Seed, Seeds.Purpose("data order"), round, client));
+    /// <summary>
+    /// The data order of a client in a round: the same whatever the method, so methods differ only in what they do.
+    /// </summary>
+    internal Random DataOrder(int round, int client) =>
+        new(Seeds.Derive(Config.Seed, Seeds.Purpose("data order"), round, client));
 
     /// <summary>
-    /// Evaluates every client on its test part with the NanoEdge's adapters set to <paramref name="state"/> (or to
-    /// <paramref name="stateOf"/>'s per client), adds a row per client to <paramref name="rows"/> with its traffic
-    /// (the evaluation's split bytes filled in) and returns the predictions.
+    /// Evaluates the clients of <paramref name="round"/> (<see cref="EvaluatedClients"/>) on their test parts: with
+    /// the NanoEdge's adapters set to <paramref name="stateOf"/>'s per client, or as <paramref name="client"/> makes a
+    /// client's own model; with <c>execution: batched</c> in batches mixing clients, each sample with its own
+    /// client's adapters, or as <paramref name="mixed"/> makes such a batch (where a client algorithm can; else client
+    /// after client). Adds a row per client to <paramref name="rows"/> with its traffic (the evaluation's split bytes
+    /// filled in) and returns the predictions.
     /// </summary>
-    internal IReadOnlyList<IReadOnlyList<Prediction>> EvaluateAll(AdapterState? state, Func<int, ClientTraffic> traffic, string method, int round, List<RoundResult> rows,
-        Func<int, AdapterState>? stateOf = null, double[]? trainLoss = null, Func<int, EvalClient>? client = null, bool countSplit = true,
+    internal IReadOnlyList<IReadOnlyList<Prediction>> EvaluateAll(Func<int, ClientTraffic> traffic, string method,
+        int round, List<RoundResult> rows, Func<int, AdapterState> stateOf, double[]? trainLoss = null,
+        Func<int, EvalClient>? client = null, Func<int[], Tensor, EvalClient>? mixed = null, bool countSplit = true,
         bool[]? nonFinite = null)
     {
         var preds = new IReadOnlyList<Prediction>[Test.Length];
+        Array.Fill(preds, []);
         var evaluated = EvaluatedClients(round);
-        var batched = client is null && stateOf is not null && Batched
-                ? PredictBatched(Enumerable.Range(0, Test.Length).Where(k => evaluated[k]).ToArray(), stateOf) : null;
+        bool together = Batched && (client is null || mixed is not null);
+        if (together)
+        {
+            var ids = Enumerable.Range(0, Test.Length).Where(k => evaluated[k]).ToArray();
+            var own = Evaluator.PredictClients(ids, ids.Select(k => Test[k]).ToArray(),
+                mixed ?? StackedAdapters(stateOf));
+            for (int j = 0; j < ids.Length; j++) preds[ids[j]] = own[j];
+            // the edge ends as after sequential evaluation
+            if (mixed is null && ids.Length > 0) Edge.LoadAdapterState(stateOf(ids[^1]));
+        }
         for (int k = 0; k < Test.Length; k++)
         {
-            preds[k] = [];
             bool trained = trainLoss is not null && !double.IsNaN(trainLoss[k]);
             if (!evaluated[k])
             {
-                if (trained) rows.Add(new RoundResult(method, round, k, double.NaN, double.NaN, trainLoss![k], traffic(k)));
+                if (trained)
+                    rows.Add(new RoundResult(method, round, k, double.NaN, double.NaN, trainLoss![k], traffic(k)));
                 continue;
             }
-            if (batched is not null) preds[k] = batched[k];
-            else
+            if (!together)
             {
-                if (client is null) Edge.LoadAdapterState(stateOf?.Invoke(k) ?? state!);
+                if (client is null) Edge.LoadAdapterState(stateOf(k));
                 preds[k] = Evaluator.Predict(Test[k], client?.Invoke(k), k);
             }
             long bytes = Traffic.Take(k);
@@ -474,7 +523,10 @@ public sealed class FederatedSimulation
             var t = traffic(k) with { SplitBytesEval = countSplit ? bytes : 0 };
             rows.Add(new RoundResult(method, round, k,
                 p.Count == 0 ? double.NaN : p.Count(x => x.Correct) / (double)p.Count,
-                p.Count == 0 ? double.NaN : p.Average(x => x.Loss), trainLoss?[k] ?? double.NaN, t) { NonFinite = nonFinite?[k] ?? false });
+                p.Count == 0 ? double.NaN : p.Average(x => x.Loss), trainLoss?[k] ?? double.NaN, t)
+            {
+                NonFinite = nonFinite?[k] ?? false,
+            });
         }
         return preds;
     }

@@ -23,7 +23,8 @@ namespace FedNano.Strategies;
 /// global model. Nothing crosses a client/server split (the client holds the whole model), so split bytes are 0.
 /// It runs in the one round loop with its own client algorithm (<see cref="CreateClient"/>); under <c>execution:
 /// batched</c> a round's clients train together, each sample with its own client's LoRA and connector, and so do
-/// the fine-tuning clients (as many at a time as a round trains); the evaluation runs client after client.
+/// the fine-tuning clients (as many at a time as a round trains) and the evaluation (each sample with its own
+/// client's mixture).
 /// Yang et al., "Dual-Personalizing Adapter for Federated Foundation Models", NeurIPS 2024.
 /// </summary>
 public sealed class FedDpaF : IStrategy
@@ -44,10 +45,13 @@ public sealed class FedDpaF : IStrategy
         return FedAvg.WeightedMean(global, updates);
     }
 
-    /// <summary>The local LoRA each client ended with (after a run; keys as <see cref="LoraSet.Parameters"/>).</summary>
+    /// <summary>The local LoRA each client ended with (after a run; keys as <see cref="LoraSet.Parameters"/>).
+    /// </summary>
     public IReadOnlyDictionary<int, AdapterState> LocalLora => local;
 
-    /// <summary>When set, copies of every upload of a run are kept in <see cref="Uploads"/> (for inspection in tests).</summary>
+    /// <summary>
+    /// When set, copies of every upload of a run are kept in <see cref="Uploads"/> (for inspection in tests).
+    /// </summary>
     internal bool RecordUploads { get; init; }
     /// <summary>Copies of the uploads of the last run, in order, if <see cref="RecordUploads"/>.</summary>
     internal List<ClientUpdate> Uploads { get; } = [];
@@ -242,7 +246,38 @@ public sealed class FedDpaF : IStrategy
         public Func<int, EvalClient> Evaluation(int round, AdapterState global)
         {
             Load(global);
-            return round == sim.Config.Rounds ? Mixed : _ => new EvalClient(Sequence, sim.Edge.Embed, (_, _) => lora);
+            return round == sim.Config.Rounds ? Mixed : _ => GlobalModel;
+        }
+
+        private EvalClient GlobalModel => new(Sequence, sim.Edge.Embed, (_, _) => lora);
+
+        /// <summary>
+        /// As <see cref="Evaluation"/>, for a batch mixing clients: after the last round each sample gets the mixture
+        /// with its own client's local LoRA (stacked per sample, <see cref="StackedLora"/>) and its own client's
+        /// reference instances.
+        /// </summary>
+        Func<int[], Tensor, EvalClient> IClientAlgorithm.EvaluationTogether(int round, AdapterState global)
+        {
+            Load(global);
+            if (round != sim.Config.Rounds) return (_, _) => GlobalModel;
+            var locals = new Dictionary<int, (IReadOnlyDictionary<string, Tensor> lora, Tensor refs)>();
+            (IReadOnlyDictionary<string, Tensor> lora, Tensor refs) Of(int k) => locals.TryGetValue(k, out var known)
+                ? known
+                : locals[k] = (LocalSet(k).Parameters().ToDictionary(p => p.name, p => (Tensor)p.parameter),
+                    References(k));
+            return (clients, row) => new EvalClient(Sequence, sim.Edge.Embed, (batch, seq) =>
+            {
+                var present = clients.Select(Of).ToArray();
+                var h = nn.functional.normalize(LastHidden(seq, batch, lora), dim: -1);
+                var weights = zeros(h.shape[0], h.dtype, h.device);
+                for (int j = 0; j < present.Length; j++)
+                {
+                    var rows = nonzero(row.eq(j)).squeeze(1);
+                    weights.index_copy_(0, rows, h[rows].matmul(present[j].refs.T).mean([1L]));
+                }
+                var local = new StackedLora(present.Select(p => p.lora).ToArray(), row, lora.Scale);
+                return new MixedDelta(lora, local, weights.clamp(0, 1));
+            });
         }
 
         public void Dispose()
@@ -295,23 +330,39 @@ public sealed class FedDpaF : IStrategy
         /// </summary>
         private EvalClient Mixed(int k)
         {
-            var device = sim.Edge.Device;
-            var localSet = new LoraSet(sim.Backbone.Model.LanguageModel.Config, rank, device: device);
-            localSet.Load(owner.local[k]);
-            var rng = sim.DataOrder(0, k);
-            var references = sim.Train[k].OrderBy(_ => rng.Next()).Take(sim.Config.FedDpa.Instances).ToArray();
-            Tensor refs;
-            using (no_grad())
-            using (var batch = EncodedBatch.Create(references, false, sim.Backbone.Tokenizer.PadId, device))
-                refs = nn.functional.normalize(LastHidden(Sequence(batch), batch, lora), dim: -1)
-                    .DetachFromDisposeScope();
-            disposables.Add(localSet);
-            disposables.Add(refs);
+            var (localSet, refs) = (LocalSet(k), References(k));
             return new EvalClient(Sequence, sim.Edge.Embed, (batch, seq) =>
             {
                 var h = nn.functional.normalize(LastHidden(seq, batch, lora), dim: -1);
                 return new MixedDelta(lora, localSet, h.matmul(refs.T).mean([1L]).clamp(0, 1));
             });
+        }
+
+        /// <summary>Client k's local LoRA (kept until the client is disposed, whatever dispose scope is open).
+        /// </summary>
+        private LoraSet LocalSet(int k)
+        {
+            var set = new LoraSet(sim.Backbone.Model.LanguageModel.Config, rank, device: sim.Edge.Device);
+            foreach (var (_, p) in set.Parameters()) p.DetachFromDisposeScope();
+            set.Load(owner.local[k]);
+            disposables.Add(set);
+            return set;
+        }
+
+        /// <summary>
+        /// Client k's reference instances: the normalised last hidden states, under the global model, of
+        /// <c>feddpa.instances</c> of its training instances drawn from the seed (kept until the client is disposed).
+        /// </summary>
+        private Tensor References(int k)
+        {
+            var rng = sim.DataOrder(0, k);
+            var references = sim.Train[k].OrderBy(_ => rng.Next()).Take(sim.Config.FedDpa.Instances).ToArray();
+            using var _ = no_grad();
+            using var batch = EncodedBatch.Create(references, false, sim.Backbone.Tokenizer.PadId, sim.Edge.Device);
+            var refs = nn.functional.normalize(LastHidden(Sequence(batch), batch, lora), dim: -1)
+                .DetachFromDisposeScope();
+            disposables.Add(refs);
+            return refs;
         }
     }
 }

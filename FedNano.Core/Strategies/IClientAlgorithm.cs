@@ -55,4 +55,12 @@ public interface IClientAlgorithm : IDisposable
     /// adapters (<see cref="IStrategy.ClientState"/>, else the global ones).
     /// </summary>
     Func<int, EvalClient>? Evaluation(int round, AdapterState global) => null;
+
+    /// <summary>
+    /// With <c>execution: batched</c>, instead of <see cref="Evaluation"/>: the evaluation of a test batch mixing
+    /// clients' samples, given the clients present and each sample's row among them ([B]); null (the default): the
+    /// shared NanoEdge's adapters stacked per sample, or client after client if <see cref="Evaluation"/> is set.
+    /// </summary>
+    internal Func<int[], TorchSharp.torch.Tensor, EvalClient>? EvaluationTogether(int round, AdapterState global) =>
+        null;
 }

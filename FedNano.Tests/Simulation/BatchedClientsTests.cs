@@ -107,7 +107,8 @@ public class BatchedClientsTests
         var strategy = method switch
         {
             "extra-loss" => new WithExtraLoss(),
-            "fednano-sampled" => MethodCatalog.Strategy("fednano", config with { Fisher = "sampled", FisherNormalise = true }),
+            "fednano-sampled" =>
+                MethodCatalog.Strategy("fednano", config with { Fisher = "sampled", FisherNormalise = true }),
             _ => MethodCatalog.Strategy(method, config),
         };
         var recorder = new Recorder(strategy);
