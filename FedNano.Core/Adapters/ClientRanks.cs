@@ -39,7 +39,9 @@ public sealed record ClientRanks
             throw new ConfigException($"{field}: the probabilities sum to {d.Values.Sum():G6}, not 1");
     }
 
-    /// <summary>Each client's rank: the list, or draws from the distribution seeded by <paramref name="seed"/>.</summary>
+    /// <summary>
+    /// Each client's rank: the list, or draws from the distribution seeded by <paramref name="seed"/>.
+    /// </summary>
     public int[] Resolve(int clients, int seed)
     {
         if (PerClient is { } list) return list.ToArray();
@@ -55,7 +57,9 @@ public sealed record ClientRanks
     }
 }
 
-/// <summary>Reads and writes <see cref="ClientRanks"/> as a JSON list of ranks or an object of rank: probability.</summary>
+/// <summary>
+/// Reads and writes <see cref="ClientRanks"/> as a JSON list of ranks or an object of rank: probability.
+/// </summary>
 internal sealed class ClientRanksConverter : JsonConverter<ClientRanks>
 {
     public override ClientRanks Read(ref Utf8JsonReader reader, Type type, JsonSerializerOptions options)

@@ -55,7 +55,8 @@ public sealed record DeviceChoice(Device Device, ScalarType FrozenDType)
             "float32" or "fp32" => ScalarType.Float32,
             "bfloat16" or "bf16" => ScalarType.BFloat16,
             "float16" or "fp16" => ScalarType.Float16,
-            _ => throw new ConfigException($"precision '{precision}' (--precision) must be auto, float32, bfloat16 or float16"),
+            _ => throw new ConfigException(
+                $"precision '{precision}' (--precision) must be auto, float32, bfloat16 or float16"),
         };
         if (d == "cpu" && t == ScalarType.Float16) throw Float16OnCpu();
         return (d, t);
@@ -74,7 +75,8 @@ public sealed record DeviceChoice(Device Device, ScalarType FrozenDType)
 public static class Backbones
 {
     /// <summary>Preset names.</summary>
-    public static IReadOnlyList<string> Names { get; } = ["tiny", "mid", "llava-1.5-7b", "minigpt4-7b", "minigpt4-tiny"];
+    public static IReadOnlyList<string> Names { get; } =
+        ["tiny", "mid", "llava-1.5-7b", "minigpt4-7b", "minigpt4-tiny"];
 
     /// <summary>
     /// A MiniGPT-4-shaped random backbone small enough for a 2-core CPU, on the synthetic benchmark's 32 px images:
@@ -86,7 +88,8 @@ public static class Backbones
     {
         VisionConfig = new Blip2VisionConfig
         {
-            HiddenSize = 64, IntermediateSize = 128, NumHiddenLayers = 2, NumAttentionHeads = 4, ImageSize = 32, PatchSize = 8,
+            HiddenSize = 64, IntermediateSize = 128, NumHiddenLayers = 2, NumAttentionHeads = 4,
+            ImageSize = 32, PatchSize = 8,
         },
         QFormerConfig = new Blip2QFormerConfig
         {
@@ -98,17 +101,26 @@ public static class Backbones
 
     /// <summary>
     /// A mid-size random backbone for speed measurements: LLaVA-1.5's image geometry (336 px, patch 14, 576 visual
-    /// tokens) with a 12-block ViT-B-wide tower and an 8-block, 1024-wide LLM with LLaMA's vocabulary (about 0.25 B parameters).
+    /// tokens) with a 12-block ViT-B-wide tower and an 8-block, 1024-wide LLM with LLaMA's vocabulary (about 0.25 B
+    /// parameters).
     /// </summary>
     public static LlavaConfig Mid { get; } = new()
     {
-        VisionConfig = new ClipVisionConfig { HiddenSize = 768, IntermediateSize = 3072, NumHiddenLayers = 12, NumAttentionHeads = 12 },
-        TextConfig = new LlamaConfig { HiddenSize = 1024, IntermediateSize = 2816, NumHiddenLayers = 8, NumAttentionHeads = 16, NumKeyValueHeads = 8, VocabSize = 32000 },
+        VisionConfig = new ClipVisionConfig
+        {
+            HiddenSize = 768, IntermediateSize = 3072, NumHiddenLayers = 12, NumAttentionHeads = 12
+        },
+        TextConfig = new LlamaConfig
+        {
+            HiddenSize = 1024, IntermediateSize = 2816, NumHiddenLayers = 8, NumAttentionHeads = 16,
+            NumKeyValueHeads = 8, VocabSize = 32000
+        },
     };
 
     /// <summary>
     /// The architecture of llava-hf/llava-1.5-7b-hf: CLIP ViT-L/14-336 (features of layer -2, class token dropped:
-    /// 576 tokens of 1024), mlp2x_gelu, Vicuna-7B (32 blocks of 4096, vocabulary 32064 after the added image and pad tokens).
+    /// 576 tokens of 1024), mlp2x_gelu, Vicuna-7B (32 blocks of 4096, vocabulary 32064 after the added image and pad
+    /// tokens).
     /// </summary>
     public static LlavaConfig Llava15_7B { get; } = new()
     {
@@ -126,40 +138,60 @@ public static class Backbones
     public static Backbone Load(string name, DeviceChoice where, string? modelDir = null, string? visionTowerDir = null)
     {
         if (visionTowerDir is not null && name != "llava-1.5-7b")
-            throw new ConfigException($"vision_tower_dir (--vision-tower-dir) is only used with backbone llava-1.5-7b, not '{name}'");
+            throw new ConfigException(
+                $"vision_tower_dir (--vision-tower-dir) is only used with backbone llava-1.5-7b, not '{name}'");
         switch (name)
         {
             case "tiny":
-                return TinyBackbone.Load(modelDir ?? throw new ConfigException("backbone tiny needs the tiny backbone's folder (model_dir, --model-dir)"), where.Device, where.FrozenDType);
+                return TinyBackbone.Load(
+                    modelDir ?? throw new ConfigException(
+                        "backbone tiny needs the tiny backbone's folder (model_dir, --model-dir)"),
+                    where.Device, where.FrozenDType);
             case "mid":
-                if (modelDir is not null) throw new ConfigException("model_dir (--model-dir) is not used with backbone mid (random weights); use llava-1.5-7b for a checkpoint");
+                if (modelDir is not null)
+                    throw new ConfigException("model_dir (--model-dir) is not used with backbone mid " +
+                                              "(random weights); use llava-1.5-7b for a checkpoint");
                 return Random("mid", Mid, TinyTokenizer.Build(SyntheticBenchmark.Vocabulary(), 400), where);
             case "llava-1.5-7b":
-                if (modelDir is null) throw new ConfigException("backbone llava-1.5-7b needs model_dir (--model-dir DIR): a LLaVA-1.5 checkpoint in safetensors, either layout");
+                if (modelDir is null)
+                    throw new ConfigException("backbone llava-1.5-7b needs model_dir (--model-dir DIR): " +
+                                              "a LLaVA-1.5 checkpoint in safetensors, either layout");
                 var checkpoint = LlavaCheckpoint.Open(modelDir, visionTowerDir);
-                var tokenizerPath = checkpoint.TokenizerPath ?? throw new ConfigException($"{checkpoint.ModelDir}: no tokenizer.model (LLaMA's SentencePiece model) beside the weights: copy it from the model's repository");
+                var tokenizerPath = checkpoint.TokenizerPath ?? throw new ConfigException(
+                    $"{checkpoint.ModelDir}: no tokenizer.model (LLaMA's SentencePiece model) beside the weights: " +
+                    "copy it from the model's repository");
                 var tokenizer = LlamaSentencePieceTokenizer.Load(tokenizerPath);
                 if (tokenizer.VocabSize > checkpoint.Config.TextConfig.VocabSize)
-                    throw new ConfigException($"{tokenizerPath}: {tokenizer.VocabSize} tokens but the model's vocab_size is {checkpoint.Config.TextConfig.VocabSize}: tokenizer and checkpoint do not belong together");
+                    throw new ConfigException($"{tokenizerPath}: {tokenizer.VocabSize} tokens but the model's " +
+                                              $"vocab_size is {checkpoint.Config.TextConfig.VocabSize}: " +
+                                              "tokenizer and checkpoint do not belong together");
                 var model = checkpoint.CreateModel(where.Device, where.FrozenDType);
                 model.eval();
                 return new Backbone(name, model, tokenizer, Pixels(checkpoint.Config)) { Template = VicunaV1.Wrap };
             case "minigpt4-7b":
             {
-                if (modelDir is null) throw new ConfigException("backbone minigpt4-7b needs model_dir (--model-dir DIR): a MiniGPT-4 folder with blip2/, vicuna/ and projection.safetensors (see the README)");
+                if (modelDir is null)
+                    throw new ConfigException("backbone minigpt4-7b needs model_dir (--model-dir DIR): " +
+                                              "a MiniGPT-4 folder with blip2/, vicuna/ and projection.safetensors " +
+                                              "(see the README)");
                 var mg = MiniGpt4Checkpoint.Open(modelDir);
                 var spm = mg.TokenizerPath ?? throw new ConfigException(
-                    $"{mg.VicunaDir}: no tokenizer.model (Vicuna's SentencePiece model) beside the weights: copy it from the Vicuna release");
+                    $"{mg.VicunaDir}: no tokenizer.model (Vicuna's SentencePiece model) beside the weights: " +
+                    "copy it from the Vicuna release");
                 var llama = LlamaSentencePieceTokenizer.Load(spm);
                 if (llama.VocabSize > mg.Config.TextConfig.VocabSize)
-                    throw new ConfigException($"{spm}: {llama.VocabSize} tokens but the model's vocab_size is {mg.Config.TextConfig.VocabSize}: tokenizer and checkpoint do not belong together");
+                    throw new ConfigException($"{spm}: {llama.VocabSize} tokens but the model's vocab_size " +
+                                              $"is {mg.Config.TextConfig.VocabSize}: " +
+                                              "tokenizer and checkpoint do not belong together");
                 var m = mg.CreateModel(where.Device, where.FrozenDType);
                 m.eval();
                 return new Backbone(name, m, llama, Blip2Pixels(mg.Config)) { Template = MiniGpt4Prompt.Wrap };
             }
             case "minigpt4-tiny":
             {
-                if (modelDir is not null) throw new ConfigException("model_dir (--model-dir) is not used with backbone minigpt4-tiny (random weights); use minigpt4-7b for a checkpoint folder");
+                if (modelDir is not null)
+                    throw new ConfigException("model_dir (--model-dir) is not used with backbone minigpt4-tiny " +
+                                              "(random weights); use minigpt4-7b for a checkpoint folder");
                 var words = TinyTokenizer.Build(SyntheticBenchmark.Vocabulary(), 400);
                 var config = MiniGpt4Tiny(words.VocabSize);
                 var m = MiniGpt4Checkpoint.Construct(config, where.Device, where.FrozenDType);
@@ -171,11 +203,15 @@ public static class Backbones
         }
     }
 
-    /// <summary>A randomly initialised backbone of <paramref name="config"/> (no conversation template), e.g. for tests and speed measurements.</summary>
+    /// <summary>
+    /// A randomly initialised backbone of <paramref name="config"/> (no conversation template), e.g. for tests and
+    /// speed measurements.
+    /// </summary>
     public static Backbone Random(string name, LlavaConfig config, ITextTokenizer tokenizer, DeviceChoice where)
     {
         if (tokenizer.VocabSize > config.TextConfig.VocabSize)
-            throw new ConfigException($"backbone {name}: the tokenizer has {tokenizer.VocabSize} tokens, more than vocab_size {config.TextConfig.VocabSize}");
+            throw new ConfigException($"backbone {name}: the tokenizer has {tokenizer.VocabSize} tokens, " +
+                                      $"more than vocab_size {config.TextConfig.VocabSize}");
         var model = LlavaCheckpoint.Construct(config, where.Device, where.FrozenDType);
         model.eval();
         return new Backbone(name, model, tokenizer, Pixels(config));

@@ -50,7 +50,10 @@ public sealed class LlavaCheckpoint
     public string ModelDir { get; }
     /// <summary>Which key layout the checkpoint uses.</summary>
     public LlavaLayout Layout { get; }
-    /// <summary>The configuration read from the checkpoint (for <see cref="LlavaLayout.Original"/>, assembled from both folders).</summary>
+    /// <summary>
+    /// The configuration read from the checkpoint (for <see cref="LlavaLayout.Original"/>, assembled from both
+    /// folders).
+    /// </summary>
     public LlavaConfig Config { get; }
     /// <summary>The vision tower's own folder (<see cref="LlavaLayout.Original"/> only).</summary>
     public string? VisionTowerDir { get; }
@@ -84,14 +87,19 @@ public sealed class LlavaCheckpoint
         (Lm, Lm), ("model.language_model.", Lm), ("language_model.", Lm),
     ];
 
-    private static readonly (string From, string To)[] TowerPrefixes = [("vision_model.", "vision_tower.vision_model.")];
+    private static readonly (string From, string To)[] TowerPrefixes =
+        [("vision_model.", "vision_tower.vision_model.")];
 
-    /// <summary>Buffers some checkpoints carry that are recomputed here, and the text half of a whole CLIPModel.</summary>
+    /// <summary>
+    /// Buffers some checkpoints carry that are recomputed here, and the text half of a whole CLIPModel.
+    /// </summary>
     private static bool Ignored(string key) =>
-        key.EndsWith(".rotary_emb.inv_freq", StringComparison.Ordinal) || key.EndsWith("embeddings.position_ids", StringComparison.Ordinal);
+        key.EndsWith(".rotary_emb.inv_freq", StringComparison.Ordinal) ||
+        key.EndsWith("embeddings.position_ids", StringComparison.Ordinal);
 
     private static bool IgnoredInTower(string key) =>
-        Ignored(key) || key.StartsWith("text_model.", StringComparison.Ordinal) || key.StartsWith("text_projection.", StringComparison.Ordinal) ||
+        Ignored(key) || key.StartsWith("text_model.", StringComparison.Ordinal) ||
+        key.StartsWith("text_projection.", StringComparison.Ordinal) ||
         key.StartsWith("visual_projection.", StringComparison.Ordinal) || key == "logit_scale";
 
     private static string? Map((string From, string To)[] prefixes, string key)
@@ -101,11 +109,14 @@ public sealed class LlavaCheckpoint
         return null;
     }
 
-    /// <summary>The name <paramref name="canonical"/> has in a checkpoint of <paramref name="layout"/> (for messages).</summary>
+    /// <summary>
+    /// The name <paramref name="canonical"/> has in a checkpoint of <paramref name="layout"/> (for messages).
+    /// </summary>
     public static string SourceName(LlavaLayout layout, string canonical)
     {
         if (layout == LlavaLayout.Converted) return canonical;
-        foreach (var (from, to) in TowerPrefixes.Concat(OriginalPrefixes.Where(p => !p.From.StartsWith("model.vision_tower", StringComparison.Ordinal))))
+        foreach (var (from, to) in TowerPrefixes.Concat(
+                     OriginalPrefixes.Where(p => !p.From.StartsWith("model.vision_tower", StringComparison.Ordinal))))
             if (canonical.StartsWith(to, StringComparison.Ordinal)) return from + canonical[to.Length..];
         return canonical;
     }
@@ -148,7 +159,8 @@ public sealed class LlavaCheckpoint
         list.Add((vp + "post_layernorm.bias", [D]));
 
         var t = c.TextConfig;
-        long H = t.HiddenSize, TI = t.IntermediateSize, q = (long)t.NumAttentionHeads * t.HeadDim, kv = (long)t.KeyValueHeads * t.HeadDim;
+        long H = t.HiddenSize, TI = t.IntermediateSize, q = (long)t.NumAttentionHeads * t.HeadDim,
+            kv = (long)t.KeyValueHeads * t.HeadDim;
         list.Add(("multi_modal_projector.linear_1.weight", [H, D]));
         list.Add(("multi_modal_projector.linear_1.bias", [H]));
         list.Add(("multi_modal_projector.linear_2.weight", [H, H]));
@@ -186,11 +198,13 @@ public sealed class LlavaCheckpoint
     {
         modelDir = Path.GetFullPath(modelDir);
         var configPath = Path.Combine(modelDir, "config.json");
-        if (!File.Exists(configPath)) throw new ConfigException($"{modelDir}: no config.json (is this a LLaVA model directory?)");
+        if (!File.Exists(configPath))
+            throw new ConfigException($"{modelDir}: no config.json (is this a LLaVA model directory?)");
         var root = ConfigJson.Read(configPath);
 
         // LLaVA's own config says model_type 'llava' too: its mm_* fields tell it apart
-        if (root["mm_vision_tower"] is not null || root["mm_projector_type"] is not null || root["mm_hidden_size"] is not null)
+        if (root["mm_vision_tower"] is not null || root["mm_projector_type"] is not null ||
+            root["mm_hidden_size"] is not null)
         {
             var tower = ResolveTower(configPath, root, modelDir, visionTowerDir);
             var config = ReadOriginal(configPath, root, tower);
@@ -239,39 +253,48 @@ public sealed class LlavaCheckpoint
     {
         if (explicitDir is not null)
         {
-            if (!Directory.Exists(explicitDir)) throw new ConfigException($"vision tower directory {explicitDir} not found");
+            if (!Directory.Exists(explicitDir))
+                throw new ConfigException($"vision tower directory {explicitDir} not found");
             return Path.GetFullPath(explicitDir);
         }
         var name = (string?)root["mm_vision_tower"] ?? (string?)root["vision_tower"];
-        if (name is null) throw new ConfigException($"{path}: no mm_vision_tower; pass the CLIP tower's folder (--vision-tower-dir)");
+        if (name is null)
+            throw new ConfigException($"{path}: no mm_vision_tower; pass the CLIP tower's folder (--vision-tower-dir)");
         foreach (var candidate in new[] { name, Path.Combine(modelDir, name) })
             if (Path.IsPathFullyQualified(candidate) && Directory.Exists(candidate)) return Path.GetFullPath(candidate);
-        throw new ConfigException($"{path}: mm_vision_tower '{name}' is not a folder here (nothing is downloaded): pass the folder holding that CLIP checkpoint (--vision-tower-dir)");
+        throw new ConfigException($"{path}: mm_vision_tower '{name}' is not a folder here (nothing is downloaded): " +
+                                  "pass the folder holding that CLIP checkpoint (--vision-tower-dir)");
     }
 
     private static LlavaConfig ReadOriginal(string path, JsonObject root, string towerDir)
     {
         var projector = (string?)root["mm_projector_type"] ?? "linear";
-        if (projector != "mlp2x_gelu") throw new ConfigException($"{path}: mm_projector_type '{projector}' is not supported (LLaVA-1.5 uses mlp2x_gelu)");
-        if ((bool?)root["mm_use_im_start_end"] == true) throw new ConfigException($"{path}: mm_use_im_start_end=true is not supported (LLaVA-1.5 uses false)");
+        if (projector != "mlp2x_gelu")
+            throw new ConfigException(
+                $"{path}: mm_projector_type '{projector}' is not supported (LLaVA-1.5 uses mlp2x_gelu)");
+        if ((bool?)root["mm_use_im_start_end"] == true)
+            throw new ConfigException($"{path}: mm_use_im_start_end=true is not supported (LLaVA-1.5 uses false)");
         var select = (string?)root["mm_vision_select_feature"] ?? "patch";
         var strategy = select switch
         {
             "patch" => "default",
             "cls_patch" => "full",
-            _ => throw new ConfigException($"{path}: mm_vision_select_feature '{select}' must be 'patch' or 'cls_patch'"),
+            _ => throw new ConfigException(
+                $"{path}: mm_vision_select_feature '{select}' must be 'patch' or 'cls_patch'"),
         };
         var text = LlamaConfig.FromJson(root, path, "");
 
         var towerConfigPath = Path.Combine(towerDir, "config.json");
-        if (!File.Exists(towerConfigPath)) throw new ConfigException($"{towerDir}: no config.json (is this a CLIP checkpoint folder?)");
+        if (!File.Exists(towerConfigPath))
+            throw new ConfigException($"{towerDir}: no config.json (is this a CLIP checkpoint folder?)");
         var towerRoot = ConfigJson.Read(towerConfigPath);
         // CLIPModel nests it, CLIPVisionModel does not
         var vision = towerRoot["vision_config"] is JsonObject nested
             ? ClipVisionConfig.FromJson(nested, towerConfigPath, "vision_config")
             : ClipVisionConfig.FromJson(towerRoot, towerConfigPath, "vision config");
         if ((int?)root["mm_hidden_size"] is { } mm && mm != vision.HiddenSize)
-            throw new ConfigException($"{path}: mm_hidden_size {mm} disagrees with the vision tower's hidden_size {vision.HiddenSize} ({towerConfigPath})");
+            throw new ConfigException($"{path}: mm_hidden_size {mm} disagrees with the vision tower's hidden_size " +
+                                      $"{vision.HiddenSize} ({towerConfigPath})");
         var config = new LlavaConfig
         {
             TextConfig = text,
@@ -283,7 +306,8 @@ public sealed class LlavaCheckpoint
     }
 
     private static List<(SafetensorsFile, SafetensorsEntry, string)> Plan(
-        LlavaConfig config, LlavaLayout layout, IEnumerable<(SafetensorsCheckpoint Weights, Func<string, string?> Map)> sources)
+        LlavaConfig config, LlavaLayout layout,
+        IEnumerable<(SafetensorsCheckpoint Weights, Func<string, string?> Map)> sources)
     {
         var expected = ExpectedParameters(config).ToDictionary(p => p.Name, p => p.Shape, StringComparer.Ordinal);
         var found = new Dictionary<string, SafetensorsFile>(StringComparer.Ordinal);
@@ -295,14 +319,21 @@ public sealed class LlavaCheckpoint
                     var canonical = map(key);
                     if (canonical is null) continue;
                     if (!expected.TryGetValue(canonical, out var shape))
-                        throw new ConfigException($"{file.Path}: unexpected key '{key}'" + (canonical.Length > 0 && canonical != key ? $" (read as '{canonical}')" : "") +
-                                                  $": a {layout}-layout LLaVA of this config.json has no such parameter");
+                        throw new ConfigException(
+                            $"{file.Path}: unexpected key '{key}'" +
+                            (canonical.Length > 0 && canonical != key ? $" (read as '{canonical}')" : "") +
+                            $": a {layout}-layout LLaVA of this config.json has no such parameter");
                     if (found.TryGetValue(canonical, out var other))
-                        throw new ConfigException($"{file.Path}: key '{key}' gives '{canonical}', which {other.Path} gives too");
-                    if (entry.ScalarType is not (ScalarType.Float32 or ScalarType.Float16 or ScalarType.BFloat16 or ScalarType.Float64))
-                        throw new ConfigException($"{file.Path}: key '{key}' has dtype {entry.DType}; parameters must be F32, F16, BF16 or F64");
+                        throw new ConfigException(
+                            $"{file.Path}: key '{key}' gives '{canonical}', which {other.Path} gives too");
+                    if (entry.ScalarType is not (ScalarType.Float32 or ScalarType.Float16 or ScalarType.BFloat16
+                                                 or ScalarType.Float64))
+                        throw new ConfigException($"{file.Path}: key '{key}' has dtype {entry.DType}; " +
+                                                  "parameters must be F32, F16, BF16 or F64");
                     if (!entry.Shape.SequenceEqual(shape))
-                        throw new ConfigException($"{file.Path}: key '{key}' has shape {entry.ShapeText} but the config expects {SafetensorsFile.ShapeText(shape)}: config.json disagrees with the weights");
+                        throw new ConfigException($"{file.Path}: key '{key}' has shape {entry.ShapeText} " +
+                                                  $"but the config expects {SafetensorsFile.ShapeText(shape)}: " +
+                                                  "config.json disagrees with the weights");
                     found[canonical] = file;
                     plan.Add((file, entry, canonical));
                 }
@@ -310,8 +341,10 @@ public sealed class LlavaCheckpoint
         if (missing.Count > 0)
         {
             var dirs = string.Join(" and ", sources.Select(s => s.Weights.Directory));
-            throw new ConfigException($"{dirs}: {missing.Count} parameter(s) missing, first '{SourceName(layout, missing[0])}'" +
-                                      (missing.Count > 1 ? $", '{SourceName(layout, missing[1])}'" : "") + " (checkpoint incomplete, or config.json disagrees with the weights)");
+            throw new ConfigException(
+                $"{dirs}: {missing.Count} parameter(s) missing, first '{SourceName(layout, missing[0])}'" +
+                (missing.Count > 1 ? $", '{SourceName(layout, missing[1])}'" : "") +
+                " (checkpoint incomplete, or config.json disagrees with the weights)");
         }
         return plan;
     }
@@ -330,7 +363,9 @@ public sealed class LlavaCheckpoint
         return model;
     }
 
-    /// <summary>Constructs a randomly initialised model directly on <paramref name="device"/> in <paramref name="dtype"/>.</summary>
+    /// <summary>
+    /// Constructs a randomly initialised model directly on <paramref name="device"/> in <paramref name="dtype"/>.
+    /// </summary>
     internal static LlavaModel Construct(LlavaConfig config, Device device, ScalarType dtype)
     {
         var (oldDevice, oldType) = (get_default_device(), get_default_dtype());
@@ -349,7 +384,9 @@ public sealed class LlavaCheckpoint
         var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter, StringComparer.Ordinal);
         foreach (var (name, shape) in ExpectedParameters(Config))
             if (!parameters.TryGetValue(name, out var p) || !p.shape.SequenceEqual(shape))
-                throw new ConfigException($"the model has no parameter '{name}' of shape {SafetensorsFile.ShapeText(shape)}: was it built from this checkpoint's config ({ModelDir})?");
+                throw new ConfigException(
+                    $"the model has no parameter '{name}' of shape {SafetensorsFile.ShapeText(shape)}: " +
+                    $"was it built from this checkpoint's config ({ModelDir})?");
         using var _ = no_grad();
         foreach (var group in plan.GroupBy(p => p.File))
         {
@@ -362,7 +399,11 @@ public sealed class LlavaCheckpoint
         }
     }
 
-    /// <summary>Opens <paramref name="modelDir"/> and returns the loaded model (see <see cref="Open"/> and <see cref="CreateModel"/>).</summary>
-    public static LlavaModel Load(string modelDir, string? visionTowerDir = null, Device? device = null, ScalarType dtype = ScalarType.Float32) =>
+    /// <summary>
+    /// Opens <paramref name="modelDir"/> and returns the loaded model (see <see cref="Open"/> and
+    /// <see cref="CreateModel"/>).
+    /// </summary>
+    public static LlavaModel Load(string modelDir, string? visionTowerDir = null, Device? device = null,
+        ScalarType dtype = ScalarType.Float32) =>
         Open(modelDir, visionTowerDir).CreateModel(device, dtype);
 }

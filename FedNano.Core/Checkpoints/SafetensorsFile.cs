@@ -37,7 +37,8 @@ public sealed class SafetensorsFile
     private const long MaxHeader = 100_000_000;
     private readonly long dataStart;
 
-    private SafetensorsFile(string path, long dataStart, Dictionary<string, SafetensorsEntry> entries, Dictionary<string, string> metadata)
+    private SafetensorsFile(string path, long dataStart, Dictionary<string, SafetensorsEntry> entries,
+        Dictionary<string, string> metadata)
     {
         Path = path; this.dataStart = dataStart; Entries = entries; Metadata = metadata;
     }
@@ -60,32 +61,47 @@ public sealed class SafetensorsFile
         _ => throw new ArgumentException($"no safetensors dtype for {t}"),
     };
 
-    /// <summary>Reads and checks the header of <paramref name="path"/>; throws <see cref="ConfigException"/> naming the file and key.</summary>
+    /// <summary>
+    /// Reads and checks the header of <paramref name="path"/>; throws <see cref="ConfigException"/> naming the file
+    /// and key.
+    /// </summary>
     public static SafetensorsFile Open(string path)
     {
-        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("safetensors reading needs a little-endian machine");
+        if (!BitConverter.IsLittleEndian)
+            throw new PlatformNotSupportedException("safetensors reading needs a little-endian machine");
         if (!File.Exists(path)) throw new ConfigException($"{path}: file not found");
         using var stream = File.OpenRead(path);
         long length = stream.Length;
-        if (length < 8) throw new ConfigException($"{path}: truncated safetensors file ({length} bytes, not even the 8-byte header length)");
+        if (length < 8)
+            throw new ConfigException(
+                $"{path}: truncated safetensors file ({length} bytes, not even the 8-byte header length)");
         var lenBytes = new byte[8];
         stream.ReadExactly(lenBytes);
         long headerLength = BitConverter.ToInt64(lenBytes);
         if (headerLength <= 0 || headerLength > MaxHeader)
-            throw new ConfigException($"{path}: not a safetensors file (header length {headerLength}); only .safetensors checkpoints are read, never pickled .bin/.pt files");
+            throw new ConfigException($"{path}: not a safetensors file (header length {headerLength}); " +
+                                      "only .safetensors checkpoints are read, never pickled .bin/.pt files");
         if (8 + headerLength > length)
-            throw new ConfigException($"{path}: truncated safetensors file: the header needs {headerLength} bytes but the file has {length - 8} after the length");
+            throw new ConfigException($"{path}: truncated safetensors file: the header needs {headerLength} bytes " +
+                                      $"but the file has {length - 8} after the length");
         var header = new byte[headerLength];
         stream.ReadExactly(header);
         long dataLength = length - 8 - headerLength;
 
         try { new UTF8Encoding(false, true).GetCharCount(header); }
-        catch (DecoderFallbackException) { throw new ConfigException($"{path}: the safetensors header is not valid UTF-8 (a corrupt file)"); }
+        catch (DecoderFallbackException)
+        {
+            throw new ConfigException($"{path}: the safetensors header is not valid UTF-8 (a corrupt file)");
+        }
         JsonDocument doc;
         try { doc = JsonDocument.Parse(header); }
-        catch (JsonException e) { throw new ConfigException($"{path}: the safetensors header is not valid JSON: {e.Message}"); }
+        catch (JsonException e)
+        {
+            throw new ConfigException($"{path}: the safetensors header is not valid JSON: {e.Message}");
+        }
         using var _ = doc;
-        if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new ConfigException($"{path}: the safetensors header is not a JSON object");
+        if (doc.RootElement.ValueKind != JsonValueKind.Object)
+            throw new ConfigException($"{path}: the safetensors header is not a JSON object");
 
         var entries = new Dictionary<string, SafetensorsEntry>(StringComparer.Ordinal);
         var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -97,7 +113,8 @@ public sealed class SafetensorsFile
                     foreach (var m in p.Value.EnumerateObject()) metadata[m.Name] = m.Value.ToString();
                 continue;
             }
-            if (entries.ContainsKey(p.Name)) throw new ConfigException($"{path}: tensor '{p.Name}' is listed twice in the header");
+            if (entries.ContainsKey(p.Name))
+                throw new ConfigException($"{path}: tensor '{p.Name}' is listed twice in the header");
             entries[p.Name] = ParseEntry(path, p.Name, p.Value, dataLength);
         }
         SafetensorsEntry? previous = null;
@@ -121,20 +138,24 @@ public sealed class SafetensorsFile
             if (!DTypes.TryGetValue(dtype, out var st))
                 throw new ConfigException(Bad($"unknown dtype '{dtype}' (readable: {string.Join(", ", DTypes.Keys)})"));
             var shape = e.GetProperty("shape").EnumerateArray().Select(x => x.GetInt64()).ToArray();
-            if (shape.Any(d => d < 0)) throw new ConfigException(Bad($"negative dimension in shape {ShapeText(shape)}"));
+            if (shape.Any(d => d < 0))
+                throw new ConfigException(Bad($"negative dimension in shape {ShapeText(shape)}"));
             var offsets = e.GetProperty("data_offsets").EnumerateArray().Select(x => x.GetInt64()).ToArray();
             if (offsets.Length != 2 || offsets[0] < 0 || offsets[1] < offsets[0])
                 throw new ConfigException(Bad($"malformed data_offsets [{string.Join(", ", offsets)}]"));
             long expected = shape.Aggregate(1L, (a, b) => a * b) * ElementSize(st);
             if (offsets[1] - offsets[0] != expected)
-                throw new ConfigException(Bad($"{dtype} {ShapeText(shape)} needs {expected} bytes but data_offsets span {offsets[1] - offsets[0]}"));
+                throw new ConfigException(Bad($"{dtype} {ShapeText(shape)} needs {expected} bytes " +
+                                              $"but data_offsets span {offsets[1] - offsets[0]}"));
             if (offsets[1] > dataLength)
-                throw new ConfigException(Bad($"truncated file: the tensor's bytes [{offsets[0]}, {offsets[1]}) end past the {dataLength} bytes of data the file holds"));
+                throw new ConfigException(Bad($"truncated file: the tensor's bytes [{offsets[0]}, {offsets[1]}) " +
+                                              $"end past the {dataLength} bytes of data the file holds"));
             return new SafetensorsEntry(key, dtype, shape, offsets[0], offsets[1]);
         }
         catch (Exception x) when (x is KeyNotFoundException or InvalidOperationException or FormatException)
         {
-            throw new ConfigException(Bad($"malformed header entry ({x.Message}); expected {{dtype, shape, data_offsets}}"));
+            throw new ConfigException(
+                Bad($"malformed header entry ({x.Message}); expected {{dtype, shape, data_offsets}}"));
         }
     }
 
@@ -151,7 +172,11 @@ public sealed class SafetensorsFile
         var bytes = new byte[e.End - e.Begin];
         stream.Seek(dataStart + e.Begin, SeekOrigin.Begin);
         try { stream.ReadExactly(bytes); }
-        catch (EndOfStreamException) { throw new ConfigException($"{Path}: tensor '{e.Name}': the file ended while reading it (truncated or changed while loading)"); }
+        catch (EndOfStreamException)
+        {
+            throw new ConfigException($"{Path}: tensor '{e.Name}': the file ended while reading it " +
+                                      "(truncated or changed while loading)");
+        }
         var t = empty(e.Shape, e.ScalarType, CPU);
         if (bytes.Length > 0) t.bytes = bytes;
         return t;
@@ -166,7 +191,8 @@ public sealed class SafetensorsFile
         {
             long bad = t.numel() - isfinite(t).sum().item<long>();
             t.Dispose();
-            throw new ConfigException($"{Path}: tensor '{e.Name}' holds {bad} NaN or infinite value(s) of {e.Shape.Aggregate(1L, (a, b) => a * b)}: the weights are corrupt");
+            throw new ConfigException($"{Path}: tensor '{e.Name}' holds {bad} NaN or infinite value(s) " +
+                                      $"of {e.Shape.Aggregate(1L, (a, b) => a * b)}: the weights are corrupt");
         }
         return t;
     }
@@ -186,11 +212,13 @@ public sealed class SafetensorsFile
             if (!Entries.TryGetValue(key, out var e))
                 throw new ConfigException($"{Path}: parameter '{key}' is missing (checkpoint incomplete, " +
                                           $"or {configName} disagrees with the weights)");
-            if (e.ScalarType is not (ScalarType.Float32 or ScalarType.Float16 or ScalarType.BFloat16 or ScalarType.Float64))
+            if (e.ScalarType is not (ScalarType.Float32 or ScalarType.Float16 or ScalarType.BFloat16
+                                     or ScalarType.Float64))
                 throw new ConfigException($"{Path}: key '{key}' has dtype {e.DType}; weights must be F32, F16, " +
                                           $"BF16 or F64");
             if (!e.Shape.SequenceEqual(shape))
-                throw new ConfigException($"{Path}: key '{key}' has shape {e.ShapeText} but {configName} gives {ShapeText(shape)}: {configName} disagrees with the weights");
+                throw new ConfigException($"{Path}: key '{key}' has shape {e.ShapeText} but {configName} gives " +
+                                          $"{ShapeText(shape)}: {configName} disagrees with the weights");
         }
     }
 
@@ -205,7 +233,8 @@ public sealed class SafetensorsFile
         using var stream = File.OpenRead(Path);
         foreach (var (key, e) in Entries)
         {
-            if (!parameters.TryGetValue(key, out var p)) throw new ConfigException($"{Path}: the model has no parameter '{key}'");
+            if (!parameters.TryGetValue(key, out var p))
+                throw new ConfigException($"{Path}: the model has no parameter '{key}'");
             using var t = ReadFinite(stream, e);
             p.copy_(t);
         }
@@ -215,9 +244,11 @@ public sealed class SafetensorsFile
     /// Writes <paramref name="tensors"/> as a safetensors file (to a temporary file first, then renamed, so no
     /// half-written file is left). Tensors are written contiguous and little-endian in their own dtype.
     /// </summary>
-    public static void Save(string path, IEnumerable<KeyValuePair<string, Tensor>> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    public static void Save(string path, IEnumerable<KeyValuePair<string, Tensor>> tensors,
+        IReadOnlyDictionary<string, string>? metadata = null)
     {
-        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("safetensors writing needs a little-endian machine");
+        if (!BitConverter.IsLittleEndian)
+            throw new PlatformNotSupportedException("safetensors writing needs a little-endian machine");
         var names = DTypes.ToDictionary(p => p.Value, p => p.Key);
         var list = tensors.ToList();
         var header = new MemoryStream();
@@ -233,7 +264,8 @@ public sealed class SafetensorsFile
             long offset = 0;
             foreach (var (name, t) in list)
             {
-                if (!names.TryGetValue(t.dtype, out var dtype)) throw new ArgumentException($"tensor '{name}': dtype {t.dtype} has no safetensors name");
+                if (!names.TryGetValue(t.dtype, out var dtype))
+                    throw new ArgumentException($"tensor '{name}': dtype {t.dtype} has no safetensors name");
                 long size = t.numel() * ElementSize(t.dtype);
                 j.WriteStartObject(name);
                 j.WriteString("dtype", dtype);

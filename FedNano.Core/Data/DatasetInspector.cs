@@ -41,9 +41,11 @@ public sealed record DatasetReport(
         sb.AppendLine("splits: " + string.Join(", ", Splits.Select(kv => $"{kv.Key} {kv.Value}")));
         sb.AppendLine($"per {GroupField}: " + string.Join(", ", Groups.Select(kv => $"{kv.Key} {kv.Value}")));
         sb.AppendLine(ci, $"with an image: {WithImage}");
-        sb.AppendLine(ci, $"image files referenced: {ImagesReferenced}, found: {ImagesFound}, missing or unreadable: {MissingImages.Count}");
+        sb.AppendLine(ci, $"image files referenced: {ImagesReferenced}, found: {ImagesFound}, " +
+            $"missing or unreadable: {MissingImages.Count}");
         if (MissingImages.Count > 0)
-            sb.AppendLine("first missing: " + string.Join(", ", MissingImages.Take(3)) + (MissingImages.Count > 3 ? ", ..." : ""));
+            sb.AppendLine("first missing: " + string.Join(", ", MissingImages.Take(3))
+                + (MissingImages.Count > 3 ? ", ..." : ""));
         sb.AppendLine("choices per question: " + string.Join(", ", ChoiceCounts.Select(kv => $"{kv.Key}: {kv.Value}")));
         return sb.ToString();
     }
@@ -52,7 +54,9 @@ public sealed record DatasetReport(
 /// <summary>Reads a real data set's files and counts what is there, without failing on missing images.</summary>
 public static class DatasetInspector
 {
-    /// <summary>The report for <paramref name="dataset"/> (<c>scienceqa</c> or <c>iconqa</c>) at <paramref name="root"/>.</summary>
+    /// <summary>
+    /// The report for <paramref name="dataset"/> (<c>scienceqa</c> or <c>iconqa</c>) at <paramref name="root"/>.
+    /// </summary>
     public static DatasetReport Inspect(string dataset, string root) => dataset.ToLowerInvariant() switch
     {
         "scienceqa" => ScienceQa(root),

@@ -3,7 +3,10 @@ namespace FedNano.Data;
 /// <summary>What a loader does with a problem whose image file is missing or cannot be read.</summary>
 public enum MissingImagePolicy
 {
-    /// <summary>Stop with a <see cref="ConfigException"/> that counts the missing images and names the first few paths (default).</summary>
+    /// <summary>
+    /// Stop with a <see cref="ConfigException"/> that counts the missing images and names the first few paths
+    /// (default).
+    /// </summary>
     Error,
     /// <summary>
     /// Keep the problem without its image and put the official caption (ScienceQA <c>captions.json</c>) into the
@@ -32,7 +35,8 @@ public sealed record DatasetLoadOptions
         "error" => MissingImagePolicy.Error,
         "caption" => MissingImagePolicy.Caption,
         "skip" => MissingImagePolicy.Skip,
-        _ => throw new ConfigException($"missing_images (--missing-images) '{value}' is not one of error, caption, skip"),
+        _ => throw new ConfigException(
+            $"missing_images (--missing-images) '{value}' is not one of error, caption, skip"),
     };
 }
 
@@ -40,7 +44,9 @@ public sealed record DatasetLoadOptions
 /// <param name="Name">Data set name (<c>scienceqa</c>, <c>iconqa</c>).</param>
 /// <param name="Root">The folder it was read from.</param>
 /// <param name="Splits">Samples per split name, in the release's order.</param>
-/// <param name="MissingImages">Image files referenced but missing or unreadable (paths relative to <paramref name="Root"/>).</param>
+/// <param name="MissingImages">
+/// Image files referenced but missing or unreadable (paths relative to <paramref name="Root"/>).
+/// </param>
 /// <param name="Skipped">Problems dropped under <see cref="MissingImagePolicy.Skip"/>.</param>
 /// <param name="Captioned">Problems whose missing image was replaced by its caption.</param>
 public sealed record LoadedDataset(
@@ -51,10 +57,13 @@ public sealed record LoadedDataset(
     int Skipped,
     int Captioned)
 {
-    /// <summary>The samples of <paramref name="split"/>, or a <see cref="ConfigException"/> naming the splits loaded.</summary>
+    /// <summary>
+    /// The samples of <paramref name="split"/>, or a <see cref="ConfigException"/> naming the splits loaded.
+    /// </summary>
     public IReadOnlyList<MultimodalSample> Split(string split) =>
         Splits.TryGetValue(split, out var s) ? s
-            : throw new ConfigException($"{Name} at {Root}: split '{split}' was not loaded (loaded: {string.Join(", ", Splits.Keys)})");
+            : throw new ConfigException($"{Name} at {Root}: split '{split}' was not loaded " +
+                                        $"(loaded: {string.Join(", ", Splits.Keys)})");
 }
 
 /// <summary>Helpers of the real-data loaders (the data sets are entries of <see cref="DatasetRegistry"/>).</summary>
@@ -71,9 +80,11 @@ public static class RealDatasets
         foreach (var s in samples)
         {
             if (!s.Meta.TryGetValue(key, out var v))
-                throw new ConfigException($"partition label '{key}' is not a field of sample {s.Id}{Source(s)} (known fields: {string.Join(", ", s.Meta.Keys)})");
+                throw new ConfigException($"partition label '{key}' is not a field of sample {s.Id}{Source(s)} " +
+                                          $"(known fields: {string.Join(", ", s.Meta.Keys)})");
             if (string.IsNullOrWhiteSpace(v))
-                throw new ConfigException($"sample {s.Id}{Source(s)} has an empty '{key}' field; pick another partition label");
+                throw new ConfigException(
+                    $"sample {s.Id}{Source(s)} has an empty '{key}' field; pick another partition label");
             if (set.Add(v)) seen.Add(v);
         }
         return seen;
@@ -102,7 +113,8 @@ public static class RealDatasets
     /// </summary>
     internal static string Confined(string root, string path, string who)
     {
-        string full = Path.GetFullPath(path), top = Path.TrimEndingDirectorySeparator(Path.GetFullPath(root)) + Path.DirectorySeparatorChar;
+        string full = Path.GetFullPath(path),
+            top = Path.TrimEndingDirectorySeparator(Path.GetFullPath(root)) + Path.DirectorySeparatorChar;
         if (!full.StartsWith(top, StringComparison.Ordinal))
             throw new ConfigException($"{who}: the path {full} lies outside the data root {top}; " +
                                       $"data files may only name files inside it");
@@ -124,22 +136,27 @@ public static class RealDatasets
     }
 
     /// <summary>The ConfigException for images missing under <see cref="MissingImagePolicy.Error"/>.</summary>
-    internal static ConfigException MissingImagesError(string dataset, string root, IReadOnlyList<(string Path, string Id, string Why)> missing, int referenced, string fallbacks)
+    internal static ConfigException MissingImagesError(string dataset, string root,
+        IReadOnlyList<(string Path, string Id, string Why)> missing, int referenced, string fallbacks)
     {
         var first = string.Join("; ", missing.Take(3).Select(m => $"{m.Path} (id {m.Id}, {m.Why})"));
         return new ConfigException(
-            $"{dataset} at {root}: {missing.Count} of {referenced} referenced image files are missing or unreadable, e.g. {first}{(missing.Count > 3 ? "; ..." : "")}. " +
+            $"{dataset} at {root}: {missing.Count} of {referenced} referenced image files are missing or unreadable, " +
+            $"e.g. {first}{(missing.Count > 3 ? "; ..." : "")}. " +
             $"Put the official images there, or pass --missing-images {fallbacks}");
     }
 
-    /// <summary>Reads a JSON file into <typeparamref name="T"/>, turning every failure into a ConfigException naming the file.</summary>
+    /// <summary>
+    /// Reads a JSON file into <typeparamref name="T"/>, turning every failure into a ConfigException naming the file.
+    /// </summary>
     internal static T ReadJson<T>(string path, string what)
     {
         if (!File.Exists(path)) throw new ConfigException($"{path}: {what} not found");
         try
         {
             using var stream = File.OpenRead(path);
-            return System.Text.Json.JsonSerializer.Deserialize<T>(stream, JsonOptions) ?? throw new ConfigException($"{path}: {what} is empty (null)");
+            return System.Text.Json.JsonSerializer.Deserialize<T>(stream, JsonOptions)
+                ?? throw new ConfigException($"{path}: {what} is empty (null)");
         }
         catch (System.Text.Json.JsonException e)
         {
@@ -149,7 +166,11 @@ public static class RealDatasets
         }
     }
 
-    static string FirstSentence(string m) { int i = m.IndexOf(". Path:", StringComparison.Ordinal); return i > 0 ? m[..i] : m; }
+    static string FirstSentence(string m)
+    {
+        int i = m.IndexOf(". Path:", StringComparison.Ordinal);
+        return i > 0 ? m[..i] : m;
+    }
 
     static readonly System.Text.Json.JsonSerializerOptions JsonOptions = new() { AllowTrailingCommas = false };
 }

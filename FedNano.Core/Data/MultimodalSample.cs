@@ -18,7 +18,9 @@ public sealed record MultimodalSample
     public int AnswerIndex { get; init; } = -1;
     /// <summary>The correct free-form answer (IconQA fill_in_blank), else null.</summary>
     public string? AnswerText { get; init; }
-    /// <summary>Extra context shown before the question (ScienceQA hint, or a caption); null or empty for none.</summary>
+    /// <summary>
+    /// Extra context shown before the question (ScienceQA hint, or a caption); null or empty for none.
+    /// </summary>
     public string? Context { get; init; }
     /// <summary>The question's image, if any.</summary>
     public SampleImage? Image { get; init; }
@@ -31,9 +33,13 @@ public sealed record MultimodalSample
     /// <summary>True for a multiple-choice question.</summary>
     public bool IsMultipleChoice => Choices.Count > 0;
 
-    /// <summary>The metadata value of <paramref name="key"/>, or a <see cref="ConfigException"/> naming the sample.</summary>
+    /// <summary>
+    /// The metadata value of <paramref name="key"/>, or a <see cref="ConfigException"/> naming the sample.
+    /// </summary>
     public string MetaValue(string key) =>
-        Meta.TryGetValue(key, out var v) ? v : throw new ConfigException($"sample {Id} has no '{key}' field (known: {string.Join(", ", Meta.Keys)})");
+        Meta.TryGetValue(key, out var v)
+            ? v
+            : throw new ConfigException($"sample {Id} has no '{key}' field (known: {string.Join(", ", Meta.Keys)})");
 }
 
 /// <summary>
@@ -57,7 +63,9 @@ public sealed record SampleImage
     /// <summary>In-memory RGB pixels, channel-major, in [0, 1].</summary>
     public static SampleImage FromPixels(float[] chw, int height, int width)
     {
-        if (chw.Length != 3 * height * width) throw new ArgumentException($"expected {3 * height * width} values for 3x{height}x{width}, got {chw.Length}");
+        if (chw.Length != 3 * height * width)
+            throw new ArgumentException(
+                $"expected {3 * height * width} values for 3x{height}x{width}, got {chw.Length}");
         return new() { Pixels = chw, Height = height, Width = width };
     }
 }

@@ -14,7 +14,8 @@ internal sealed record EncodedSample(
 {
     public const int ImagePlaceholder = -1;
 
-    public static EncodedSample Encode(MultimodalSample sample, Prompt prompt, ITextTokenizer tokenizer, int imageTokens)
+    public static EncodedSample Encode(
+        MultimodalSample sample, Prompt prompt, ITextTokenizer tokenizer, int imageTokens)
     {
         var ids = new List<int> { tokenizer.BosId };
         var images = new List<SampleImage>();
@@ -23,11 +24,13 @@ internal sealed record EncodedSample(
             switch (segment)
             {
                 case PromptSegment.Text t: ids.AddRange(tokenizer.Encode(t.Value)); break;
-                case PromptSegment.Image im: images.Add(im.Value); ids.AddRange(Enumerable.Repeat(ImagePlaceholder, imageTokens)); break;
+                case PromptSegment.Image im:
+                    images.Add(im.Value); ids.AddRange(Enumerable.Repeat(ImagePlaceholder, imageTokens)); break;
             }
         }
         var target = tokenizer.Encode(prompt.Target).Append(tokenizer.EosId).ToArray();
-        var choices = Enumerable.Range(0, sample.Choices.Count).Select(i => tokenizer.Encode(LlavaPrompt.Letter(i))[0]).ToArray();
+        var choices = Enumerable.Range(0, sample.Choices.Count)
+            .Select(i => tokenizer.Encode(LlavaPrompt.Letter(i))[0]).ToArray();
         return new EncodedSample(sample, ids.ToArray(), images.ToArray(), target, choices);
     }
 }

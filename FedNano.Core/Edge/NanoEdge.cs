@@ -91,7 +91,9 @@ public sealed class NanoEdge : nn.Module<Tensor, Tensor>
         return encode(Pixels(image))[0].to_type(embed_tokens.weight!.dtype);
     });
 
-    /// <summary>The frozen features [P, d_features] of one image before the connector (cached as visual tokens are).</summary>
+    /// <summary>
+    /// The frozen features [P, d_features] of one image before the connector (cached as visual tokens are).
+    /// </summary>
     internal Tensor VisionFeatures(SampleImage image) => featureCache.Get(image, Device, () =>
     {
         using var _ = no_grad();
@@ -130,7 +132,9 @@ public sealed class NanoEdge : nn.Module<Tensor, Tensor>
         return x.MoveToOuterDisposeScope();
     }
 
-    /// <summary>The adapters applied to a raw sequence: NanoAdapter-I at image places, NanoAdapter-T elsewhere.</summary>
+    /// <summary>
+    /// The adapters applied to a raw sequence: NanoAdapter-I at image places, NanoAdapter-T elsewhere.
+    /// </summary>
     internal Tensor Adapt(Tensor raw, Tensor isImage)
     {
         using var scope = NewDisposeScope();
@@ -182,7 +186,9 @@ public sealed class NanoEdge : nn.Module<Tensor, Tensor>
     }
 }
 
-/// <summary>A detached set of adapter parameters (or of values shaped like them, such as Fisher information), by name.</summary>
+/// <summary>
+/// A detached set of adapter parameters (or of values shaped like them, such as Fisher information), by name.
+/// </summary>
 public sealed class AdapterState(Dictionary<string, Tensor> tensors) : IDisposable
 {
     /// <summary>The tensors, by parameter name.</summary>

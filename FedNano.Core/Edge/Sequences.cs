@@ -6,7 +6,9 @@ namespace FedNano.Edge;
 /// <summary>Sequence assembly shared by pretraining and the split.</summary>
 internal static class Sequences
 {
-    /// <summary>Token embeddings of a batch with <paramref name="visual"/> ([images x P, d], batch-major) at the image places.</summary>
+    /// <summary>
+    /// Token embeddings of a batch with <paramref name="visual"/> ([images x P, d], batch-major) at the image places.
+    /// </summary>
     public static Tensor Assemble(Embedding embed, Tensor? visual, EncodedBatch batch)
     {
         var x = embed.forward(batch.Ids);

@@ -31,7 +31,9 @@ internal sealed class SplitTraffic
     public static long Scoring(IReadOnlyCollection<EncodedSample> group, long tokenBytes) =>
         group.Count * group.Max(s => s.PromptIds.Length) * tokenBytes + Scores(group.Sum(s => s.ChoiceIds.Length));
 
-    /// <summary>A training (or Fisher) step of <paramref name="samples"/>: their sequences up, the gradient down.</summary>
+    /// <summary>
+    /// A training (or Fisher) step of <paramref name="samples"/>: their sequences up, the gradient down.
+    /// </summary>
     public void Step(int client, IReadOnlyCollection<EncodedSample> samples, Tensor like) =>
         Add(client, 2 * Sequences(samples.Count, samples.Max(s => s.PromptIds.Length + s.TargetIds.Length), like));
 

@@ -41,7 +41,10 @@ public static class Breakdowns
         ];
     }
 
-    /// <summary>IconQA's breakdown: accuracy per task (<c>choose_img</c>, <c>choose_txt</c>, <c>fill_in_blank</c>), per skill (label), and over all.</summary>
+    /// <summary>
+    /// IconQA's breakdown: accuracy per task (<c>choose_img</c>, <c>choose_txt</c>, <c>fill_in_blank</c>), per skill
+    /// (label), and over all.
+    /// </summary>
     public static IReadOnlyList<CategoryAccuracy> IconQa(IReadOnlyCollection<PredictionRecord> records)
     {
         var rows = new List<CategoryAccuracy>();
@@ -57,7 +60,8 @@ public static class Breakdowns
     /// then group <c>client</c>, each client's own, named with its kind (<c>0 (no images)</c>). Reads the samples'
     /// <c>modality</c> metadata; <paramref name="clients"/> holds each client's predictions in client order.
     /// </summary>
-    public static IReadOnlyList<CategoryAccuracy> ByModality(IReadOnlyList<IReadOnlyCollection<PredictionRecord>> clients)
+    public static IReadOnlyList<CategoryAccuracy> ByModality(
+        IReadOnlyList<IReadOnlyCollection<PredictionRecord>> clients)
     {
         const string key = Simulation.MissingModalityConfig.MetaKey;
         var rows = ByField(clients.SelectMany(c => c).ToArray(), key, ["full"]).ToList();
@@ -67,11 +71,16 @@ public static class Breakdowns
         return rows;
     }
 
-    /// <summary>Accuracy per value of metadata field <paramref name="key"/> (values in <paramref name="order"/> first, then the rest sorted).</summary>
-    public static IEnumerable<CategoryAccuracy> ByField(IReadOnlyCollection<PredictionRecord> records, string key, IReadOnlyList<string>? order = null)
+    /// <summary>
+    /// Accuracy per value of metadata field <paramref name="key"/> (values in <paramref name="order"/> first, then the
+    /// rest sorted).
+    /// </summary>
+    public static IEnumerable<CategoryAccuracy> ByField(
+        IReadOnlyCollection<PredictionRecord> records, string key, IReadOnlyList<string>? order = null)
     {
         var groups = records.GroupBy(r => r.Sample.MetaValue(key)).ToDictionary(g => g.Key, g => g.ToList());
-        var names = (order ?? []).Concat(groups.Keys.Where(k => order is null || !order.Contains(k)).Order(StringComparer.Ordinal));
+        var names = (order ?? []).Concat(
+            groups.Keys.Where(k => order is null || !order.Contains(k)).Order(StringComparer.Ordinal));
         foreach (var name in names)
         {
             var g = groups.GetValueOrDefault(name) ?? [];
@@ -79,7 +88,10 @@ public static class Breakdowns
         }
     }
 
-    /// <summary>Writes the breakdown as CSV (<c>group,category,count,correct,accuracy</c>; accuracy in percent, two decimals, empty when undefined), atomically.</summary>
+    /// <summary>
+    /// Writes the breakdown as CSV (<c>group,category,count,correct,accuracy</c>; accuracy in percent, two decimals,
+    /// empty when undefined), atomically.
+    /// </summary>
     public static void WriteCsv(string path, IEnumerable<CategoryAccuracy> rows)
     {
         var sb = new StringBuilder("group,category,count,correct,accuracy_pct\n");
@@ -87,8 +99,12 @@ public static class Breakdowns
         WriteAtomically(path, sb.ToString());
     }
 
-    /// <summary>Writes several methods' breakdowns as one CSV with a leading <c>method</c> column (otherwise as <see cref="WriteCsv(string, IEnumerable{CategoryAccuracy})"/>), atomically.</summary>
-    public static void WriteCsv(string path, IEnumerable<(string Method, IReadOnlyList<CategoryAccuracy> Rows)> byMethod)
+    /// <summary>
+    /// Writes several methods' breakdowns as one CSV with a leading <c>method</c> column (otherwise as
+    /// <see cref="WriteCsv(string, IEnumerable{CategoryAccuracy})"/>), atomically.
+    /// </summary>
+    public static void WriteCsv(
+        string path, IEnumerable<(string Method, IReadOnlyList<CategoryAccuracy> Rows)> byMethod)
     {
         var sb = new StringBuilder("method,group,category,count,correct,accuracy_pct\n");
         foreach (var (method, rows) in byMethod)
@@ -97,7 +113,8 @@ public static class Breakdowns
     }
 
     static string Line(CategoryAccuracy r) =>
-        $"{Csv(r.Group)},{Csv(r.Category)},{r.Count.ToString(CultureInfo.InvariantCulture)},{r.Correct.ToString(CultureInfo.InvariantCulture)},"
+        $"{Csv(r.Group)},{Csv(r.Category)},{r.Count.ToString(CultureInfo.InvariantCulture)},"
+        + $"{r.Correct.ToString(CultureInfo.InvariantCulture)},"
         + $"{(double.IsNaN(r.Accuracy) ? "" : r.Accuracy.ToString("F2", CultureInfo.InvariantCulture))}\n";
 
     static string Csv(string s) => s.IndexOfAny([',', '"', '\n', '\r']) < 0 ? s : "\"" + s.Replace("\"", "\"\"") + "\"";
@@ -110,7 +127,9 @@ public static class Breakdowns
     {
         var results = new JsonObject();
         foreach (var r in records)
-            results[r.Sample.Id] = r.Sample.IsMultipleChoice ? JsonValue.Create(r.PredictedIndex) : JsonValue.Create(r.PredictedText ?? "");
+            results[r.Sample.Id] = r.Sample.IsMultipleChoice
+                ? JsonValue.Create(r.PredictedIndex)
+                : JsonValue.Create(r.PredictedText ?? "");
         var doc = new JsonObject { ["results"] = results };
         WriteAtomically(path, doc.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }

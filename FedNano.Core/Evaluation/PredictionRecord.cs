@@ -20,23 +20,31 @@ public sealed record PredictionRecord(MultimodalSample Sample, int PredictedInde
     public static PredictionRecord FromOptionScores(MultimodalSample sample, IReadOnlyList<float> optionScores)
     {
         if (optionScores.Count != sample.Choices.Count)
-            throw new ArgumentException($"sample {sample.Id}: {optionScores.Count} scores for {sample.Choices.Count} options");
+            throw new ArgumentException(
+                $"sample {sample.Id}: {optionScores.Count} scores for {sample.Choices.Count} options");
         int best = 0;
         for (int i = 1; i < optionScores.Count; i++) if (optionScores[i] > optionScores[best]) best = i;
         return ForChoice(sample, best, Data.Prompts.LlavaPrompt.Letter(best));
     }
 
-    /// <summary>Scores generated text: option letter parsing for multiple choice, normalised exact match for free answers.</summary>
+    /// <summary>
+    /// Scores generated text: option letter parsing for multiple choice, normalised exact match for free answers.
+    /// </summary>
     public static PredictionRecord FromGeneration(MultimodalSample sample, string generated)
     {
-        if (sample.IsMultipleChoice) return ForChoice(sample, Data.Prompts.AnswerParser.ParseOptionIndex(generated, sample.Choices.Count), generated);
+        if (sample.IsMultipleChoice)
+            return ForChoice(
+                sample, Data.Prompts.AnswerParser.ParseOptionIndex(generated, sample.Choices.Count), generated);
         bool ok = sample.AnswerText is { } a && Data.Prompts.AnswerParser.FreeAnswerMatches(generated, a);
         return new(sample, -1, generated, ok);
     }
 }
 
 /// <summary>Accuracy of one group of predictions.</summary>
-/// <param name="Group">The breakdown the row belongs to (e.g. <c>subject</c>, <c>context</c>, <c>grade</c>, <c>task</c>, <c>skill</c>, <c>all</c>).</param>
+/// <param name="Group">
+/// The breakdown the row belongs to (e.g. <c>subject</c>, <c>context</c>, <c>grade</c>, <c>task</c>, <c>skill</c>,
+/// <c>all</c>).
+/// </param>
 /// <param name="Category">The category (e.g. <c>NAT</c>, <c>G1-6</c>, <c>choose_img</c>, <c>Avg</c>).</param>
 /// <param name="Count">Predictions in the category.</param>
 /// <param name="Correct">Correct predictions among them.</param>

@@ -16,7 +16,8 @@ public interface IFisherEstimator
 
     /// <summary>
     /// Whether the client divides its estimate by its mean over all its values
-    /// (<see cref="FisherEstimators.Normalised"/>), so every client's Fisher has mean 1 and merging weighs where, not how much, a client is informed.
+    /// (<see cref="FisherEstimators.Normalised"/>), so every client's Fisher has mean 1 and merging weighs where,
+    /// not how much, a client is informed.
     /// </summary>
     bool Normalise { get; }
 }

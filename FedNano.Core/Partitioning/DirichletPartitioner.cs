@@ -14,13 +14,17 @@ public static class DirichletPartitioner
     /// The indices of <paramref name="labels"/> held by each of <paramref name="clients"/> clients (each list
     /// sorted ascending).
     /// </summary>
-    public static int[][] Partition(IReadOnlyList<string> labels, int clients, double alpha, int minSize, int seed, int maxAttempts = 10000)
+    public static int[][] Partition(
+        IReadOnlyList<string> labels, int clients, double alpha, int minSize, int seed, int maxAttempts = 10000)
     {
         if (clients <= 0) throw new ConfigException($"clients must be > 0 (got {clients})");
         if (!(alpha > 0)) throw new ConfigException($"alpha must be > 0 (got {alpha})");
-        if (clients > labels.Count) throw new ConfigException($"{clients} clients but only {labels.Count} samples: every client needs data; use fewer clients or more samples");
+        if (clients > labels.Count)
+            throw new ConfigException($"{clients} clients but only {labels.Count} samples: every client needs data; " +
+                                      "use fewer clients or more samples");
         if ((long)minSize * clients > labels.Count)
-            throw new ConfigException($"min_partition_size {minSize} x {clients} clients exceeds the {labels.Count} samples; lower min_partition_size");
+            throw new ConfigException($"min_partition_size {minSize} x {clients} clients exceeds the {labels.Count} " +
+                                      "samples; lower min_partition_size");
         var rng = new Random(seed);
         var byLabel = labels.Select((l, i) => (l, i)).GroupBy(p => p.l, StringComparer.Ordinal)
             .OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => g.Select(p => p.i).ToArray()).ToArray();

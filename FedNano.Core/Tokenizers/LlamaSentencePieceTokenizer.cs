@@ -20,7 +20,8 @@ public sealed class LlamaSentencePieceTokenizer : ITextTokenizer
         try
         {
             using var stream = File.OpenRead(path);
-            return new LlamaSentencePieceTokenizer(LlamaTokenizer.Create(stream, addBeginOfSentence: false, addEndOfSentence: false));
+            return new LlamaSentencePieceTokenizer(
+                LlamaTokenizer.Create(stream, addBeginOfSentence: false, addEndOfSentence: false));
         }
         catch (Exception e) when (e is not ConfigException)
         {
@@ -38,8 +39,10 @@ public sealed class LlamaSentencePieceTokenizer : ITextTokenizer
     public int PadId => inner.UnknownId;
 
     /// <inheritdoc/>
-    public IReadOnlyList<int> Encode(string text) => inner.EncodeToIds(text, addBeginningOfSentence: false, addEndOfSentence: false);
+    public IReadOnlyList<int> Encode(string text) =>
+        inner.EncodeToIds(text, addBeginningOfSentence: false, addEndOfSentence: false);
 
     /// <inheritdoc/>
-    public string Decode(IEnumerable<int> ids) => inner.Decode(ids.Where(i => i != BosId && i != EosId && i != PadId)) ?? "";
+    public string Decode(IEnumerable<int> ids) =>
+        inner.Decode(ids.Where(i => i != BosId && i != EosId && i != PadId)) ?? "";
 }

@@ -30,10 +30,12 @@ public sealed partial class TinyTokenizer : ITextTokenizer
     public int EosId => 3;
 
     /// <inheritdoc/>
-    public IReadOnlyList<int> Encode(string text) => inner.EncodeToIds(text, considerPreTokenization: true, considerNormalization: true);
+    public IReadOnlyList<int> Encode(string text) =>
+        inner.EncodeToIds(text, considerPreTokenization: true, considerNormalization: true);
 
     /// <inheritdoc/>
-    public string Decode(IEnumerable<int> ids) => inner.Decode(ids.Where(i => i >= Specials.Length), skipSpecialTokens: true);
+    public string Decode(IEnumerable<int> ids) =>
+        inner.Decode(ids.Where(i => i >= Specials.Length), skipSpecialTokens: true);
 
     /// <summary>Loads a <c>vocab.txt</c>.</summary>
     public static TinyTokenizer Load(string vocabPath)

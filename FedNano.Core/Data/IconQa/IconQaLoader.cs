@@ -17,7 +17,8 @@ internal sealed record IconQaQuestion
 }
 
 /// <summary>A question located in the release: its task, split, folder and parsed data.json.</summary>
-internal sealed record IconQaEntry(string Pid, string Task, string Split, string Folder, string DataPath, IconQaQuestion Data)
+internal sealed record IconQaEntry(
+    string Pid, string Task, string Split, string Folder, string DataPath, IconQaQuestion Data)
 {
     public string ImagePath => Path.Combine(Folder, "image.png");
     public IEnumerable<string> ReferencedImages => Task == IconQaLoader.ChooseImg
@@ -52,7 +53,8 @@ public static class IconQaLoader
     {
         options ??= new DatasetLoadOptions();
         if (options.MissingImages == MissingImagePolicy.Caption)
-            throw new ConfigException("--missing-images caption is for ScienceQA only (IconQA has no captions); use error or skip");
+            throw new ConfigException(
+                "--missing-images caption is for ScienceQA only (IconQA has no captions); use error or skip");
         var (dataRoot, entries) = Read(root, options.Splits);
 
         var missing = new List<(string Path, string Id, string Why)>();
@@ -62,10 +64,15 @@ public static class IconQaLoader
             foreach (var img in e.ReferencedImages)
             {
                 referenced++;
-                if (RealDatasets.ImageProblem(img) is { } why) { missing.Add((Path.GetRelativePath(dataRoot, img), e.Pid, why)); bad.Add(e); }
+                if (RealDatasets.ImageProblem(img) is { } why)
+                {
+                    missing.Add((Path.GetRelativePath(dataRoot, img), e.Pid, why));
+                    bad.Add(e);
+                }
             }
         if (missing.Count > 0 && options.MissingImages == MissingImagePolicy.Error)
-            throw RealDatasets.MissingImagesError("IconQA", dataRoot, missing, referenced, "skip (drop those questions)");
+            throw RealDatasets.MissingImagesError(
+                "IconQA", dataRoot, missing, referenced, "skip (drop those questions)");
 
         var splits = entries.ToDictionary(kv => kv.Key,
             kv => (IReadOnlyList<MultimodalSample>)kv.Value.Where(e => !bad.Contains(e)).Select(ToSample).ToList());
@@ -93,7 +100,9 @@ public static class IconQaLoader
             Id = e.Pid,
             Question = d.Question!,
             Choices = free ? [] : d.Choices!,
-            ChoiceImages = e.Task == ChooseImg ? d.Choices!.Select(c => SampleImage.FromFile(Path.Combine(e.Folder, c))).ToList() : null,
+            ChoiceImages = e.Task == ChooseImg
+                ? d.Choices!.Select(c => SampleImage.FromFile(Path.Combine(e.Folder, c))).ToList()
+                : null,
             AnswerIndex = free ? -1 : d.Answer.GetInt32(),
             AnswerText = free ? AnswerString(d.Answer) : null,
             Context = d.Hint,
@@ -110,19 +119,24 @@ public static class IconQaLoader
         root = Path.GetFullPath(root);
         if (!Directory.Exists(root)) throw new ConfigException($"--data-root {root}: folder not found");
         foreach (var candidate in new[] { Path.Combine(root, "iconqa_data"), root })
-            if (File.Exists(Path.Combine(candidate, "pid_splits.json")) && Directory.Exists(Path.Combine(candidate, "iconqa")))
+            if (File.Exists(Path.Combine(candidate, "pid_splits.json"))
+                && Directory.Exists(Path.Combine(candidate, "iconqa")))
                 return candidate;
-        throw new ConfigException($"{root}: no IconQA release found: --data-root must hold iconqa_data/pid_splits.json and iconqa_data/iconqa/ (or be iconqa_data itself)");
+        throw new ConfigException($"{root}: no IconQA release found: --data-root must hold " +
+                                  "iconqa_data/pid_splits.json and iconqa_data/iconqa/ (or be iconqa_data itself)");
     }
 
     /// <summary>Reads pid_splits.json and every listed data.json of the requested splits (no image checks).</summary>
-    internal static (string DataRoot, Dictionary<string, List<IconQaEntry>> Splits) Read(string root, IReadOnlyList<string>? requested)
+    internal static (string DataRoot, Dictionary<string, List<IconQaEntry>> Splits) Read(
+        string root, IReadOnlyList<string>? requested)
     {
         string dataRoot = DataRoot(root);
         string splitsPath = Path.Combine(dataRoot, "pid_splits.json");
         var keys = RealDatasets.ReadJson<Dictionary<string, List<string>>>(splitsPath, "pid_splits.json");
         // keys are {task}_{split}; others (if any) are ignored
-        var byKey = keys.Select(kv => (Task: Tasks.FirstOrDefault(t => kv.Key.StartsWith(t + "_", StringComparison.Ordinal)), kv.Key, kv.Value))
+        var byKey = keys
+            .Select(kv => (Task: Tasks.FirstOrDefault(t => kv.Key.StartsWith(t + "_", StringComparison.Ordinal)),
+                kv.Key, kv.Value))
             .Where(x => x.Task is not null)
             .Select(x => (Task: x.Task!, Split: x.Key[(x.Task!.Length + 1)..], Ids: x.Value))
             .ToList();
@@ -131,16 +145,20 @@ public static class IconQaLoader
         if (requested is null)
         {
             splits = ScienceQa.ScienceQaLoader.StandardSplits.Where(present.Contains).ToList();
-            if (splits.Count == 0) throw new ConfigException($"{splitsPath}: no {{task}}_{{split}} key for train, val or test (keys: {string.Join(", ", keys.Keys)})");
+            if (splits.Count == 0)
+                throw new ConfigException($"{splitsPath}: no {{task}}_{{split}} key for train, val or test " +
+                                          $"(keys: {string.Join(", ", keys.Keys)})");
         }
         else
         {
             foreach (var s in requested)
-                if (!present.Contains(s)) throw new ConfigException($"{splitsPath}: no split '{s}' (splits: {string.Join(", ", present)})");
+                if (!present.Contains(s))
+                    throw new ConfigException($"{splitsPath}: no split '{s}' (splits: {string.Join(", ", present)})");
             splits = requested.ToList();
         }
 
-        RealDatasets.CheckDisjoint(splitsPath, splits.Select(split => (split, byKey.Where(x => x.Split == split).SelectMany(x => x.Ids))));
+        RealDatasets.CheckDisjoint(splitsPath,
+            splits.Select(split => (split, byKey.Where(x => x.Split == split).SelectMany(x => x.Ids))));
         var result = new Dictionary<string, List<IconQaEntry>>();
         foreach (var split in splits)
         {
@@ -148,11 +166,13 @@ public static class IconQaLoader
             foreach (var (task, _, ids) in byKey.Where(x => x.Split == split))
                 foreach (var pid in ids)
                 {
-                    string folder = RealDatasets.Confined(Path.Combine(dataRoot, "iconqa"), Path.Combine(dataRoot, "iconqa", split, task, pid),
+                    string folder = RealDatasets.Confined(Path.Combine(dataRoot, "iconqa"),
+                        Path.Combine(dataRoot, "iconqa", split, task, pid),
                         $"{splitsPath}: split '{task}_{split}', question id '{pid}'");
                     string dataPath = Path.Combine(folder, "data.json");
                     if (!File.Exists(dataPath))
-                        throw new ConfigException($"{splitsPath}: split '{task}_{split}' names question id '{pid}', but {dataPath} does not exist");
+                        throw new ConfigException($"{splitsPath}: split '{task}_{split}' names question id '{pid}', " +
+                                                  $"but {dataPath} does not exist");
                     var q = RealDatasets.ReadJson<IconQaQuestion>(dataPath, "data.json");
                     Check(dataPath, pid, task, q);
                     list.Add(new IconQaEntry(pid, task, split, folder, dataPath, q));
@@ -171,18 +191,24 @@ public static class IconQaLoader
         if (task == FillInBlank)
         {
             if (q.Answer.ValueKind is not (JsonValueKind.String or JsonValueKind.Number))
-                throw new ConfigException($"{where}: fill_in_blank 'answer' must be a string (got {q.Answer.ValueKind})");
+                throw new ConfigException(
+                    $"{where}: fill_in_blank 'answer' must be a string (got {q.Answer.ValueKind})");
             return;
         }
-        if (q.Choices is null || q.Choices.Count < 2) throw new ConfigException($"{where}: 'choices' must list at least 2 options (got {q.Choices?.Count ?? 0})");
-        if (q.Choices.Count > 26) throw new ConfigException($"{where}: {q.Choices.Count} choices is more than the 26 option letters");
+        if (q.Choices is null || q.Choices.Count < 2)
+            throw new ConfigException($"{where}: 'choices' must list at least 2 options (got {q.Choices?.Count ?? 0})");
+        if (q.Choices.Count > 26)
+            throw new ConfigException($"{where}: {q.Choices.Count} choices is more than the 26 option letters");
         if (q.Answer.ValueKind != JsonValueKind.Number || !q.Answer.TryGetInt32(out int a))
-            throw new ConfigException($"{where}: 'answer' must be the index of the correct choice (got {q.Answer.ValueKind})");
+            throw new ConfigException(
+                $"{where}: 'answer' must be the index of the correct choice (got {q.Answer.ValueKind})");
         if (a < 0 || a >= q.Choices.Count)
-            throw new ConfigException($"{where}: answer index {a} is out of range for its {q.Choices.Count} choices (0..{q.Choices.Count - 1})");
+            throw new ConfigException($"{where}: answer index {a} is out of range for its {q.Choices.Count} choices " +
+                                      $"(0..{q.Choices.Count - 1})");
         if (task == ChooseImg)
             foreach (var c in q.Choices)
                 if (string.IsNullOrEmpty(c) || c != Path.GetFileName(c))
-                    throw new ConfigException($"{where}: choice '{c}' must be an image file name in the question's folder");
+                    throw new ConfigException(
+                        $"{where}: choice '{c}' must be an image file name in the question's folder");
     }
 }

@@ -35,18 +35,23 @@ public sealed class ImageProcessor
     public ImageProcessor(int size, IReadOnlyList<float> mean, IReadOnlyList<float> std)
     {
         ConfigException.Positive(size, "image size");
-        if (mean.Count != 3 || std.Count != 3) throw new ConfigException($"image_mean and image_std must have 3 values (got {mean.Count} and {std.Count})");
-        if (std.Any(s => !(s > 0))) throw new ConfigException($"image_std values must be > 0 (got {string.Join(", ", std)})");
+        if (mean.Count != 3 || std.Count != 3)
+            throw new ConfigException(
+                $"image_mean and image_std must have 3 values (got {mean.Count} and {std.Count})");
+        if (std.Any(s => !(s > 0)))
+            throw new ConfigException($"image_std values must be > 0 (got {string.Join(", ", std)})");
         Size = size; Mean = mean.ToArray(); Std = std.ToArray();
         PadColor = new Rgb24((byte)(int)(mean[0] * 255.0), (byte)(int)(mean[1] * 255.0), (byte)(int)(mean[2] * 255.0));
     }
 
     /// <summary>The processor for <paramref name="config"/>'s vision tower and normalisation.</summary>
-    public static ImageProcessor For(LlavaConfig config) => new(config.VisionConfig.ImageSize, config.ImageMean, config.ImageStd);
+    public static ImageProcessor For(LlavaConfig config) =>
+        new(config.VisionConfig.ImageSize, config.ImageMean, config.ImageStd);
 
     /// <summary>
     /// The normalised float tensor [3, Size, Size] of <paramref name="image"/> on <paramref name="device"/> (CPU by
-    /// default). A file that cannot be read throws <see cref="ConfigException"/> naming it and <paramref name="sampleId"/>.
+    /// default). A file that cannot be read throws <see cref="ConfigException"/> naming it and
+    /// <paramref name="sampleId"/>.
     /// </summary>
     public Tensor Process(SampleImage image, string? sampleId = null, Device? device = null)
     {
@@ -61,7 +66,9 @@ public sealed class ImageProcessor
         return ((t - mean) / std).MoveToOuterDisposeScope();
     }
 
-    /// <summary>The RGB image padded to a square and resized to <see cref="Size"/>, before scaling and normalising.</summary>
+    /// <summary>
+    /// The RGB image padded to a square and resized to <see cref="Size"/>, before scaling and normalising.
+    /// </summary>
     internal Image<Rgb24> Prepare(SampleImage image, string? sampleId)
     {
         using var decoded = Decode(image, sampleId);
@@ -73,7 +80,9 @@ public sealed class ImageProcessor
     /// <summary>Most pixels of an image padded to its square (8192 x 8192, 200 MB as RGB).</summary>
     public const long MaxSquarePixels = 8192L * 8192;
 
-    /// <summary>Decodes a file (any format ImageSharp reads, to RGB) or converts in-memory pixels (rounded to 8 bits).</summary>
+    /// <summary>
+    /// Decodes a file (any format ImageSharp reads, to RGB) or converts in-memory pixels (rounded to 8 bits).
+    /// </summary>
     internal static Image<Rgb24> Decode(SampleImage image, string? sampleId)
     {
         if (image.Pixels is { } px)
@@ -90,20 +99,27 @@ public sealed class ImageProcessor
         try
         {
             // padded to a square before resizing: bound the square's size from the header, before anything is decoded
-            var info = Image.Identify(path) ?? throw new UnknownImageFormatException("not an image format ImageSharp can read");
+            var info = Image.Identify(path)
+                ?? throw new UnknownImageFormatException("not an image format ImageSharp can read");
             long side = Math.Max(info.Width, info.Height);
             if (side * side > MaxSquarePixels)
-                throw new ConfigException($"{path}: image of {info.Width} x {info.Height} pixels{who} would pad to {side} x {side}, " +
+                throw new ConfigException($"{path}: image of {info.Width} x {info.Height} pixels{who} " +
+                                          $"would pad to {side} x {side}, " +
                                           $"more than the {MaxSquarePixels:N0} pixels accepted; shrink it first");
             return Image.Load<Rgb24>(path);
         }
-        catch (Exception e) when (e is ImageFormatException or UnknownImageFormatException or InvalidImageContentException or IOException or InvalidDataException or NotSupportedException)
+        catch (Exception e) when (e is ImageFormatException or UnknownImageFormatException
+                                      or InvalidImageContentException or IOException or InvalidDataException
+                                      or NotSupportedException)
         {
             throw new ConfigException($"{path}: cannot decode image{who}: {e.Message}", e);
         }
     }
 
-    /// <summary>LLaVA's <c>expand2square</c>: a new square image of side max(w, h), background filled, the image centred (offset floored).</summary>
+    /// <summary>
+    /// LLaVA's <c>expand2square</c>: a new square image of side max(w, h), background filled, the image centred
+    /// (offset floored).
+    /// </summary>
     internal static Image<Rgb24> ExpandToSquare(Image<Rgb24> img, Rgb24 background)
     {
         int w = img.Width, h = img.Height, side = Math.Max(w, h);

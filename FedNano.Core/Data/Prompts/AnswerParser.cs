@@ -43,13 +43,19 @@ public static partial class AnswerParser
     public static string NormalizeFreeAnswer(string answer)
     {
         string a = WhiteSpace().Replace(answer.Trim().ToLowerInvariant(), " ").TrimEnd('.').Trim();
-        if (decimal.TryParse(a, NumberStyles.AllowThousands | NumberStyles.AllowDecimalPoint | NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var d))
+        if (decimal.TryParse(
+                a, NumberStyles.AllowThousands | NumberStyles.AllowDecimalPoint | NumberStyles.AllowLeadingSign,
+                CultureInfo.InvariantCulture, out var d))
             return d.ToString("G29", CultureInfo.InvariantCulture);
         return a;
     }
 
-    /// <summary>True when <paramref name="prediction"/> and <paramref name="answer"/> agree after <see cref="NormalizeFreeAnswer"/>.</summary>
-    public static bool FreeAnswerMatches(string prediction, string answer) => NormalizeFreeAnswer(prediction) == NormalizeFreeAnswer(answer);
+    /// <summary>
+    /// True when <paramref name="prediction"/> and <paramref name="answer"/> agree after
+    /// <see cref="NormalizeFreeAnswer"/>.
+    /// </summary>
+    public static bool FreeAnswerMatches(string prediction, string answer) =>
+        NormalizeFreeAnswer(prediction) == NormalizeFreeAnswer(answer);
 
     [GeneratedRegex(@"\s+")]
     private static partial Regex WhiteSpace();

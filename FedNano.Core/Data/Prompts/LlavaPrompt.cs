@@ -17,10 +17,14 @@ public abstract record PromptSegment
 /// likelihood scorer compares.
 /// </summary>
 /// <param name="Segments">Text and image segments, in order.</param>
-/// <param name="Target">The expected answer text: the option letter (<c>A</c>, <c>B</c>, ...) or the free answer.</param>
+/// <param name="Target">
+/// The expected answer text: the option letter (<c>A</c>, <c>B</c>, ...) or the free answer.
+/// </param>
 public sealed record Prompt(IReadOnlyList<PromptSegment> Segments, string Target)
 {
-    /// <summary>The option letters of a multiple-choice prompt (<c>A</c>, <c>B</c>, ...), empty for a free answer.</summary>
+    /// <summary>
+    /// The option letters of a multiple-choice prompt (<c>A</c>, <c>B</c>, ...), empty for a free answer.
+    /// </summary>
     public IReadOnlyList<string> Options { get; init; } = [];
 
     /// <summary>True when the answer is one of <see cref="Options"/>.</summary>
@@ -29,7 +33,9 @@ public sealed record Prompt(IReadOnlyList<PromptSegment> Segments, string Target
     /// <summary>Number of image segments.</summary>
     public int ImageCount => Segments.Count(s => s is PromptSegment.Image);
 
-    /// <summary>The prompt as one string with <paramref name="imageToken"/> where each image goes (as LLaVA writes it).</summary>
+    /// <summary>
+    /// The prompt as one string with <paramref name="imageToken"/> where each image goes (as LLaVA writes it).
+    /// </summary>
     public string ToText(string imageToken = "<image>")
     {
         var sb = new StringBuilder();
@@ -71,12 +77,15 @@ public static class LlavaPrompt
         {
             text.Append('\n').Append(ShortAnswerInstruction);
             Flush();
-            return new Prompt(segs, sample.AnswerText ?? throw new ConfigException($"sample {sample.Id} has neither choices nor an answer text"));
+            return new Prompt(segs, sample.AnswerText
+                ?? throw new ConfigException($"sample {sample.Id} has neither choices nor an answer text"));
         }
         if (sample.ChoiceImages is { } imgs && imgs.Count != sample.Choices.Count)
-            throw new ConfigException($"sample {sample.Id}: {imgs.Count} choice images for {sample.Choices.Count} choices");
+            throw new ConfigException(
+                $"sample {sample.Id}: {imgs.Count} choice images for {sample.Choices.Count} choices");
         if (sample.AnswerIndex < 0 || sample.AnswerIndex >= sample.Choices.Count)
-            throw new ConfigException($"sample {sample.Id}: answer index {sample.AnswerIndex} is out of range for its {sample.Choices.Count} choices");
+            throw new ConfigException($"sample {sample.Id}: answer index {sample.AnswerIndex} is out of range " +
+                                      $"for its {sample.Choices.Count} choices");
         var letters = new List<string>();
         for (int i = 0; i < sample.Choices.Count; i++)
         {

@@ -35,7 +35,8 @@ internal sealed record ScienceQaSource(
 {
     /// <summary>Where the official layout keeps a problem's image: <c>images/{split}/{pid}/{image}</c>.</summary>
     public string ImagePath(string pid, ScienceQaProblem p, string splitKey) =>
-        RealDatasets.Confined(Root, Path.Combine(Root, "images", p.Split ?? splitKey, pid, p.Image!), $"{ProblemsPath}: problem {pid}'s image '{p.Image}'");
+        RealDatasets.Confined(Root, Path.Combine(Root, "images", p.Split ?? splitKey, pid, p.Image!),
+            $"{ProblemsPath}: problem {pid}'s image '{p.Image}'");
 }
 
 /// <summary>
@@ -76,9 +77,11 @@ public static class ScienceQaLoader
             }
 
         if (missing.Count > 0 && options.MissingImages == MissingImagePolicy.Error)
-            throw RealDatasets.MissingImagesError("ScienceQA", src.Root, missing, referenced, "caption (use captions.json) or skip (drop those problems)");
+            throw RealDatasets.MissingImagesError("ScienceQA", src.Root, missing, referenced,
+                "caption (use captions.json) or skip (drop those problems)");
         if (missing.Count > 0 && options.MissingImages == MissingImagePolicy.Caption && src.Captions is null)
-            throw new ConfigException($"ScienceQA at {src.Root}: --missing-images caption needs captions.json (looked in {src.Root} and its parent); {missing.Count} images are missing");
+            throw new ConfigException($"ScienceQA at {src.Root}: --missing-images caption needs captions.json " +
+                                      $"(looked in {src.Root} and its parent); {missing.Count} images are missing");
 
         var result = new Dictionary<string, IReadOnlyList<MultimodalSample>>();
         int skipped = 0, captioned = 0;
@@ -94,7 +97,9 @@ public static class ScienceQaLoader
                 if (imageMissing)
                 {
                     if (!src.Captions!.TryGetValue(pid, out var caption))
-                        throw new ConfigException($"{src.CaptionsPath}: no caption for problem {pid}, whose image {src.ImagePath(pid, p, split)} is missing; use --missing-images skip");
+                        throw new ConfigException($"{src.CaptionsPath}: no caption for problem {pid}, " +
+                                                  $"whose image {src.ImagePath(pid, p, split)} is missing; " +
+                                                  "use --missing-images skip");
                     context = $"{p.Hint} {caption}".Trim();
                     captioned++;
                 }
@@ -102,10 +107,12 @@ public static class ScienceQaLoader
             }
             result[split] = list;
         }
-        return new LoadedDataset("scienceqa", src.Root, result, missing.Select(m => m.Path).ToList(), skipped, captioned);
+        return new LoadedDataset(
+            "scienceqa", src.Root, result, missing.Select(m => m.Path).ToList(), skipped, captioned);
     }
 
-    static MultimodalSample ToSample(ScienceQaSource src, string pid, ScienceQaProblem p, string split, string? context, bool withImage) => new()
+    static MultimodalSample ToSample(
+        ScienceQaSource src, string pid, ScienceQaProblem p, string split, string? context, bool withImage) => new()
     {
         Id = pid,
         Question = p.Question!,
@@ -134,12 +141,15 @@ public static class ScienceQaLoader
         {
             var present = StandardSplits.Where(src.PidSplits.ContainsKey).ToList();
             if (present.Count == 0)
-                throw new ConfigException($"{Path.Combine(src.Root, "pid_splits.json")}: none of the keys train, val, test is present (keys: {string.Join(", ", src.PidSplits.Keys)})");
+                throw new ConfigException($"{Path.Combine(src.Root, "pid_splits.json")}: " +
+                                          "none of the keys train, val, test is present " +
+                                          $"(keys: {string.Join(", ", src.PidSplits.Keys)})");
             return present;
         }
         foreach (var s in requested)
             if (!src.PidSplits.ContainsKey(s))
-                throw new ConfigException($"{Path.Combine(src.Root, "pid_splits.json")}: no split '{s}' (keys: {string.Join(", ", src.PidSplits.Keys)})");
+                throw new ConfigException($"{Path.Combine(src.Root, "pid_splits.json")}: no split '{s}' " +
+                                          $"(keys: {string.Join(", ", src.PidSplits.Keys)})");
         return requested.ToList();
     }
 
@@ -150,7 +160,8 @@ public static class ScienceQaLoader
         if (!Directory.Exists(root)) throw new ConfigException($"--data-root {root}: folder not found");
         string problemsPath = Path.Combine(root, "problems.json");
         if (!File.Exists(problemsPath))
-            throw new ConfigException($"{problemsPath} not found: --data-root must be the folder holding ScienceQA's problems.json and pid_splits.json (official: data/scienceqa)");
+            throw new ConfigException($"{problemsPath} not found: --data-root must be the folder holding " +
+                                      "ScienceQA's problems.json and pid_splits.json (official: data/scienceqa)");
         var problems = RealDatasets.ReadJson<Dictionary<string, ScienceQaProblem>>(problemsPath, "problems.json");
         foreach (var (pid, p) in problems) Check(problemsPath, pid, p);
 
@@ -160,14 +171,18 @@ public static class ScienceQaLoader
         foreach (var (key, ids) in splits)
             foreach (var pid in ids)
                 if (!problems.ContainsKey(pid))
-                    throw new ConfigException($"{splitsPath}: split '{key}' names problem id '{pid}', which is not in {problemsPath}");
+                    throw new ConfigException(
+                        $"{splitsPath}: split '{key}' names problem id '{pid}', which is not in {problemsPath}");
 
         Dictionary<string, string>? captions = null;
-        string? captionsPath = new[] { Path.Combine(root, "captions.json"), Path.Combine(Path.GetDirectoryName(root) ?? root, "captions.json") }
-            .FirstOrDefault(File.Exists);
+        string? captionsPath = new[]
+        {
+            Path.Combine(root, "captions.json"), Path.Combine(Path.GetDirectoryName(root) ?? root, "captions.json")
+        }.FirstOrDefault(File.Exists);
         if (captionsPath is not null)
             captions = RealDatasets.ReadJson<CaptionsFile>(captionsPath, "captions.json").Captions
-                ?? throw new ConfigException($"{captionsPath}: no 'captions' object (expected {{\"captions\": {{pid: text}}}})");
+                ?? throw new ConfigException(
+                    $"{captionsPath}: no 'captions' object (expected {{\"captions\": {{pid: text}}}})");
         return new ScienceQaSource(root, problemsPath, problems, splits, captions, captionsPath);
     }
 
@@ -175,10 +190,15 @@ public static class ScienceQaLoader
     {
         string where = $"{file}: problem {pid}";
         if (string.IsNullOrEmpty(p.Question)) throw new ConfigException($"{where}: missing 'question'");
-        if (p.Choices is null || p.Choices.Count < 2) throw new ConfigException($"{where}: 'choices' must list at least 2 options (got {p.Choices?.Count ?? 0})");
-        if (p.Choices.Count > 26) throw new ConfigException($"{where}: {p.Choices.Count} choices is more than the 26 option letters");
-        if (p.Answer is not int a) throw new ConfigException($"{where}: missing 'answer' (the index of the correct choice)");
-        if (a < 0 || a >= p.Choices.Count) throw new ConfigException($"{where}: answer index {a} is out of range for its {p.Choices.Count} choices (0..{p.Choices.Count - 1})");
+        if (p.Choices is null || p.Choices.Count < 2)
+            throw new ConfigException($"{where}: 'choices' must list at least 2 options (got {p.Choices?.Count ?? 0})");
+        if (p.Choices.Count > 26)
+            throw new ConfigException($"{where}: {p.Choices.Count} choices is more than the 26 option letters");
+        if (p.Answer is not int a)
+            throw new ConfigException($"{where}: missing 'answer' (the index of the correct choice)");
+        if (a < 0 || a >= p.Choices.Count)
+            throw new ConfigException($"{where}: answer index {a} is out of range for its {p.Choices.Count} choices " +
+                                      $"(0..{p.Choices.Count - 1})");
     }
 
     sealed record CaptionsFile([property: JsonPropertyName("captions")] Dictionary<string, string>? Captions);

@@ -27,12 +27,16 @@ public static class SyntheticBenchmark
 
     private static readonly (string en, string fr, float r, float g, float b)[] Colors =
     [
-        ("red", "rouge", 0.90f, 0.10f, 0.10f), ("green", "vert", 0.10f, 0.80f, 0.15f), ("blue", "bleu", 0.15f, 0.25f, 0.95f),
-        ("yellow", "jaune", 0.95f, 0.90f, 0.10f), ("purple", "violet", 0.60f, 0.10f, 0.80f), ("white", "blanc", 0.95f, 0.95f, 0.95f),
+        ("red", "rouge", 0.90f, 0.10f, 0.10f), ("green", "vert", 0.10f, 0.80f, 0.15f),
+        ("blue", "bleu", 0.15f, 0.25f, 0.95f), ("yellow", "jaune", 0.95f, 0.90f, 0.10f),
+        ("purple", "violet", 0.60f, 0.10f, 0.80f), ("white", "blanc", 0.95f, 0.95f, 0.95f),
     ];
-    private static readonly (string en, string fr)[] Shapes = [("circle", "cercle"), ("square", "carre"), ("triangle", "trigone"), ("cross", "croix")];
-    private static readonly (string en, string fr)[] Positions = [("left", "gauche"), ("right", "droite"), ("top", "haut"), ("bottom", "bas")];
-    private static readonly (string en, string fr)[] Numbers = [("one", "un"), ("two", "deux"), ("three", "trois"), ("four", "quatre")];
+    private static readonly (string en, string fr)[] Shapes =
+        [("circle", "cercle"), ("square", "carre"), ("triangle", "trigone"), ("cross", "croix")];
+    private static readonly (string en, string fr)[] Positions =
+        [("left", "gauche"), ("right", "droite"), ("top", "haut"), ("bottom", "bas")];
+    private static readonly (string en, string fr)[] Numbers =
+        [("one", "un"), ("two", "deux"), ("three", "trois"), ("four", "quatre")];
 
     /// <summary>
     /// Every text the generator can produce, in both dialects, with the prompt template around it (to build a
@@ -46,7 +50,11 @@ public static class SyntheticBenchmark
         yield return "Context: Which option is";
         foreach (var d in new[] { SyntheticDialect.General, SyntheticDialect.Client })
         {
-            foreach (var s in Generate(400, 12345, d, 8)) { yield return s.Question; foreach (var c in s.Choices) yield return c; }
+            foreach (var s in Generate(400, 12345, d, 8))
+            {
+                yield return s.Question;
+                foreach (var c in s.Choices) yield return c;
+            }
         }
         foreach (var c in Colors) { yield return c.en; yield return c.fr; }
         foreach (var x in Shapes.Concat(Positions).Concat(Numbers)) { yield return x.en; yield return x.fr; }
@@ -56,7 +64,8 @@ public static class SyntheticBenchmark
     /// <paramref name="count"/> samples drawn from <paramref name="seed"/> (the same seed gives the same samples),
     /// with square RGB images of side <paramref name="imageSize"/>.
     /// </summary>
-    public static IReadOnlyList<MultimodalSample> Generate(int count, int seed, SyntheticDialect dialect, int imageSize = 32)
+    public static IReadOnlyList<MultimodalSample> Generate(
+        int count, int seed, SyntheticDialect dialect, int imageSize = 32)
     {
         var rng = new Random(seed);
         var samples = new List<MultimodalSample>(count);
@@ -89,7 +98,8 @@ public static class SyntheticBenchmark
         return sample with { Question = MapText(sample.Question), Choices = sample.Choices.Select(Map).ToArray() };
     }
 
-    private static string W((string en, string fr) w, SyntheticDialect d) => d == SyntheticDialect.General ? w.en : w.fr;
+    private static string W((string en, string fr) w, SyntheticDialect d) =>
+        d == SyntheticDialect.General ? w.en : w.fr;
 
     private static MultimodalSample One(Random rng, string id, SyntheticDialect d, int size)
     {
@@ -107,7 +117,9 @@ public static class SyntheticBenchmark
             case "color":
             {
                 canvas.Draw(shapeIdx, color, OnGrid(rng) * unit, OnGrid(rng) * unit, rng.Next(6, 9) * unit);
-                question = d == SyntheticDialect.General ? $"What color is the {shapeWord}?" : $"Quelle est la couleur du {shapeWord}?";
+                question = d == SyntheticDialect.General
+                    ? $"What color is the {shapeWord}?"
+                    : $"Quelle est la couleur du {shapeWord}?";
                 (options, answer) = Options(rng, Colors.Select(c => W((c.en, c.fr), d)).ToArray(), colorIdx, 5);
                 break;
             }
@@ -122,9 +134,14 @@ public static class SyntheticBenchmark
             {
                 int pos = rng.Next(Positions.Length);
                 float along = rng.Next(12, 21) * unit, across = rng.Next(6, 9) * unit;
-                var (cx, cy) = pos switch { 0 => (across, along), 1 => (size - across, along), 2 => (along, across), _ => (along, size - across) };
+                var (cx, cy) = pos switch
+                {
+                    0 => (across, along), 1 => (size - across, along), 2 => (along, across), _ => (along, size - across)
+                };
                 canvas.Draw(shapeIdx, color, cx, cy, 5 * unit);
-                question = d == SyntheticDialect.General ? $"Where is the {colorWord} {shapeWord}?" : $"Ou est le {shapeWord} {colorWord}?";
+                question = d == SyntheticDialect.General
+                    ? $"Where is the {colorWord} {shapeWord}?"
+                    : $"Ou est le {shapeWord} {colorWord}?";
                 (options, answer) = Options(rng, Positions.Select(p => W(p, d)).ToArray(), pos, 4);
                 break;
             }
@@ -135,7 +152,8 @@ public static class SyntheticBenchmark
                 foreach (int cell in cells)
                 {
                     var c = Colors[rng.Next(Colors.Length)];
-                    float cx = (cell % 2 * 16 + 8 + rng.Next(-2, 3)) * unit, cy = (cell / 2 * 16 + 8 + rng.Next(-2, 3)) * unit;
+                    float cx = (cell % 2 * 16 + 8 + rng.Next(-2, 3)) * unit,
+                        cy = (cell / 2 * 16 + 8 + rng.Next(-2, 3)) * unit;
                     canvas.Draw(rng.Next(Shapes.Length), c, cx, cy, 5 * unit);
                 }
                 question = d == SyntheticDialect.General ? "How many shapes are there?" : "Combien de formes y a-t-il?";
@@ -168,12 +186,14 @@ public static class SyntheticBenchmark
     /// </summary>
     private static int OnGrid(Random rng) => 8 * rng.Next(1, 4) + rng.Next(-1, 2);
 
-    /// <summary>2 to <paramref name="max"/> options from <paramref name="words"/>, one of them the correct word, shuffled.</summary>
+    /// <summary>
+    /// 2 to <paramref name="max"/> options from <paramref name="words"/>, one of them the correct word, shuffled.
+    /// </summary>
     private static (string[] options, int answer) Options(Random rng, string[] words, int correct, int max)
     {
         int k = rng.Next(2, Math.Min(max, words.Length) + 1);
-        var picked = Enumerable.Range(0, words.Length).Where(i => i != correct).OrderBy(_ => rng.Next()).Take(k - 1).Append(correct)
-            .OrderBy(_ => rng.Next()).ToArray();
+        var picked = Enumerable.Range(0, words.Length).Where(i => i != correct).OrderBy(_ => rng.Next()).Take(k - 1)
+            .Append(correct).OrderBy(_ => rng.Next()).ToArray();
         return (picked.Select(i => words[i]).ToArray(), Array.IndexOf(picked, correct));
     }
 
@@ -198,10 +218,15 @@ public static class SyntheticBenchmark
                     float dx = x + 0.5f - cx, dy = y + 0.5f - cy;
                     bool inside = shape switch
                     {
-                        0 => dx * dx + dy * dy <= radius * radius,                                   // circle
-                        1 => Math.Abs(dx) <= radius * 0.8f && Math.Abs(dy) <= radius * 0.8f,          // square
-                        2 => dy <= radius * 0.8f && dy >= -radius && Math.Abs(dx) <= (dy + radius) * 0.6f, // triangle, apex up
-                        _ => (Math.Abs(dx) <= radius * 0.3f && Math.Abs(dy) <= radius) || (Math.Abs(dy) <= radius * 0.3f && Math.Abs(dx) <= radius), // cross
+                        // circle
+                        0 => dx * dx + dy * dy <= radius * radius,
+                        // square
+                        1 => Math.Abs(dx) <= radius * 0.8f && Math.Abs(dy) <= radius * 0.8f,
+                        // triangle, apex up
+                        2 => dy <= radius * 0.8f && dy >= -radius && Math.Abs(dx) <= (dy + radius) * 0.6f,
+                        // cross
+                        _ => (Math.Abs(dx) <= radius * 0.3f && Math.Abs(dy) <= radius)
+                            || (Math.Abs(dy) <= radius * 0.3f && Math.Abs(dx) <= radius),
                     };
                     if (!inside) continue;
                     int i = y * size + x;
