@@ -5,7 +5,9 @@ using MathNet.Numerics.Statistics;
 
 namespace FedNano.Experiments;
 
-/// <summary>A row of <c>aggregate.csv</c>: a method's final test accuracy on a client (or the clients' mean) over seeds.</summary>
+/// <summary>
+/// A row of <c>aggregate.csv</c>: a method's final test accuracy on a client (or the clients' mean) over seeds.
+/// </summary>
 [CsvRecord]
 public sealed partial record AggregateRow
 {
@@ -30,11 +32,14 @@ public sealed partial record AggregateRow
 /// <summary>Means and standard deviations over seeds of the runs of a sweep.</summary>
 public static class Aggregation
 {
-    /// <summary>Methods in report order: zero-shot, then <see cref="MethodCatalog.All"/>'s order, then any other by name.</summary>
+    /// <summary>
+    /// Methods in report order: zero-shot, then <see cref="MethodCatalog.All"/>'s order, then any other by name.
+    /// </summary>
     public static IEnumerable<string> Order(IEnumerable<string> methods)
     {
         string[] order = [MethodCatalog.ZeroShot, .. MethodCatalog.All];
-        return methods.Distinct().OrderBy(m => Array.IndexOf(order, m) is var i && i >= 0 ? i : int.MaxValue).ThenBy(m => m, StringComparer.Ordinal);
+        return methods.Distinct().OrderBy(m => Array.IndexOf(order, m) is var i && i >= 0 ? i : int.MaxValue)
+            .ThenBy(m => m, StringComparer.Ordinal);
     }
 
     /// <summary>
@@ -43,7 +48,8 @@ public static class Aggregation
     /// </summary>
     public static IEnumerable<AggregateRow> Rows(IEnumerable<RunResults> runs)
     {
-        var perSeed = runs.SelectMany(r => r.Summary.Select(s => (r.Config.Alpha, r.Config.Clients, r.Config.Seed, Row: s)))
+        var perSeed = runs
+            .SelectMany(r => r.Summary.Select(s => (r.Config.Alpha, r.Config.Clients, r.Config.Seed, Row: s)))
             .GroupBy(x => (x.Alpha, x.Clients, x.Row.Method, x.Seed, x.Row.Client)).Select(g => g.First());
         var methods = Order(perSeed.Select(x => x.Row.Method)).ToList();
         return perSeed.GroupBy(x => (x.Alpha, x.Clients, x.Row.Method, x.Row.Client))
@@ -54,8 +60,10 @@ public static class Aggregation
                 var acc = g.Select(x => x.Row.Accuracy).ToArray();
                 return new AggregateRow
                 {
-                    Alpha = g.Key.Alpha, Clients = g.Key.Clients, Method = g.Key.Method, Client = g.Key.Client, Seeds = acc.Length,
-                    AccuracyMean = Math.Round(acc.Mean(), 4), AccuracyStd = acc.Length < 2 ? null : Math.Round(acc.StandardDeviation(), 4),
+                    Alpha = g.Key.Alpha, Clients = g.Key.Clients, Method = g.Key.Method, Client = g.Key.Client,
+                    Seeds = acc.Length,
+                    AccuracyMean = Math.Round(acc.Mean(), 4),
+                    AccuracyStd = acc.Length < 2 ? null : Math.Round(acc.StandardDeviation(), 4),
                     UploadedPerRound = g.Max(x => x.Row.UploadedPerRound),
                 };
             }).ToArray();

@@ -38,8 +38,10 @@ public static class RunCheckpoints
     };
 
     private sealed record PredictionEntry(string Id, int Predicted, string? Text, bool Correct, double Loss);
-    private sealed record MethodEntry(string Method, int Round, int[] ClientStates, List<RoundResult> Rows, List<List<PredictionEntry>> Final);
-    private sealed record StateFile(int Format, int Step, string TensorsSha256, List<MethodEntry> Completed, MethodEntry? Current)
+    private sealed record MethodEntry(string Method, int Round, int[] ClientStates, List<RoundResult> Rows,
+        List<List<PredictionEntry>> Final);
+    private sealed record StateFile(int Format, int Step, string TensorsSha256, List<MethodEntry> Completed,
+        MethodEntry? Current)
     {
         /// <summary>SHA-256 of the config's JSON the checkpoint belongs to (null in checkpoints made before it was
         /// recorded).</summary>
@@ -61,7 +63,8 @@ public static class RunCheckpoints
     /// Writes checkpoint number <paramref name="step"/> of a run of <paramref name="config"/> (write, then rename) and
     /// deletes all but the last two.
     /// </summary>
-    public static void Save(string runDir, int step, IReadOnlyList<MethodResult> completed, SimulationState current, SimulationConfig config)
+    public static void Save(string runDir, int step, IReadOnlyList<MethodResult> completed, SimulationState current,
+        SimulationConfig config)
     {
         string root = Path.Combine(runDir, Folder);
         Directory.CreateDirectory(root);
@@ -72,15 +75,19 @@ public static class RunCheckpoints
         {
             using var rng = random.get_rng_state();
             var tensors = current.Global.Tensors.Select(p => KeyValuePair.Create("global/" + p.Key, p.Value))
-                .Concat(current.Clients.OrderBy(c => c.Key).SelectMany(c => c.Value.Tensors.Select(p => KeyValuePair.Create($"client/{c.Key}/{p.Key}", p.Value))))
+                .Concat(current.Clients.OrderBy(c => c.Key).SelectMany(c => c.Value.Tensors
+                    .Select(p => KeyValuePair.Create($"client/{c.Key}/{p.Key}", p.Value))))
                 .Append(KeyValuePair.Create("rng/torch", rng));
             string tensorsPath = Path.Combine(tmp, "tensors.safetensors");
             SafetensorsFile.Save(tensorsPath, tensors);
             var state = new StateFile(Format, step, Sha256(tensorsPath),
-                completed.Select(m => Entry(m.Method, m.Rounds.Count == 0 ? 0 : m.Rounds.Max(r => r.Round), [], m.Rounds, m.Final)).ToList(),
-                Entry(current.Method, current.Round, current.Clients.Keys.Order().ToArray(), current.Rows, current.Final))
+                completed.Select(m => Entry(m.Method, m.Rounds.Count == 0 ? 0 : m.Rounds.Max(r => r.Round), [],
+                    m.Rounds, m.Final)).ToList(),
+                Entry(current.Method, current.Round, current.Clients.Keys.Order().ToArray(), current.Rows,
+                    current.Final))
             {
-                ConfigSha256 = ConfigSha256(config), Config = System.Text.Json.Nodes.JsonNode.Parse(config.ToJson())!.AsObject(),
+                ConfigSha256 = ConfigSha256(config),
+                Config = System.Text.Json.Nodes.JsonNode.Parse(config.ToJson())!.AsObject(),
             };
             File.WriteAllText(Path.Combine(tmp, "state.json"), JsonSerializer.Serialize(state, Json));
             string target = Path.Combine(root, name);
@@ -100,8 +107,8 @@ public static class RunCheckpoints
     /// checkpoint of another config than <paramref name="config"/> is refused (<see cref="CheckpointException"/>
     /// naming the fields that differ), never continued with the new settings.
     /// </summary>
-    public static RunProgress? LoadLatest(string runDir, IReadOnlyList<string> methods, FederatedData data, Device device, Action<string> warn,
-        SimulationConfig config)
+    public static RunProgress? LoadLatest(string runDir, IReadOnlyList<string> methods, FederatedData data,
+        Device device, Action<string> warn, SimulationConfig config)
     {
         string root = Path.Combine(runDir, Folder);
         if (Directory.Exists(root))
@@ -113,7 +120,8 @@ public static class RunCheckpoints
         foreach (var dir in List(runDir).Reverse())
         {
             try { return Load(dir, methods, data, device, config); }
-            catch (Exception e) when (e is ConfigException or JsonException or IOException or InvalidDataException or KeyNotFoundException or ArgumentException)
+            catch (Exception e) when (e is ConfigException or JsonException or IOException or InvalidDataException
+                                          or KeyNotFoundException or ArgumentException)
             {
                 string aside = Path.Combine(root, $".unusable-{Path.GetFileName(dir)}-{Guid.NewGuid():N}");
                 Directory.Move(dir, aside);
@@ -128,25 +136,35 @@ public static class RunCheckpoints
     internal static string ConfigSha256(SimulationConfig config) =>
         Convert.ToHexStringLower(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(config.ToJson())));
 
-    private static RunProgress Load(string dir, IReadOnlyList<string> methods, FederatedData data, Device device, SimulationConfig config)
+    private static RunProgress Load(string dir, IReadOnlyList<string> methods, FederatedData data, Device device,
+        SimulationConfig config)
     {
         string statePath = Path.Combine(dir, "state.json"), tensorsPath = Path.Combine(dir, "tensors.safetensors");
         if (!File.Exists(statePath)) throw new InvalidDataException("state.json is missing");
-        var state = JsonSerializer.Deserialize<StateFile>(File.ReadAllText(statePath), Json) ?? throw new InvalidDataException("state.json holds null");
-        if (state.Format != Format) throw new InvalidDataException($"checkpoint format {state.Format}, this version reads {Format}");
+        var state = JsonSerializer.Deserialize<StateFile>(File.ReadAllText(statePath), Json)
+            ?? throw new InvalidDataException("state.json holds null");
+        if (state.Format != Format)
+            throw new InvalidDataException($"checkpoint format {state.Format}, this version reads {Format}");
         if (state.ConfigSha256 is { } hash && hash != ConfigSha256(config))
         {
             var then = state.Config?.Deserialize<SimulationConfig>();
-            string fields = then is null ? "config unreadable" : string.Join("; ", ConfigDiff.Describe(then, config, "in the checkpoint"));
-            throw new CheckpointException($"{dir} was made with another config than the run's config.json ({fields}); " +
-                                          "restore config.json as it was, or start a new run in another folder");
+            string fields = then is null
+                ? "config unreadable"
+                : string.Join("; ", ConfigDiff.Describe(then, config, "in the checkpoint"));
+            throw new CheckpointException(
+                $"{dir} was made with another config than the run's config.json ({fields}); " +
+                "restore config.json as it was, or start a new run in another folder");
         }
         if (!File.Exists(tensorsPath)) throw new InvalidDataException("tensors.safetensors is missing");
         string sha = Sha256(tensorsPath);
-        if (sha != state.TensorsSha256) throw new InvalidDataException($"tensors.safetensors does not match its recorded SHA-256 (corrupt or partly written)");
-        var order = state.Completed.Select(m => m.Method).Concat(state.Current is null ? [] : [state.Current.Method]).ToArray();
+        if (sha != state.TensorsSha256)
+            throw new InvalidDataException(
+                $"tensors.safetensors does not match its recorded SHA-256 (corrupt or partly written)");
+        var order = state.Completed.Select(m => m.Method)
+            .Concat(state.Current is null ? [] : [state.Current.Method]).ToArray();
         if (!order.SequenceEqual(methods.Take(order.Length)))
-            throw new InvalidDataException($"it holds methods {string.Join(", ", order)}, but the run's order is {string.Join(", ", methods)}");
+            throw new InvalidDataException($"it holds methods {string.Join(", ", order)}, " +
+                                           $"but the run's order is {string.Join(", ", methods)}");
 
         var byId = data.Clients.Select(c => c.Test.ToDictionary(s => s.Id)).ToArray();
         var completed = state.Completed.Select(m => new MethodResult(m.Method, m.Rows, Final(m, byId))).ToList();
@@ -154,7 +172,8 @@ public static class RunCheckpoints
         if (state.Current is { } cur)
         {
             var file = SafetensorsFile.Open(tensorsPath);
-            AdapterState Read(string prefix) => new(file.Entries.Keys.Where(k => k.StartsWith(prefix, StringComparison.Ordinal))
+            AdapterState Read(string prefix) => new(file.Entries.Keys
+                .Where(k => k.StartsWith(prefix, StringComparison.Ordinal))
                 .ToDictionary(k => k[prefix.Length..], k => { using var t = file.Read(k); return t.to(device); }));
             var global = Read("global/");
             if (global.Tensors.Count == 0) throw new InvalidDataException("no global adapters in tensors.safetensors");
@@ -165,16 +184,23 @@ public static class RunCheckpoints
         return new RunProgress(state.Step, completed, current);
     }
 
-    private static MethodEntry Entry(string method, int round, int[] clients, IEnumerable<RoundResult> rows, IReadOnlyList<IReadOnlyList<Prediction>> final) =>
+    private static MethodEntry Entry(string method, int round, int[] clients, IEnumerable<RoundResult> rows,
+        IReadOnlyList<IReadOnlyList<Prediction>> final) =>
         new(method, round, clients, rows.ToList(),
-            final.Select(p => p.Select(x => new PredictionEntry(x.Sample.Id, x.Predicted, x.PredictedText, x.Correct, x.Loss)).ToList()).ToList());
+            final.Select(p => p.Select(x =>
+                new PredictionEntry(x.Sample.Id, x.Predicted, x.PredictedText, x.Correct, x.Loss)).ToList()).ToList());
 
-    private static IReadOnlyList<IReadOnlyList<Prediction>> Final(MethodEntry m, Dictionary<string, Data.MultimodalSample>[] byId)
+    private static IReadOnlyList<IReadOnlyList<Prediction>> Final(MethodEntry m,
+        Dictionary<string, Data.MultimodalSample>[] byId)
     {
         if (m.Final.Count != byId.Length && m.Final.Count != 0)
-            throw new InvalidDataException($"method {m.Method}: predictions for {m.Final.Count} clients, the run has {byId.Length}");
+            throw new InvalidDataException(
+                $"method {m.Method}: predictions for {m.Final.Count} clients, the run has {byId.Length}");
         return m.Final.Select((p, k) => (IReadOnlyList<Prediction>)p.Select(x =>
-            new Prediction(byId[k].TryGetValue(x.Id, out var s) ? s : throw new InvalidDataException($"method {m.Method}: client {k} has no test sample '{x.Id}' (the checkpoint was made from other data)"),
+            new Prediction(byId[k].TryGetValue(x.Id, out var s)
+                    ? s
+                    : throw new InvalidDataException($"method {m.Method}: client {k} has no test sample " +
+                                                     $"'{x.Id}' (the checkpoint was made from other data)"),
                 x.Predicted, x.Text, x.Correct, x.Loss)).ToList()).ToList();
     }
 

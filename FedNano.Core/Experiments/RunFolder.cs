@@ -9,24 +9,28 @@ public sealed class RunHooks
 {
     /// <summary>Notes and warnings (e.g. a corrupt checkpoint passed over).</summary>
     public Action<string>? Log { get; init; }
-    /// <summary>Called once the simulation is built, with the methods in run order and the checkpoint it continues from (null: from the start).</summary>
+    /// <summary>Called once the simulation is built, with the methods in run order and the checkpoint it continues
+    /// from (null: from the start).</summary>
     public Action<FederatedSimulation, IReadOnlyList<string>, RunProgress?>? Started { get; init; }
     /// <summary>Called after every round.</summary>
     public Action<SimulationProgress>? Progress { get; init; }
     /// <summary>Called when a method has finished (zero-shot included), with its result.</summary>
     public Action<MethodResult>? MethodFinished { get; init; }
-    /// <summary>Checked after every round's checkpoint is written: the run stops there with <see cref="OperationCanceledException"/>.</summary>
+    /// <summary>Checked after every round's checkpoint is written: the run stops there with
+    /// <see cref="OperationCanceledException"/>.</summary>
     public CancellationToken Cancel { get; init; }
 }
 
 /// <summary>What a run folder ended with.</summary>
 /// <param name="Directory">The run folder.</param>
-/// <param name="AlreadyFinished">The folder held a finished run of the same config: nothing was run and <paramref name="Results"/> is empty.</param>
+/// <param name="AlreadyFinished">The folder held a finished run of the same config: nothing was run and
+/// <paramref name="Results"/> is empty.</param>
 /// <param name="Results">Every method's result, zero-shot first.</param>
 /// <param name="AdapterParameterCount">Adapter parameters one client uploads per round.</param>
 /// <param name="ModelParameters">Parameters of the whole MLLM (0 when nothing was run).</param>
 /// <param name="ResumedFromStep">The checkpoint the run continued from (0: it started from the beginning).</param>
-public sealed record RunOutcome(string Directory, bool AlreadyFinished, IReadOnlyList<MethodResult> Results, long AdapterParameterCount, long ModelParameters, int ResumedFromStep);
+public sealed record RunOutcome(string Directory, bool AlreadyFinished, IReadOnlyList<MethodResult> Results,
+    long AdapterParameterCount, long ModelParameters, int ResumedFromStep);
 
 /// <summary>What <c>run.json</c> records about how a run was made.</summary>
 /// <param name="Status"><c>running</c>, <c>finished</c> or <c>failed</c> (see <see cref="RunInfo.Error"/>).</param>
@@ -43,7 +47,8 @@ public sealed record RunOutcome(string Directory, bool AlreadyFinished, IReadOnl
 /// <param name="Started">When the run was first started (UTC, ISO 8601).</param>
 /// <param name="Finished">When it finished (null while running).</param>
 /// <param name="Resumes">Each time it was continued from a checkpoint: when, and from which checkpoint step.</param>
-public sealed record RunInfo(string Status, string Version, int Seed, string Machine, string Os, string Runtime, int Threads, int InteropThreads, string Backbone, string Device, string Precision,
+public sealed record RunInfo(string Status, string Version, int Seed, string Machine, string Os, string Runtime,
+    int Threads, int InteropThreads, string Backbone, string Device, string Precision,
     string Started, string? Finished, IReadOnlyList<string> Resumes)
 {
     /// <summary>Why the run stopped, when <see cref="Status"/> is <c>failed</c> (it continues from its last checkpoint
@@ -61,14 +66,16 @@ public sealed record RunInfo(string Status, string Version, int Seed, string Mac
 public static class RunFolder
 {
     /// <summary>File names inside a run folder.</summary>
-    public const string ConfigFile = "config.json", InfoFile = "run.json", RoundsFile = "rounds.csv", SummaryFile = "summary.csv", BreakdownFile = "breakdown.csv";
+    public const string ConfigFile = "config.json", InfoFile = "run.json", RoundsFile = "rounds.csv",
+        SummaryFile = "summary.csv", BreakdownFile = "breakdown.csv";
 
     /// <summary>
     /// Accuracy per category (the data set's <see cref="Data.IFederatedDataset.Breakdown"/>, e.g. ScienceQA's) for
-    /// each method, then with <c>missing_modality</c> the accuracy by modality (<see cref="Evaluation.Breakdowns.ByModality"/>);
-    /// empty for none.
+    /// each method, then with <c>missing_modality</c> the accuracy by modality
+    /// (<see cref="Evaluation.Breakdowns.ByModality"/>); empty for none.
     /// </summary>
-    public static IReadOnlyList<(string Method, IReadOnlyList<Evaluation.CategoryAccuracy> Rows)> Breakdowns(SimulationConfig config, IEnumerable<MethodResult> results) =>
+    public static IReadOnlyList<(string Method, IReadOnlyList<Evaluation.CategoryAccuracy> Rows)> Breakdowns(
+        SimulationConfig config, IEnumerable<MethodResult> results) =>
         results.Select(r => (r.Method, Rows: (IReadOnlyList<Evaluation.CategoryAccuracy>)[
                 .. Data.DatasetRegistry.Find(config.Dataset)?.Breakdown(r.FinalRecords) ?? [],
                 .. config.MissingModality is null ? [] : Evaluation.Breakdowns.ByModality(r.Final
@@ -87,7 +94,8 @@ public static class RunFolder
     /// </summary>
     public static bool IsOutOfMemory(Exception e) =>
         e is OutOfMemoryException || e.Message.Contains("out of memory", StringComparison.OrdinalIgnoreCase)
-        || e.Message.Contains("DefaultCPUAllocator", StringComparison.Ordinal) || e.Message.Contains("can't allocate memory", StringComparison.Ordinal);
+        || e.Message.Contains("DefaultCPUAllocator", StringComparison.Ordinal)
+        || e.Message.Contains("can't allocate memory", StringComparison.Ordinal);
 
     /// <summary>
     /// Fault injection for tests: after checkpoint number N is written, ask libtorch for an impossible allocation, so
@@ -96,7 +104,10 @@ public static class RunFolder
     internal static int? InjectOutOfMemoryAtStep { get; set; } =
         int.TryParse(Environment.GetEnvironmentVariable("FEDNANO_INJECT_OOM_AT_STEP"), out int s) ? s : null;
 
-    private static readonly JsonSerializerOptions InfoJson = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+    private static readonly JsonSerializerOptions InfoJson = new()
+    {
+        WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower
+    };
 
     /// <summary>
     /// Whether <paramref name="dir"/> holds a finished run: run.json says so and both CSV files hold every row the
@@ -120,7 +131,8 @@ public static class RunFolder
         return SimulationConfig.Load(path);
     }
 
-    /// <summary>Runs (or continues) <paramref name="config"/> in <paramref name="dir"/>; see the class summary.</summary>
+    /// <summary>Runs (or continues) <paramref name="config"/> in <paramref name="dir"/>; see the class
+    /// summary.</summary>
     public static RunOutcome Run(SimulationConfig config, string dir, RunHooks? hooks = null)
     {
         hooks ??= new RunHooks();
@@ -131,11 +143,14 @@ public static class RunFolder
         {
             var diffs = ConfigDiff.Describe(LoadConfig(dir), config);
             if (diffs.Count > 0)
-                throw new ConfigException($"{dir} holds a run of a different config ({string.Join("; ", diffs)}); continue it with its own config (fednano run --resume {dir}) or choose another folder");
+                throw new ConfigException($"{dir} holds a run of a different config ({string.Join("; ", diffs)}); " +
+                                          $"continue it with its own config (fednano run --resume {dir}) " +
+                                          "or choose another folder");
             if (IsFinished(dir)) return new RunOutcome(dir, true, [], 0, 0, 0);
         }
         else if (File.Exists(dir) || (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any()))
-            throw new ConfigException($"{dir} is not empty and has no {ConfigFile}, so it is not a run folder; choose an empty or new folder");
+            throw new ConfigException($"{dir} is not empty and has no {ConfigFile}, so it is not a run folder; " +
+                                      "choose an empty or new folder");
 
         string[] methods = [MethodCatalog.ZeroShot, .. MethodCatalog.Expand(config.Methods)];
         var log = hooks.Log ?? (_ => { });
@@ -152,7 +167,8 @@ public static class RunFolder
             log($"{infoPath} could not be read; moved aside to {aside} and started afresh");
         }
         string now = DateTime.UtcNow.ToString("o");
-        var resumes = (before?.Resumes ?? []).Concat(progress is null ? [] : [$"{now} from step {progress.Step}"]).ToArray();
+        var resumes = (before?.Resumes ?? [])
+            .Concat(progress is null ? [] : [$"{now} from step {progress.Step}"]).ToArray();
         WriteInfo(dir, Info(config, sim, "running", before?.Started ?? now, null, resumes));
         hooks.Started?.Invoke(sim, methods, progress);
 
@@ -161,7 +177,8 @@ public static class RunFolder
         void Checkpoint(SimulationState s)
         {
             RunCheckpoints.Save(dir, ++step, results, s, config);
-            if (step == InjectOutOfMemoryAtStep) TorchSharp.torch.empty(1L << 60, TorchSharp.torch.ScalarType.Byte).Dispose();
+            if (step == InjectOutOfMemoryAtStep)
+                TorchSharp.torch.empty(1L << 60, TorchSharp.torch.ScalarType.Byte).Dispose();
             hooks.Cancel.ThrowIfCancellationRequested();
         }
         void OnProgress(SimulationProgress p) => hooks.Progress?.Invoke(p);
@@ -184,7 +201,9 @@ public static class RunFolder
                 Evaluation.Breakdowns.WriteCsv(Path.Combine(dir, BreakdownFile), Breakdowns(config, results));
             if (config.IsRealDataset)
             {
-                foreach (var res in results) Evaluation.Breakdowns.WriteResultsJson(Path.Combine(dir, $"predictions-{res.Method}.json"), res.FinalRecords);
+                foreach (var res in results)
+                    Evaluation.Breakdowns.WriteResultsJson(Path.Combine(dir, $"predictions-{res.Method}.json"),
+                        res.FinalRecords);
             }
         }
         catch (Exception e) when (e is not OperationCanceledException)
@@ -192,26 +211,35 @@ public static class RunFolder
             // what stopped the run goes into run.json; the checkpoints stay, so --resume continues from the last one
             try
             {
-                WriteInfo(dir, Info(config, sim, "failed", before?.Started ?? now, null, resumes) with { Error = e.Message.ReplaceLineEndings(" ") });
+                WriteInfo(dir, Info(config, sim, "failed", before?.Started ?? now, null, resumes)
+                    with { Error = e.Message.ReplaceLineEndings(" ") });
                 e.Data[FailedFolderKey] = dir;
             }
-            catch (Exception) { /* the folder itself may be what failed (disk full, removed); the original error matters */ }
+            catch (Exception)
+            {
+                /* the folder itself may be what failed (disk full, removed); the original error matters */
+            }
             throw;
         }
         finally { sim.Progress -= OnProgress; }
         WriteInfo(dir, Info(config, sim, "finished", before?.Started ?? now, DateTime.UtcNow.ToString("o"), resumes));
-        return new RunOutcome(dir, false, results, sim.AdapterParameterCount, sim.Architecture.Total, progress?.Step ?? 0);
+        return new RunOutcome(dir, false, results, sim.AdapterParameterCount, sim.Architecture.Total,
+            progress?.Step ?? 0);
     }
 
-    private static RunInfo Info(SimulationConfig config, FederatedSimulation sim, string status, string started, string? finished, string[] resumes) => new(
+    private static RunInfo Info(SimulationConfig config, FederatedSimulation sim, string status, string started,
+        string? finished, string[] resumes) => new(
         status,
-        typeof(RunFolder).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown",
+        typeof(RunFolder).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion
+            ?? "unknown",
         config.Seed, Environment.MachineName, System.Runtime.InteropServices.RuntimeInformation.OSDescription,
         System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription, TorchSharp.torch.get_num_threads(),
         TorchSharp.torch.get_num_interop_threads(),
-        config.Backbone, sim.Edge.Device.ToString(), sim.Edge.FrozenParameters().First().parameter.dtype.ToString(), started, finished, resumes);
+        config.Backbone, sim.Edge.Device.ToString(), sim.Edge.FrozenParameters().First().parameter.dtype.ToString(),
+        started, finished, resumes);
 
-    private static void WriteInfo(string dir, RunInfo info) => WriteAtomic(Path.Combine(dir, InfoFile), JsonSerializer.Serialize(info, InfoJson));
+    private static void WriteInfo(string dir, RunInfo info) =>
+        WriteAtomic(Path.Combine(dir, InfoFile), JsonSerializer.Serialize(info, InfoJson));
 
     internal static void WriteAtomic(string path, string text)
     {

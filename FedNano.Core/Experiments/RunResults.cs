@@ -4,12 +4,14 @@ using FedNano.Simulation;
 
 namespace FedNano.Experiments;
 
-/// <summary>The results a finished run folder holds, read back from its files (columns by header name, so files with more columns read too).</summary>
+/// <summary>The results a finished run folder holds, read back from its files (columns by header name, so files with
+/// more columns read too).</summary>
 /// <param name="Directory">The run folder.</param>
 /// <param name="Config">Its config.</param>
 /// <param name="Summary">Its <c>summary.csv</c>.</param>
 /// <param name="Rounds">Its <c>rounds.csv</c>.</param>
-public sealed record RunResults(string Directory, SimulationConfig Config, IReadOnlyList<SummaryRow> Summary, IReadOnlyList<RoundRow> Rounds)
+public sealed record RunResults(string Directory, SimulationConfig Config, IReadOnlyList<SummaryRow> Summary,
+    IReadOnlyList<RoundRow> Rounds)
 {
     /// <summary>
     /// Reads a finished run folder; throws <see cref="ConfigException"/> if it is not one, and
@@ -17,7 +19,8 @@ public sealed record RunResults(string Directory, SimulationConfig Config, IRead
     /// </summary>
     public static RunResults Load(string dir)
     {
-        if (RunFolder.ReadInfo(dir)?.Status != "finished") throw new ConfigException($"{dir} does not hold a finished run (run.json status 'finished')");
+        if (RunFolder.ReadInfo(dir)?.Status != "finished")
+            throw new ConfigException($"{dir} does not hold a finished run (run.json status 'finished')");
         var results = Read(dir);
         if (results.Incomplete() is { } why)
             throw new CheckpointException($"{dir}: {why}; the files are cut short: " +
@@ -41,11 +44,14 @@ public sealed record RunResults(string Directory, SimulationConfig Config, IRead
     {
         string[] methods = [MethodCatalog.ZeroShot, .. MethodCatalog.Expand(Config.Methods)];
         var clients = Enumerable.Range(0, Config.Clients).ToArray();
-        var summary = methods.SelectMany(m => clients.Select(k => (m, k.ToString(CultureInfo.InvariantCulture))).Append((m, "mean"))).ToArray();
+        var summary = methods
+            .SelectMany(m => clients.Select(k => (m, k.ToString(CultureInfo.InvariantCulture))).Append((m, "mean")))
+            .ToArray();
         if (!Summary.Select(r => (r.Method, r.Client)).SequenceEqual(summary))
             return $"{RunFolder.SummaryFile} holds {Summary.Count} rows where its config implies {summary.Length} " +
                    $"({methods.Length} methods x ({Config.Clients} clients + mean))";
-        var rounds = methods.SelectMany(m => (m == MethodCatalog.ZeroShot ? [0] : Enumerable.Range(1, Config.Rounds)).SelectMany(r => clients.Select(k => (m, r, k))))
+        var rounds = methods.SelectMany(m => (m == MethodCatalog.ZeroShot ? [0] : Enumerable.Range(1, Config.Rounds))
+                .SelectMany(r => clients.Select(k => (m, r, k))))
             .Order().ToArray();
         if (!Rounds.Select(r => (r.Method, r.Round, r.Client)).Order().SequenceEqual(rounds))
             return $"{RunFolder.RoundsFile} holds {Rounds.Count} rows where its config implies {rounds.Length} " +
@@ -62,8 +68,10 @@ public sealed record RunResults(string Directory, SimulationConfig Config, IRead
             Read(Path.Combine(dir, RunFolder.SummaryFile), c => new SummaryRow
             {
                 Method = c.GetString("method"), Client = c.GetString("client"), Accuracy = AccuracyPct(c),
-                TestSamples = c.Parse<int>("test_samples"), UploadedPerRound = c.Parse<long>("uploaded_params_per_round"),
-                FisherPerRound = Optional(c, "uploaded_fisher_per_round") ?? 0, ClientResident = Optional(c, "client_resident_params"),
+                TestSamples = c.Parse<int>("test_samples"),
+                UploadedPerRound = c.Parse<long>("uploaded_params_per_round"),
+                FisherPerRound = Optional(c, "uploaded_fisher_per_round") ?? 0,
+                ClientResident = Optional(c, "client_resident_params"),
                 ModelParams = Optional(c, "model_params") ?? 0,
             }),
             Read(Path.Combine(dir, RunFolder.RoundsFile), c =>
@@ -73,20 +81,26 @@ public sealed record RunResults(string Directory, SimulationConfig Config, IRead
                 {
                     Method = c.GetString("method"), Round = c.Parse<int>("round"), Client = c.Parse<int>("client"),
                     Accuracy = AccuracyPct(c), Loss = c.Parse<double>("loss"),
-                    TrainLoss = c.GetStringOrNull("train_loss") is { Length: > 0 } t ? double.Parse(t, CultureInfo.InvariantCulture) : null,
+                    TrainLoss = c.GetStringOrNull("train_loss") is { Length: > 0 } t
+                        ? double.Parse(t, CultureInfo.InvariantCulture) : null,
                     UploadedParams = up, UploadedFisher = Optional(c, "uploaded_fisher") ?? 0,
-                    // runs written before the traffic ledger have no uploaded_bytes: float32 adapters, 4 bytes a parameter
+                    // runs written before the traffic ledger have no uploaded_bytes: float32 adapters, 4 bytes a
+                    // parameter
                     UploadedBytes = Optional(c, "uploaded_bytes") ?? up * LegacyBytesPerParameter,
-                    DownloadedParams = Optional(c, "downloaded_params") ?? 0, DownloadedBytes = Optional(c, "downloaded_bytes") ?? 0,
-                    SplitBytesTrain = Optional(c, "split_bytes_train") ?? 0, SplitBytesEval = Optional(c, "split_bytes_eval") ?? 0,
-                    ClientResidentParams = Optional(c, "client_resident_params"), NonFinite = (int)(Optional(c, "nonfinite") ?? 0),
+                    DownloadedParams = Optional(c, "downloaded_params") ?? 0,
+                    DownloadedBytes = Optional(c, "downloaded_bytes") ?? 0,
+                    SplitBytesTrain = Optional(c, "split_bytes_train") ?? 0,
+                    SplitBytesEval = Optional(c, "split_bytes_eval") ?? 0,
+                    ClientResidentParams = Optional(c, "client_resident_params"),
+                    NonFinite = (int)(Optional(c, "nonfinite") ?? 0),
                     Epsilon = c.TryGetFieldIndex("epsilon", out int e) && c.GetStringOrNull(e) is { Length: > 0 } eps
                         ? double.Parse(eps, CultureInfo.InvariantCulture) : null,
                 };
             }));
     }
 
-    /// <summary>Bytes of one uploaded parameter in runs made before <c>rounds.csv</c> had <c>uploaded_bytes</c> (float32 adapters).</summary>
+    /// <summary>Bytes of one uploaded parameter in runs made before <c>rounds.csv</c> had <c>uploaded_bytes</c>
+    /// (float32 adapters).</summary>
     public const int LegacyBytesPerParameter = 4;
 
     /// <summary>
@@ -97,14 +111,16 @@ public sealed record RunResults(string Directory, SimulationConfig Config, IRead
 
     /// <summary>A whole-number column that older files may lack or leave empty.</summary>
     private static long? Optional(CsvReader c, string column) =>
-        c.TryGetFieldIndex(column, out int i) && c.GetStringOrNull(i) is { Length: > 0 } t ? long.Parse(t, CultureInfo.InvariantCulture) : null;
+        c.TryGetFieldIndex(column, out int i) && c.GetStringOrNull(i) is { Length: > 0 } t
+            ? long.Parse(t, CultureInfo.InvariantCulture) : null;
 
     private static List<T> Read<T>(string path, Func<CsvReader, T> row)
     {
         var rows = new List<T>();
         try
         {
-            using var csv = CsvReader.FromFile(path, new CsvReaderOptions { FormatProvider = CultureInfo.InvariantCulture });
+            using var csv = CsvReader.FromFile(path,
+                new CsvReaderOptions { FormatProvider = CultureInfo.InvariantCulture });
             while (csv.Read()) rows.Add(row(csv));
         }
         catch (Exception e) when (e is not ConfigException and not IOException)

@@ -29,13 +29,15 @@ public sealed record SweepGrid(double[] Alphas, string[] Methods, int[] Seeds, i
 /// <param name="Seed">Seed.</param>
 /// <param name="Name">Folder name inside the sweep's <c>cells/</c>.</param>
 /// <param name="Config">The run's config (the sweep's with these four fields set).</param>
-public sealed record SweepCell(double Alpha, int Clients, string Method, int Seed, string Name, SimulationConfig Config);
+public sealed record SweepCell(double Alpha, int Clients, string Method, int Seed, string Name,
+    SimulationConfig Config);
 
 /// <summary>What a sweep did.</summary>
 /// <param name="Ran">Cells run (or continued) this time.</param>
 /// <param name="Skipped">Cells finished before, left alone.</param>
 /// <param name="Aggregate">The rows written to <c>aggregate.csv</c>.</param>
-public sealed record SweepOutcome(IReadOnlyList<SweepCell> Ran, IReadOnlyList<SweepCell> Skipped, IReadOnlyList<AggregateRow> Aggregate);
+public sealed record SweepOutcome(IReadOnlyList<SweepCell> Ran, IReadOnlyList<SweepCell> Skipped,
+    IReadOnlyList<AggregateRow> Aggregate);
 
 /// <summary>What a sweep wants its caller to hear of.</summary>
 public sealed class SweepHooks
@@ -55,18 +57,23 @@ public sealed class SweepHooks
 /// <summary>
 /// A sweep: every (alpha, clients, method, seed) of a grid run on one base config, each cell a run folder
 /// <c>cells/alpha-A_clients-K_METHOD_seed-S</c> (see <see cref="RunFolder"/>; finished cells are skipped, unfinished
-/// ones continue from their last good checkpoint), <c>sweep-config.json</c> (the base config), <c>sweep.json</c> (the grid last run) and
-/// <c>aggregate.csv</c> (mean and standard deviation over seeds). A folder made by a different base config is refused.
+/// ones continue from their last good checkpoint), <c>sweep-config.json</c> (the base config), <c>sweep.json</c> (the
+/// grid last run) and <c>aggregate.csv</c> (mean and standard deviation over seeds). A folder made by a different base
+/// config is refused.
 /// </summary>
 public static class Sweep
 {
     /// <summary>File and folder names inside a sweep folder.</summary>
-    public const string ConfigFile = "sweep-config.json", GridFile = "sweep.json", CellsFolder = "cells", AggregateFile = "aggregate.csv";
+    public const string ConfigFile = "sweep-config.json", GridFile = "sweep.json", CellsFolder = "cells",
+        AggregateFile = "aggregate.csv";
 
     /// <summary>Fields the grid sets in each cell; a sweep's base config is compared without them.</summary>
     public static readonly string[] GridFields = ["alpha", "clients", "methods", "seed"];
 
-    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+    private static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower
+    };
 
     /// <summary>The cells of a grid, in run order (clients, alpha, seed, method).</summary>
     public static IReadOnlyList<SweepCell> Cells(SimulationConfig baseConfig, SweepGrid grid) =>
@@ -74,7 +81,8 @@ public static class Sweep
          from a in grid.Alphas
          from s in grid.Seeds
          from m in MethodCatalog.Expand(grid.Methods)
-         select new SweepCell(a, k, m, s, CellName(a, k, m, s), baseConfig with { Alpha = a, Clients = k, Methods = [m], Seed = s })).ToArray();
+         select new SweepCell(a, k, m, s, CellName(a, k, m, s),
+             baseConfig with { Alpha = a, Clients = k, Methods = [m], Seed = s })).ToArray();
 
     /// <summary>The folder name of a cell.</summary>
     public static string CellName(double alpha, int clients, string method, int seed) =>
@@ -88,7 +96,8 @@ public static class Sweep
         return SimulationConfig.Load(path);
     }
 
-    /// <summary>Runs every unfinished cell of the grid into <paramref name="dir"/>, then writes <c>aggregate.csv</c> over the grid's cells.</summary>
+    /// <summary>Runs every unfinished cell of the grid into <paramref name="dir"/>, then writes <c>aggregate.csv</c>
+    /// over the grid's cells.</summary>
     public static SweepOutcome Run(SimulationConfig baseConfig, SweepGrid grid, string dir, SweepHooks? hooks = null)
     {
         hooks ??= new SweepHooks();
@@ -128,7 +137,8 @@ public static class Sweep
     {
         string cells = Path.Combine(dir, CellsFolder);
         if (!Directory.Exists(cells)) return [];
-        return Directory.GetDirectories(cells).Order(StringComparer.Ordinal).Where(RunFolder.IsFinished).Select(RunResults.Load).ToArray();
+        return Directory.GetDirectories(cells).Order(StringComparer.Ordinal).Where(RunFolder.IsFinished)
+            .Select(RunResults.Load).ToArray();
     }
 
     private static void Prepare(SimulationConfig baseConfig, SweepGrid grid, string dir)
@@ -138,10 +148,12 @@ public static class Sweep
         {
             var diffs = ConfigDiff.Describe(LoadConfig(dir), baseConfig, GridFields);
             if (diffs.Count > 0)
-                throw new ConfigException($"{dir} is a sweep of a different config ({string.Join("; ", diffs)}); give another --out, or the config it was made with");
+                throw new ConfigException($"{dir} is a sweep of a different config ({string.Join("; ", diffs)}); " +
+                                          "give another --out, or the config it was made with");
         }
         else if (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any())
-            throw new ConfigException($"{dir} is not empty and has no {ConfigFile}, so it is not a sweep folder; choose an empty or new --out");
+            throw new ConfigException($"{dir} is not empty and has no {ConfigFile}, so it is not a sweep folder; " +
+                                      "choose an empty or new --out");
         Directory.CreateDirectory(dir);
         if (!File.Exists(path)) RunFolder.WriteAtomic(path, baseConfig.ToJson());
         RunFolder.WriteAtomic(Path.Combine(dir, GridFile), JsonSerializer.Serialize(grid, Json));

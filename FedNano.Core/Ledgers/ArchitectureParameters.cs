@@ -2,12 +2,14 @@ using FedNano.Models;
 
 namespace FedNano.Ledgers;
 
-/// <summary>The part of an MLLM a group of parameters belongs to; decides who holds it under the NanoEdge split.</summary>
+/// <summary>The part of an MLLM a group of parameters belongs to; decides who holds it under the NanoEdge
+/// split.</summary>
 public enum ModelPart
 {
     /// <summary>The vision encoder (CLIP ViT, EVA ViT-g); frozen, client-side in FedNano.</summary>
     VisionEncoder,
-    /// <summary>Everything between the vision encoder and the LLM (LLaVA projector; MiniGPT-4 ln_vision, Q-Former, llama_proj); frozen, client-side.</summary>
+    /// <summary>Everything between the vision encoder and the LLM (LLaVA projector; MiniGPT-4 ln_vision, Q-Former,
+    /// llama_proj); frozen, client-side.</summary>
     Connector,
     /// <summary>The LLM's input token embedding; a frozen copy lives on every client.</summary>
     TokenEmbedding,
@@ -44,7 +46,8 @@ public sealed record ArchitectureParameters
     public required int LlmHidden { get; init; }
     /// <summary>Number of LLM decoder blocks.</summary>
     public required int LlmLayers { get; init; }
-    /// <summary>The linears of one decoder block that LoRA attaches to (q, k, v, o, gate, up, down), as (in, out).</summary>
+    /// <summary>The linears of one decoder block that LoRA attaches to (q, k, v, o, gate, up, down),
+    /// as (in, out).</summary>
     public required IReadOnlyList<(string Name, int In, int Out)> LoraTargets { get; init; }
 
     /// <summary>All parameters of the MLLM.</summary>
@@ -74,7 +77,8 @@ public sealed record ArchitectureParameters
         return 2L * (2L * LlmHidden * rank);
     }
 
-    /// <summary>One set of LoRA factors of rank <paramref name="rank"/> on every <see cref="LoraTargets"/> linear of every decoder block: (in + out)·r each.</summary>
+    /// <summary>One set of LoRA factors of rank <paramref name="rank"/> on every <see cref="LoraTargets"/> linear of
+    /// every decoder block: (in + out)·r each.</summary>
     public long Lora(int rank)
     {
         ConfigException.Positive(rank, "rank");
@@ -98,7 +102,8 @@ public sealed record ArchitectureParameters
     /// <summary>The names <see cref="Preset"/> knows without a config file.</summary>
     public static IReadOnlyList<string> PresetNames { get; } = ["llava-1.5-7b", "minigpt4-7b"];
 
-    /// <summary>A preset by name (<c>llava-1.5-7b</c>, <c>minigpt4-7b</c>); throws <see cref="ConfigException"/> for others.</summary>
+    /// <summary>A preset by name (<c>llava-1.5-7b</c>, <c>minigpt4-7b</c>); throws <see cref="ConfigException"/> for
+    /// others.</summary>
     public static ArchitectureParameters Preset(string name) => name switch
     {
         "llava-1.5-7b" => Llava15_7B,
@@ -114,7 +119,9 @@ public sealed record ArchitectureParameters
         int d = config.TextConfig.HiddenSize;
         long projector = Linear(v.HiddenSize, d) + Linear(d, d);
         return WithLlm(name, config.TextConfig, projector,
-            new ParameterGroup($"CLIP ViT ({v.NumHiddenLayers} x {v.HiddenSize}, patch {v.PatchSize}, {v.ImageSize} px)", ModelPart.VisionEncoder, ClipVision(v)),
+            new ParameterGroup(
+                $"CLIP ViT ({v.NumHiddenLayers} x {v.HiddenSize}, patch {v.PatchSize}, {v.ImageSize} px)",
+                ModelPart.VisionEncoder, ClipVision(v)),
             new ParameterGroup($"mlp2x_gelu projector {v.HiddenSize}->{d}->{d}", ModelPart.Connector, projector));
     }
 
@@ -168,11 +175,13 @@ public sealed record ArchitectureParameters
         _ => throw new InvalidOperationException($"MiniGPT-4 parameter '{name}' belongs to no part"),
     };
 
-    private static ArchitectureParameters WithLlm(string name, LlamaConfig t, long tunableConnector, params ParameterGroup[] visual)
+    private static ArchitectureParameters WithLlm(string name, LlamaConfig t, long tunableConnector,
+        params ParameterGroup[] visual)
     {
         int d = t.HiddenSize, kv = t.KeyValueHeads * t.HeadDim, ff = t.IntermediateSize;
         (string, int, int)[] targets =
-            [("q_proj", d, d), ("k_proj", d, kv), ("v_proj", d, kv), ("o_proj", d, d), ("gate_proj", d, ff), ("up_proj", d, ff), ("down_proj", ff, d)];
+            [("q_proj", d, d), ("k_proj", d, kv), ("v_proj", d, kv), ("o_proj", d, d), ("gate_proj", d, ff),
+                ("up_proj", d, ff), ("down_proj", ff, d)];
         long block = targets.Sum(x => (long)x.Item2 * x.Item3) + 2L * d; // linears without bias + two RMSNorm weights
         long embed = (long)t.VocabSize * d;
         return new ArchitectureParameters
@@ -182,8 +191,11 @@ public sealed record ArchitectureParameters
             [
                 .. visual,
                 new ParameterGroup($"token embedding {t.VocabSize} x {d}", ModelPart.TokenEmbedding, embed),
-                new ParameterGroup($"LLaMA decoder ({t.NumHiddenLayers} x {d}, MLP {ff}) + norm", ModelPart.Decoder, t.NumHiddenLayers * block + d),
-                new ParameterGroup(t.TieWordEmbeddings ? "LM head (tied to the embedding)" : $"LM head {d} x {t.VocabSize}", ModelPart.LmHead, t.TieWordEmbeddings ? 0 : embed),
+                new ParameterGroup($"LLaMA decoder ({t.NumHiddenLayers} x {d}, MLP {ff}) + norm", ModelPart.Decoder,
+                    t.NumHiddenLayers * block + d),
+                new ParameterGroup(
+                    t.TieWordEmbeddings ? "LM head (tied to the embedding)" : $"LM head {d} x {t.VocabSize}",
+                    ModelPart.LmHead, t.TieWordEmbeddings ? 0 : embed),
             ],
             TunableConnector = tunableConnector,
             LlmHidden = d,
@@ -192,7 +204,8 @@ public sealed record ArchitectureParameters
         };
     }
 
-    internal static long Linear(long inFeatures, long outFeatures, bool bias = true) => inFeatures * outFeatures + (bias ? outFeatures : 0);
+    internal static long Linear(long inFeatures, long outFeatures, bool bias = true) =>
+        inFeatures * outFeatures + (bias ? outFeatures : 0);
 
     internal static long LayerNorm(long width) => 2 * width;
 
@@ -202,13 +215,15 @@ public sealed record ArchitectureParameters
     {
         long w = v.HiddenSize;
         long embeddings = w + (long)v.NumChannels * v.PatchSize * v.PatchSize * w + (v.NumPatches + 1L) * w;
-        long block = 4 * Linear(w, w) + Linear(w, v.IntermediateSize) + Linear(v.IntermediateSize, w) + 2 * LayerNorm(w);
+        long block = 4 * Linear(w, w) + Linear(w, v.IntermediateSize) + Linear(v.IntermediateSize, w)
+            + 2 * LayerNorm(w);
         return embeddings + LayerNorm(w) + v.NumHiddenLayers * block + LayerNorm(w);
     }
 
-    /// <summary>LAVIS <c>eva_vit.VisionTransformer</c> as <c>create_eva_vit_g</c> builds it: biased patch conv,
-    /// cls token, absolute position embedding, blocks of norm1, bias-free fused qkv with separate q_bias/v_bias,
-    /// biased proj, norm2, fc1/fc2; no layer scale (init_values=None), no relative position bias, no final norm/head.</summary>
+    /// <summary>LAVIS <c>eva_vit.VisionTransformer</c> as <c>create_eva_vit_g</c> builds it: biased patch conv, cls
+    /// token, absolute position embedding, blocks of norm1, bias-free fused qkv with separate q_bias/v_bias, biased
+    /// proj, norm2, fc1/fc2; no layer scale (init_values=None), no relative position bias, no final
+    /// norm/head.</summary>
     internal static long EvaVit(int width, int layers, int mlp, int imageSize, int patch, int channels = 3)
     {
         long w = width, patches = (long)(imageSize / patch) * (imageSize / patch);
@@ -221,7 +236,8 @@ public sealed record ArchitectureParameters
     /// <summary>LAVIS' BLIP-2 Q-Former (BERT layout) as MiniGPT-4 keeps it: embeddings LayerNorm only, per layer a
     /// self-attention (q/k/v/dense + LayerNorm), a cross-attention to the vision features every
     /// <paramref name="crossAttentionEvery"/>-th layer (k/v read the vision width) and the query FFN
-    /// (intermediate_query, output_query + LayerNorm); the text FFN, word/position embeddings and LM head are removed.</summary>
+    /// (intermediate_query, output_query + LayerNorm); the text FFN, word/position embeddings and LM head are
+    /// removed.</summary>
     internal static long QFormer(int width, int layers, int mlp, int visionWidth, int crossAttentionEvery)
     {
         long w = width;

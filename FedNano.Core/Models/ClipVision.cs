@@ -98,7 +98,8 @@ public sealed class ClipEncoderLayer : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    /// <summary>The block's output; its intermediates are freed when it returns (autograd keeps what it needs).</summary>
+    /// <summary>The block's output; its intermediates are freed when it returns (autograd keeps what it
+    /// needs).</summary>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
@@ -115,11 +116,13 @@ public sealed class ClipEncoder : nn.Module<Tensor, Tensor>
     /// <summary>The blocks of the given tower.</summary>
     public ClipEncoder(ClipVisionConfig c) : base("encoder")
     {
-        layers = new ModuleList<ClipEncoderLayer>(Enumerable.Range(0, c.NumHiddenLayers).Select(_ => new ClipEncoderLayer(c)).ToArray());
+        layers = new ModuleList<ClipEncoderLayer>(Enumerable.Range(0, c.NumHiddenLayers)
+            .Select(_ => new ClipEncoderLayer(c)).ToArray());
         RegisterComponents();
     }
 
-    /// <summary>Runs the first <paramref name="count"/> blocks, freeing each block's input once the next has it.</summary>
+    /// <summary>Runs the first <paramref name="count"/> blocks, freeing each block's input once the next has
+    /// it.</summary>
     public Tensor Forward(Tensor x, int count)
     {
         return Blocks.Chain(layers.Take(count), x);
@@ -162,7 +165,8 @@ public sealed class ClipVisionTransformer : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor pixels) => post_layernorm.forward(HiddenState(pixels, layerCount)[.., 0]);
 }
 
-/// <summary>A CLIP vision tower as LLaVA uses it (Hugging Face's <c>CLIPVisionModel</c>; keys <c>vision_model.*</c>).</summary>
+/// <summary>A CLIP vision tower as LLaVA uses it (Hugging Face's <c>CLIPVisionModel</c>; keys
+/// <c>vision_model.*</c>).</summary>
 public sealed class ClipVisionModel : nn.Module<Tensor, Tensor>
 {
     private readonly ClipVisionTransformer vision_model;

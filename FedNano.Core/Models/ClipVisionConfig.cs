@@ -49,8 +49,13 @@ public sealed record ClipVisionConfig
         ConfigException.Positive(NumHiddenLayers, $"{where}.num_hidden_layers");
         ConfigException.Positive(NumAttentionHeads, $"{where}.num_attention_heads");
         ConfigException.Positive(PatchSize, $"{where}.patch_size");
-        if (ImageSize % PatchSize != 0) throw new ConfigException($"{where}.image_size ({ImageSize}) must be a multiple of patch_size ({PatchSize})");
-        if (HiddenSize % NumAttentionHeads != 0) throw new ConfigException($"{where}.hidden_size ({HiddenSize}) must be divisible by num_attention_heads ({NumAttentionHeads})");
-        if (HiddenAct is not ("quick_gelu" or "gelu")) throw new ConfigException($"{where}.hidden_act '{HiddenAct}' is not supported (quick_gelu or gelu)");
+        if (ImageSize % PatchSize != 0)
+            throw new ConfigException($"{where}.image_size ({ImageSize}) must be a multiple of " +
+                                      $"patch_size ({PatchSize})");
+        if (HiddenSize % NumAttentionHeads != 0)
+            throw new ConfigException($"{where}.hidden_size ({HiddenSize}) must be divisible by " +
+                                      $"num_attention_heads ({NumAttentionHeads})");
+        if (HiddenAct is not ("quick_gelu" or "gelu"))
+            throw new ConfigException($"{where}.hidden_act '{HiddenAct}' is not supported (quick_gelu or gelu)");
     }
 }

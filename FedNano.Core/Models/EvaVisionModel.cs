@@ -99,7 +99,8 @@ public sealed class EvaEncoderLayer : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    /// <summary>The block's output; its intermediates are freed when it returns (autograd keeps what it needs).</summary>
+    /// <summary>The block's output; its intermediates are freed when it returns (autograd keeps what it
+    /// needs).</summary>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();

@@ -34,7 +34,8 @@ public interface IMultimodalModel : IVisualEncoder, IDisposable
     /// <summary>The frozen features [N, P, d_features] the connector maps to tokens (no gradient).</summary>
     Tensor Features(Tensor pixels);
 
-    /// <summary>A trainable copy of the connector (features to LLM-width tokens) on the model's device, for FedDPA-F.</summary>
+    /// <summary>A trainable copy of the connector (features to LLM-width tokens) on the model's device, for
+    /// FedDPA-F.</summary>
     nn.Module<Tensor, Tensor> CopyConnector();
 
     /// <summary>Parameter counts of the architecture, for the ledgers.</summary>

@@ -18,7 +18,8 @@ public interface ILinearDelta
     Tensor? Delta(string name, Tensor x);
 }
 
-/// <summary>Root-mean-square layer norm of LLaMA: <c>x / sqrt(mean(x^2) + eps) * weight</c>, computed in float32.</summary>
+/// <summary>Root-mean-square layer norm of LLaMA: <c>x / sqrt(mean(x^2) + eps) * weight</c>, computed in
+/// float32.</summary>
 public sealed class LlamaRmsNorm : nn.Module<Tensor, Tensor>
 {
     private readonly Parameter weight;
@@ -276,7 +277,8 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor>
             .unsqueeze(0),
         config.HeadDim, config.RopeTheta);
 
-    /// <summary>The loss a backward starts from: the sum, the mean, or the sum over <paramref name="meanOver"/>.</summary>
+    /// <summary>The loss a backward starts from: the sum, the mean, or the sum over
+    /// <paramref name="meanOver"/>.</summary>
     internal static Tensor Reduce(Tensor loss, bool sum, long? meanOver) =>
         sum ? loss.sum() : meanOver is { } n ? loss.sum() / n : loss.mean();
 
@@ -346,13 +348,16 @@ public sealed class LlamaForCausalLM : nn.Module<Tensor, Tensor>
     /// <summary>The decoder stack.</summary>
     public LlamaModel Model => model;
 
-    /// <summary>Final hidden states (after the last norm) of input embeddings; see <see cref="LlamaModel.Forward"/>.</summary>
+    /// <summary>Final hidden states (after the last norm) of input embeddings; see
+    /// <see cref="LlamaModel.Forward"/>.</summary>
     public Tensor Hidden(Tensor inputsEmbeds, ILinearDelta? delta = null, KvCache? cache = null,
         Tensor? positions = null, Tensor? keyMask = null) =>
         model.Forward(inputsEmbeds, delta, cache, positions, keyMask);
 
-    /// <summary>Logits [B, T, vocab] for input embeddings [B, T, d], with an optional per-client linear delta.</summary>
-    public Tensor Forward(Tensor inputsEmbeds, ILinearDelta? delta) => lm_head.forward(model.Forward(inputsEmbeds, delta));
+    /// <summary>Logits [B, T, vocab] for input embeddings [B, T, d], with an optional per-client linear
+    /// delta.</summary>
+    public Tensor Forward(Tensor inputsEmbeds, ILinearDelta? delta) =>
+        lm_head.forward(model.Forward(inputsEmbeds, delta));
 
     /// <summary>Logits of the hidden states [.., d] (the LM head alone).</summary>
     public Tensor Head(Tensor hidden) => lm_head.forward(hidden);

@@ -116,8 +116,13 @@ public sealed record LlamaConfig
         ConfigException.Positive(NumAttentionHeads, $"{where}.num_attention_heads");
         ConfigException.Positive(KeyValueHeads, $"{where}.num_key_value_heads");
         ConfigException.Positive(VocabSize, $"{where}.vocab_size");
-        if (HiddenSize % NumAttentionHeads != 0) throw new ConfigException($"{where}.hidden_size ({HiddenSize}) must be divisible by num_attention_heads ({NumAttentionHeads})");
-        if (NumAttentionHeads % KeyValueHeads != 0) throw new ConfigException($"{where}.num_attention_heads ({NumAttentionHeads}) must be divisible by num_key_value_heads ({KeyValueHeads})");
-        if (HiddenAct != "silu") throw new ConfigException($"{where}.hidden_act '{HiddenAct}' is not supported (only 'silu')");
+        if (HiddenSize % NumAttentionHeads != 0)
+            throw new ConfigException($"{where}.hidden_size ({HiddenSize}) must be divisible by " +
+                                      $"num_attention_heads ({NumAttentionHeads})");
+        if (NumAttentionHeads % KeyValueHeads != 0)
+            throw new ConfigException($"{where}.num_attention_heads ({NumAttentionHeads}) must be divisible by " +
+                                      $"num_key_value_heads ({KeyValueHeads})");
+        if (HiddenAct != "silu")
+            throw new ConfigException($"{where}.hidden_act '{HiddenAct}' is not supported (only 'silu')");
     }
 }

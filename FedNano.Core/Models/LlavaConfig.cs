@@ -20,13 +20,15 @@ public sealed record LlavaConfig
     /// <summary>Which vision layer's output feeds the projector (LLaVA-1.5: -2, the second to last).</summary>
     [JsonPropertyName("vision_feature_layer")] public int VisionFeatureLayer { get; init; } = -2;
     /// <summary><c>default</c> drops the class token (LLaVA-1.5), <c>full</c> keeps it.</summary>
-    [JsonPropertyName("vision_feature_select_strategy")] public string VisionFeatureSelectStrategy { get; init; } = "default";
+    [JsonPropertyName("vision_feature_select_strategy")]
+    public string VisionFeatureSelectStrategy { get; init; } = "default";
     /// <summary>Per-channel mean used to normalise images (CLIP's by default).</summary>
     [JsonPropertyName("image_mean")] public float[] ImageMean { get; init; } = [0.48145466f, 0.4578275f, 0.40821073f];
     /// <summary>Per-channel standard deviation used to normalise images (CLIP's by default).</summary>
     [JsonPropertyName("image_std")] public float[] ImageStd { get; init; } = [0.26862954f, 0.26130258f, 0.27577711f];
     /// <summary>Architectures, as Hugging Face writes them.</summary>
-    [JsonPropertyName("architectures")] public string[] Architectures { get; init; } = ["LlavaForConditionalGeneration"];
+    [JsonPropertyName("architectures")]
+    public string[] Architectures { get; init; } = ["LlavaForConditionalGeneration"];
     /// <summary>Model type, as Hugging Face writes it.</summary>
     [JsonPropertyName("model_type")] public string ModelType { get; init; } = "llava";
 
@@ -38,11 +40,15 @@ public sealed record LlavaConfig
     {
         TextConfig.Validate();
         VisionConfig.Validate();
-        if (ProjectorHiddenAct != "gelu") throw new ConfigException($"projector_hidden_act '{ProjectorHiddenAct}' is not supported (only 'gelu')");
-        if (VisionFeatureSelectStrategy is not ("default" or "full")) throw new ConfigException($"vision_feature_select_strategy '{VisionFeatureSelectStrategy}' must be 'default' or 'full'");
+        if (ProjectorHiddenAct != "gelu")
+            throw new ConfigException($"projector_hidden_act '{ProjectorHiddenAct}' is not supported (only 'gelu')");
+        if (VisionFeatureSelectStrategy is not ("default" or "full"))
+            throw new ConfigException($"vision_feature_select_strategy '{VisionFeatureSelectStrategy}' " +
+                                      "must be 'default' or 'full'");
         int layers = VisionConfig.NumHiddenLayers;
         if (VisionFeatureLayer == 0 || VisionFeatureLayer < -layers || VisionFeatureLayer > layers)
-            throw new ConfigException($"vision_feature_layer {VisionFeatureLayer} is outside the tower's {layers} layers");
+            throw new ConfigException(
+                $"vision_feature_layer {VisionFeatureLayer} is outside the tower's {layers} layers");
         if (ImageMean.Length != VisionConfig.NumChannels || ImageStd.Length != VisionConfig.NumChannels)
             throw new ConfigException($"image_mean and image_std must have {VisionConfig.NumChannels} values");
     }

@@ -4,7 +4,8 @@ using static TorchSharp.torch;
 
 namespace FedNano.Models;
 
-/// <summary>LLaVA-1.5's <c>mlp2x_gelu</c> connector: <c>linear_2(gelu(linear_1(x)))</c>, vision width to LLM width.</summary>
+/// <summary>LLaVA-1.5's <c>mlp2x_gelu</c> connector: <c>linear_2(gelu(linear_1(x)))</c>, vision width to LLM
+/// width.</summary>
 public sealed class LlavaMultiModalProjector : nn.Module<Tensor, Tensor>
 {
     private readonly Linear linear_1, linear_2;
@@ -18,7 +19,8 @@ public sealed class LlavaMultiModalProjector : nn.Module<Tensor, Tensor>
     }
 
     /// <inheritdoc/>
-    public override Tensor forward(Tensor x) => linear_2.forward(nn.functional.gelu(linear_1.forward(x.to_type(linear_1.weight.dtype))));
+    public override Tensor forward(Tensor x) =>
+        linear_2.forward(nn.functional.gelu(linear_1.forward(x.to_type(linear_1.weight.dtype))));
 }
 
 /// <summary>
@@ -54,7 +56,8 @@ public sealed class LlavaModel : nn.Module<Tensor, Tensor>, IMultimodalModel
 
     /// <summary>Visual tokens [B, N, d_text] of pixels [B, C, S, S], as LLaVA selects and projects them.</summary>
     public Tensor ImageTokens(Tensor pixels) =>
-        multi_modal_projector.forward(vision_tower.Features(pixels, Config.VisionFeatureLayer, Config.VisionFeatureSelectStrategy == "default"));
+        multi_modal_projector.forward(vision_tower.Features(pixels, Config.VisionFeatureLayer,
+            Config.VisionFeatureSelectStrategy == "default"));
 
     /// <inheritdoc/>
     public int TokensPerImage => Config.ImageTokens;
@@ -77,7 +80,8 @@ public sealed class LlavaModel : nn.Module<Tensor, Tensor>, IMultimodalModel
     public Tensor Features(Tensor pixels)
     {
         using var _ = no_grad();
-        return vision_tower.Features(pixels, Config.VisionFeatureLayer, Config.VisionFeatureSelectStrategy == "default");
+        return vision_tower.Features(pixels, Config.VisionFeatureLayer,
+            Config.VisionFeatureSelectStrategy == "default");
     }
 
     /// <inheritdoc/>
@@ -89,7 +93,8 @@ public sealed class LlavaModel : nn.Module<Tensor, Tensor>, IMultimodalModel
     }
 
     /// <inheritdoc/>
-    public Ledgers.ArchitectureParameters Architecture(string name) => Ledgers.ArchitectureParameters.Llava(Config, name);
+    public Ledgers.ArchitectureParameters Architecture(string name) =>
+        Ledgers.ArchitectureParameters.Llava(Config, name);
 
     /// <summary>Not used: the model runs in pieces through the split (see <c>NanoEdge</c>).</summary>
     public override Tensor forward(Tensor pixels) => ImageTokens(pixels);

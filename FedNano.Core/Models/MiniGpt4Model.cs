@@ -74,7 +74,8 @@ public sealed class MiniGpt4Model : nn.Module<Tensor, Tensor>, IMultimodalModel
     /// <inheritdoc/>
     public int ImageSize => Config.VisionConfig.ImageSize;
 
-    /// <summary>The Q-Former's output [N, queries, d_qformer] for pixels [N, 3, S, S]: what the projection maps.</summary>
+    /// <summary>The Q-Former's output [N, queries, d_qformer] for pixels [N, 3, S, S]: what the projection
+    /// maps.</summary>
     public Tensor Features(Tensor pixels)
     {
         using var _ = no_grad();
@@ -92,7 +93,8 @@ public sealed class MiniGpt4Model : nn.Module<Tensor, Tensor>, IMultimodalModel
     }
 
     /// <inheritdoc/>
-    public Ledgers.ArchitectureParameters Architecture(string name) => Ledgers.ArchitectureParameters.MiniGpt4(Config, name);
+    public Ledgers.ArchitectureParameters Architecture(string name) =>
+        Ledgers.ArchitectureParameters.MiniGpt4(Config, name);
 
     /// <summary>Not used: the model runs in pieces through the split.</summary>
     public override Tensor forward(Tensor pixels) => ImageTokens(pixels);

@@ -75,8 +75,8 @@ public static class TinyBackbone
     };
 
     /// <summary>
-    /// The image function of a config: <see cref="ImageProcessor.Process"/> (image files decoded, padded to a square and
-    /// resized as LLaVA-1.5 does; in-memory pixels at the encoder's size only normalised).
+    /// The image function of a config: <see cref="ImageProcessor.Process"/> (image files decoded, padded to a square
+    /// and resized as LLaVA-1.5 does; in-memory pixels at the encoder's size only normalised).
     /// </summary>
     public static Func<SampleImage, Tensor> PixelsFor(LlavaConfig c)
     {
@@ -84,19 +84,23 @@ public static class TinyBackbone
         return image => processor.Process(image);
     }
 
-    /// <summary>Loads a tiny backbone folder onto <paramref name="device"/> (default CPU) in <paramref name="dtype"/>.</summary>
+    /// <summary>Loads a tiny backbone folder onto <paramref name="device"/> (default CPU) in
+    /// <paramref name="dtype"/>.</summary>
     public static Backbone Load(string dir, Device? device = null, ScalarType dtype = ScalarType.Float32)
     {
         string weights = Path.Combine(dir, "model.safetensors");
-        foreach (var f in new[] { Path.Combine(dir, "config.json"), weights, Path.Combine(dir, TinyTokenizer.FileName) })
-            if (!File.Exists(f)) throw new ConfigException($"tiny backbone file {f} is missing (run 'fednano pretrain' to make it)");
+        foreach (var f in new[]
+            { Path.Combine(dir, "config.json"), weights, Path.Combine(dir, TinyTokenizer.FileName) })
+            if (!File.Exists(f))
+                throw new ConfigException($"tiny backbone file {f} is missing (run 'fednano pretrain' to make it)");
         string configPath = Path.Combine(dir, "config.json"), vocabPath = Path.Combine(dir, TinyTokenizer.FileName);
         var config = LlavaConfig.Load(configPath);
         var tokenizer = TinyTokenizer.Load(vocabPath);
         if (config.TextConfig.VocabSize != tokenizer.VocabSize)
             throw new ConfigException($"{configPath}: text_config.vocab_size is {config.TextConfig.VocabSize} " +
                 $"but {vocabPath} holds {tokenizer.VocabSize} tokens: the files are of different backbones");
-        var file = Checkpoints.SafetensorsFile.Open(weights); // header, keys and shapes checked before anything is allocated
+        // header, keys and shapes checked before anything is allocated
+        var file = Checkpoints.SafetensorsFile.Open(weights);
         file.CheckWeights(Checkpoints.LlavaCheckpoint.ExpectedParameters(config), configPath);
         var model = new LlavaModel(config);
         try { file.LoadInto(model); }
@@ -157,8 +161,11 @@ public static class TinyBackbone
             {
                 using var scope = NewDisposeScope();
                 // linear warm-up over the first 5% of the steps, then linear decay to zero
-                foreach (var g in optimizer.ParamGroups) g.LearningRate = o.LearningRate * Math.Min((step + 1) / (0.05 * steps), (double)(steps - step) / (0.95 * steps));
-                var batch = EncodedBatch.Create(order[i..Math.Min(i + o.BatchSize, order.Length)], true, tokenizer.PadId, CPU);
+                foreach (var g in optimizer.ParamGroups)
+                    g.LearningRate = o.LearningRate
+                        * Math.Min((step + 1) / (0.05 * steps), (double)(steps - step) / (0.95 * steps));
+                var batch = EncodedBatch.Create(order[i..Math.Min(i + o.BatchSize, order.Length)], true,
+                    tokenizer.PadId, CPU);
                 var loss = Loss(model, batch, pixels).mean();
                 optimizer.zero_grad();
                 loss.backward();
@@ -168,12 +175,16 @@ public static class TinyBackbone
                 step++;
             }
             model.eval();
-            accuracy = (Accuracy(model, tokenizer, pixels, generalTest), Accuracy(model, tokenizer, pixels, clientTest));
-            log($"epoch {epoch + 1}/{o.Epochs}: loss {total / order.Length:F4}, held-out accuracy general {accuracy.general:P1}, client dialect {accuracy.client:P1} ({clock.Elapsed.TotalSeconds:F0}s)");
+            accuracy = (Accuracy(model, tokenizer, pixels, generalTest),
+                Accuracy(model, tokenizer, pixels, clientTest));
+            log($"epoch {epoch + 1}/{o.Epochs}: loss {total / order.Length:F4}, " +
+                $"held-out accuracy general {accuracy.general:P1}, client dialect {accuracy.client:P1} " +
+                $"({clock.Elapsed.TotalSeconds:F0}s)");
             Save(dir, model, vocab, new
             {
                 o.Seed, o.Samples, o.Epochs, o.BatchSize, o.LearningRate, epochs_done = epoch + 1,
-                general_accuracy = accuracy.general, client_accuracy = accuracy.client, seconds = clock.Elapsed.TotalSeconds,
+                general_accuracy = accuracy.general, client_accuracy = accuracy.client,
+                seconds = clock.Elapsed.TotalSeconds,
             });
         }
         return accuracy;
@@ -189,7 +200,10 @@ public static class TinyBackbone
         using var _ = no_grad();
         foreach (var (name, p) in model.named_parameters())
         {
-            if (name.Contains("norm") || name.Contains("layrnorm")) { if (name.EndsWith("weight")) p.fill_(1.0); else p.zero_(); }
+            if (name.Contains("norm") || name.Contains("layrnorm"))
+            {
+                if (name.EndsWith("weight")) p.fill_(1.0); else p.zero_();
+            }
             else if (name.EndsWith("bias")) p.zero_();
             else p.normal_(0, 0.02);
         }
@@ -207,7 +221,8 @@ public static class TinyBackbone
         File.Copy(vocab, Path.Combine(tmp, TinyTokenizer.FileName));
         model.Config.Save(Path.Combine(tmp, "config.json"));
         model.save_safetensors(Path.Combine(tmp, "model.safetensors"));
-        File.WriteAllText(Path.Combine(tmp, "pretraining.json"), JsonSerializer.Serialize(record, new JsonSerializerOptions { WriteIndented = true }));
+        File.WriteAllText(Path.Combine(tmp, "pretraining.json"),
+            JsonSerializer.Serialize(record, new JsonSerializerOptions { WriteIndented = true }));
         if (Directory.Exists(old)) Directory.Delete(old, true);
         if (Directory.Exists(dir)) Directory.Move(dir, old);
         Directory.Move(tmp, dir);
@@ -216,16 +231,20 @@ public static class TinyBackbone
 
     private static Tensor Loss(LlavaModel model, EncodedBatch batch, Func<SampleImage, Tensor> pixels)
     {
-        var visual = batch.Images.Length == 0 ? null : model.ImageTokens(stack(batch.Images.Select(pixels).ToArray())).flatten(0, 1);
+        var visual = batch.Images.Length == 0
+            ? null
+            : model.ImageTokens(stack(batch.Images.Select(pixels).ToArray())).flatten(0, 1);
         var x = Sequences.Assemble(model.LanguageModel.Model.EmbedTokens, visual, batch);
         return model.LanguageModel.TargetNll(x, batch.Labels);
     }
 
-    private static double Accuracy(LlavaModel model, ITextTokenizer tokenizer, Func<SampleImage, Tensor> pixels, IReadOnlyList<MultimodalSample> samples)
+    private static double Accuracy(LlavaModel model, ITextTokenizer tokenizer, Func<SampleImage, Tensor> pixels,
+        IReadOnlyList<MultimodalSample> samples)
     {
         using var _ = no_grad();
         int correct = 0;
-        var encoded = samples.Select(s => EncodedSample.Encode(s, LlavaPrompt.Build(s), tokenizer, model.Config.ImageTokens)).ToArray();
+        var encoded = samples
+            .Select(s => EncodedSample.Encode(s, LlavaPrompt.Build(s), tokenizer, model.Config.ImageTokens)).ToArray();
         for (int i = 0; i < encoded.Length; i += 64)
         {
             using var scope = NewDisposeScope();

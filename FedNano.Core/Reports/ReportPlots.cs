@@ -4,18 +4,26 @@ using ScottPlot.TickGenerators;
 
 namespace FedNano.Reports;
 
-/// <summary>The PNG plots of a <see cref="SweepReport"/> (ScottPlot), one colour per method across all plots, legends beside the data.</summary>
+/// <summary>The PNG plots of a <see cref="SweepReport"/> (ScottPlot), one colour per method across all plots, legends
+/// beside the data.</summary>
 internal sealed class ReportPlots(SweepReport report, string dir)
 {
     private const int Width = 960, Height = 540;
     private static readonly IPalette Palette = new ScottPlot.Palettes.Category10();
 
-    private static readonly MarkerShape[] Shapes = [MarkerShape.FilledCircle, MarkerShape.FilledSquare, MarkerShape.FilledTriangleUp, MarkerShape.FilledDiamond, MarkerShape.FilledTriangleDown, MarkerShape.OpenCircle, MarkerShape.OpenSquare];
+    private static readonly MarkerShape[] Shapes =
+    [
+        MarkerShape.FilledCircle, MarkerShape.FilledSquare, MarkerShape.FilledTriangleUp, MarkerShape.FilledDiamond,
+        MarkerShape.FilledTriangleDown, MarkerShape.OpenCircle, MarkerShape.OpenSquare
+    ];
 
     /// <summary>A marker shape per method, so methods whose lines coincide stay told apart.</summary>
-    private MarkerShape ShapeOf(string method) => Shapes[Math.Max(0, report.Methods.ToList().IndexOf(method)) % Shapes.Length];
+    private MarkerShape ShapeOf(string method) =>
+        Shapes[Math.Max(0, report.Methods.ToList().IndexOf(method)) % Shapes.Length];
 
-    private Color ColorOf(string method) => method == Simulation.MethodCatalog.ZeroShot ? Colors.Gray : Palette.GetColor(report.Methods.ToList().IndexOf(method));
+    private Color ColorOf(string method) => method == Simulation.MethodCatalog.ZeroShot
+        ? Colors.Gray
+        : Palette.GetColor(report.Methods.ToList().IndexOf(method));
 
     private static Plot NewPlot(string title, string x, string y)
     {
@@ -47,7 +55,8 @@ internal sealed class ReportPlots(SweepReport report, string dir)
     /// </summary>
     public string AccuracyVsRound(int clients, double alpha, out string relative)
     {
-        var plot = NewPlot($"Mean client accuracy per round ({report.Setting}; {clients} clients, α = {SweepReport.F(alpha)})",
+        var plot = NewPlot(
+            $"Mean client accuracy per round ({report.Setting}; {clients} clients, α = {SweepReport.F(alpha)})",
             "Communication round (0: zero-shot)", "Mean client test accuracy (%)");
         int maxRound = 1;
         var zeroShot = report.Curve(clients, alpha, Simulation.MethodCatalog.ZeroShot);
@@ -62,11 +71,13 @@ internal sealed class ReportPlots(SweepReport report, string dir)
                 continue;
             }
             if (zeroShot.Count > 0 && curve[0].Round > 0) curve = [zeroShot[0], .. curve];
-            double[] xs = curve.Select(c => (double)c.Round).ToArray(), ys = curve.Select(c => c.Accuracy.Mean).ToArray();
+            double[] xs = curve.Select(c => (double)c.Round).ToArray(),
+                ys = curve.Select(c => c.Accuracy.Mean).ToArray();
             maxRound = Math.Max(maxRound, curve[^1].Round);
             if (curve.All(c => c.Accuracy.Std is not null))
             {
-                var band = plot.Add.FillY(xs, curve.Select(c => c.Accuracy.Mean - c.Accuracy.Std!.Value).ToArray(), curve.Select(c => c.Accuracy.Mean + c.Accuracy.Std!.Value).ToArray());
+                var band = plot.Add.FillY(xs, curve.Select(c => c.Accuracy.Mean - c.Accuracy.Std!.Value).ToArray(),
+                    curve.Select(c => c.Accuracy.Mean + c.Accuracy.Std!.Value).ToArray());
                 band.FillColor = ColorOf(m).WithAlpha(0.15);
                 band.LineWidth = 0;
             }
@@ -82,15 +93,20 @@ internal sealed class ReportPlots(SweepReport report, string dir)
         return Save(plot, $"accuracy-vs-round_{Tag(clients, alpha)}.png", out relative);
     }
 
-    /// <summary>Final mean client accuracy against alpha (log axis), one line per method with ± std error bars.</summary>
+    /// <summary>Final mean client accuracy against alpha (log axis), one line per method with ± std error
+    /// bars.</summary>
     public string AccuracyVsAlpha(int clients, out string relative)
     {
-        var plot = NewPlot($"Final mean client accuracy against α ({report.Setting}; {clients} clients)", "Dirichlet concentration α (log scale; smaller = more heterogeneous)", "Final mean client test accuracy (%)");
+        var plot = NewPlot($"Final mean client accuracy against α ({report.Setting}; {clients} clients)",
+            "Dirichlet concentration α (log scale; smaller = more heterogeneous)",
+            "Final mean client test accuracy (%)");
         foreach (var m in report.Methods)
         {
-            var points = report.Alphas.Select(a => (a, v: report.Final(clients, a, m, "mean"))).Where(p => p.v is not null).ToArray();
+            var points = report.Alphas.Select(a => (a, v: report.Final(clients, a, m, "mean")))
+                .Where(p => p.v is not null).ToArray();
             if (points.Length == 0) continue;
-            double[] xs = points.Select(p => Math.Log10(p.a)).ToArray(), ys = points.Select(p => p.v!.Value.Mean).ToArray();
+            double[] xs = points.Select(p => Math.Log10(p.a)).ToArray(),
+                ys = points.Select(p => p.v!.Value.Mean).ToArray();
             var s = plot.Add.Scatter(xs, ys, ColorOf(m));
             s.LineWidth = 2;
             s.MarkerSize = 9;
@@ -103,8 +119,10 @@ internal sealed class ReportPlots(SweepReport report, string dir)
                 e.LineColor = ColorOf(m);
             }
         }
-        plot.Axes.Bottom.SetTicks(report.Alphas.Select(Math.Log10).ToArray(), report.Alphas.Select(SweepReport.F).ToArray());
-        double lo = Math.Log10(report.Alphas[0]), hi = Math.Log10(report.Alphas[^1]), pad = Math.Max(0.1, (hi - lo) * 0.06);
+        plot.Axes.Bottom.SetTicks(report.Alphas.Select(Math.Log10).ToArray(),
+            report.Alphas.Select(SweepReport.F).ToArray());
+        double lo = Math.Log10(report.Alphas[0]), hi = Math.Log10(report.Alphas[^1]),
+            pad = Math.Max(0.1, (hi - lo) * 0.06);
         plot.Axes.SetLimitsX(lo - pad, hi + pad);
         PercentAxis(plot);
         return Save(plot, $"accuracy-vs-alpha_clients-{clients}.png", out relative);
@@ -137,10 +155,13 @@ internal sealed class ReportPlots(SweepReport report, string dir)
         return Save(plot, $"accuracy-vs-epsilon_{Tag(clients, alpha)}.png", out relative);
     }
 
-    /// <summary>Final accuracy of each client, bars grouped by client, one colour per method (± std over seeds).</summary>
+    /// <summary>Final accuracy of each client, bars grouped by client, one colour per method (± std over
+    /// seeds).</summary>
     public string ClientBars(int clients, double alpha, out string relative)
     {
-        var plot = NewPlot($"Final accuracy per client ({report.Setting}; {clients} clients, α = {SweepReport.F(alpha)})", "Client", "Final test accuracy (%)");
+        var plot = NewPlot(
+            $"Final accuracy per client ({report.Setting}; {clients} clients, α = {SweepReport.F(alpha)})",
+            "Client", "Final test accuracy (%)");
         var methods = report.Methods.Where(m => report.Final(clients, alpha, m, "mean") is not null).ToArray();
         double width = 0.8 / methods.Length;
         var bars = new List<Bar>();
@@ -148,19 +169,25 @@ internal sealed class ReportPlots(SweepReport report, string dir)
         {
             for (int k = 0; k < clients; k++)
                 if (report.Final(clients, alpha, methods[i], k.ToString(CultureInfo.InvariantCulture)) is { } v)
-                    bars.Add(new Bar { Position = k - 0.4 + width * (i + 0.5), Value = v.Mean, Error = v.Std ?? 0, ErrorSize = width * 0.4, Size = width * 0.9, FillColor = ColorOf(methods[i]), LineWidth = 1.2f, LineColor = Colors.Black.WithAlpha(0.7) });
+                    bars.Add(new Bar
+                    {
+                        Position = k - 0.4 + width * (i + 0.5), Value = v.Mean, Error = v.Std ?? 0,
+                        ErrorSize = width * 0.4, Size = width * 0.9, FillColor = ColorOf(methods[i]), LineWidth = 1.2f,
+                        LineColor = Colors.Black.WithAlpha(0.7)
+                    });
             plot.Legend.ManualItems.Add(new LegendItem { LabelText = methods[i], FillColor = ColorOf(methods[i]) });
         }
         plot.Add.Bars(bars);
-        plot.Axes.Bottom.SetTicks(Enumerable.Range(0, clients).Select(k => (double)k).ToArray(), Enumerable.Range(0, clients).Select(k => $"Client {k}").ToArray());
+        plot.Axes.Bottom.SetTicks(Enumerable.Range(0, clients).Select(k => (double)k).ToArray(),
+            Enumerable.Range(0, clients).Select(k => $"Client {k}").ToArray());
         plot.Axes.SetLimitsX(-0.5, clients - 0.5);
         PercentAxis(plot);
         return Save(plot, $"client-accuracy_{Tag(clients, alpha)}.png", out relative);
     }
 
     /// <summary>
-    /// What one client uploads in a round it takes part in, per method (linear axis): model parameters and Fisher values
-    /// stacked apart, the bytes of both on top; null if no method uploads.
+    /// What one client uploads in a round it takes part in, per method (linear axis): model parameters and Fisher
+    /// values stacked apart, the bytes of both on top; null if no method uploads.
     /// </summary>
     public string? UploadsPerRound(out string relative)
     {
@@ -178,7 +205,8 @@ internal sealed class ReportPlots(SweepReport report, string dir)
             bars.Add(new Bar { Position = i, Value = p, FillColor = parameters, LineWidth = 0, Size = 0.6 });
             bars.Add(new Bar
             {
-                Position = i, ValueBase = p, Value = p + f, FillColor = fisher, LineWidth = 0, Size = 0.6, Label = SweepReport.Bytes(bytes),
+                Position = i, ValueBase = p, Value = p + f, FillColor = fisher, LineWidth = 0, Size = 0.6,
+                Label = SweepReport.Bytes(bytes),
             });
         }
         var barPlot = plot.Add.Bars(bars);

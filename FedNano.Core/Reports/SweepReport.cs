@@ -12,7 +12,8 @@ namespace FedNano.Reports;
 public readonly record struct OverSeeds(double Mean, double? Std, int N)
 {
     /// <summary>Mean and std of <paramref name="values"/>.</summary>
-    public static OverSeeds Of(IReadOnlyList<double> values) => new(values.Mean(), values.Count < 2 ? null : values.StandardDeviation(), values.Count);
+    public static OverSeeds Of(IReadOnlyList<double> values) =>
+        new(values.Mean(), values.Count < 2 ? null : values.StandardDeviation(), values.Count);
 }
 
 /// <summary>A row of a data set's breakdown in a report: one category, over seeds.</summary>
@@ -60,32 +61,41 @@ public sealed class SweepReport
     /// <summary>Alphas present.</summary>
     public IReadOnlyList<double> Alphas { get; }
 
-    /// <summary>The finished runs of a sweep folder (<c>sweep-config.json</c>) or a run folder; unfinished cells are counted in <paramref name="unfinished"/>.</summary>
+    /// <summary>The finished runs of a sweep folder (<c>sweep-config.json</c>) or a run folder; unfinished cells are
+    /// counted in <paramref name="unfinished"/>.</summary>
     public static SweepReport Load(string dir, out int unfinished)
     {
         unfinished = 0;
         if (File.Exists(Path.Combine(dir, Sweep.ConfigFile)))
         {
             string cells = Path.Combine(dir, Sweep.CellsFolder);
-            unfinished = Directory.Exists(cells) ? Directory.GetDirectories(cells).Count(d => !RunFolder.IsFinished(d)) : 0;
+            unfinished = Directory.Exists(cells)
+                ? Directory.GetDirectories(cells).Count(d => !RunFolder.IsFinished(d))
+                : 0;
             var finished = Sweep.LoadFinished(dir);
-            if (finished.Count == 0) throw new ConfigException($"{dir}: the sweep has no finished cell yet; run 'fednano sweep' first");
+            if (finished.Count == 0)
+                throw new ConfigException($"{dir}: the sweep has no finished cell yet; run 'fednano sweep' first");
             return new SweepReport(finished);
         }
         if (File.Exists(Path.Combine(dir, RunFolder.ConfigFile))) return new SweepReport([RunResults.Load(dir)]);
-        throw new ConfigException($"{dir} is neither a sweep folder ({Sweep.ConfigFile}) nor a run folder ({RunFolder.ConfigFile})");
+        throw new ConfigException($"{dir} is neither a sweep folder ({Sweep.ConfigFile}) " +
+                                  $"nor a run folder ({RunFolder.ConfigFile})");
     }
 
-    /// <summary>Final accuracy (%) of a method on a client (<c>mean</c>: the clients' mean) over seeds, or null if not run.</summary>
+    /// <summary>Final accuracy (%) of a method on a client (<c>mean</c>: the clients' mean) over seeds, or null if not
+    /// run.</summary>
     public OverSeeds? Final(int clients, double alpha, string method, string client) =>
-        aggregate.FirstOrDefault(a => a.Clients == clients && a.Alpha == alpha && a.Method == method && a.Client == client) is { } a
+        aggregate.FirstOrDefault(a => a.Clients == clients && a.Alpha == alpha && a.Method == method
+                                      && a.Client == client) is { } a
             ? new OverSeeds(a.AccuracyMean, a.AccuracyStd, a.Seeds) : null;
 
     /// <summary>Mean client accuracy (%) after each round (round 0: zero-shot) of a method, over seeds.</summary>
     public IReadOnlyList<(int Round, OverSeeds Accuracy)> Curve(int clients, double alpha, string method) =>
         Runs(clients, alpha, method)
-            .SelectMany(r => r.Rounds.Where(x => x.Method == method).GroupBy(x => x.Round).Select(g => (Round: g.Key, Mean: g.Average(x => x.Accuracy))))
-            .GroupBy(x => x.Round).OrderBy(g => g.Key).Select(g => (g.Key, OverSeeds.Of(g.Select(x => x.Mean).ToArray()))).ToArray();
+            .SelectMany(r => r.Rounds.Where(x => x.Method == method).GroupBy(x => x.Round)
+                .Select(g => (Round: g.Key, Mean: g.Average(x => x.Accuracy))))
+            .GroupBy(x => x.Round).OrderBy(g => g.Key)
+            .Select(g => (g.Key, OverSeeds.Of(g.Select(x => x.Mean).ToArray()))).ToArray();
 
     /// <summary>
     /// For runs with <c>dp</c>: after each round of a method, the largest epsilon any client has spent (rounds.csv's
@@ -140,8 +150,8 @@ public sealed class SweepReport
         }).ToArray();
     }
 
-    private static IEnumerable<(string Method, string Group, string Category, int Count, double Accuracy)> ReadBreakdown(
-        string dir)
+    private static IEnumerable<(string Method, string Group, string Category, int Count, double Accuracy)>
+        ReadBreakdown(string dir)
     {
         string path = Path.Combine(dir, RunFolder.BreakdownFile);
         if (!File.Exists(path)) yield break;
@@ -153,7 +163,8 @@ public sealed class SweepReport
             string accuracy = csv.GetString(csv.TryGetFieldIndex("accuracy_pct", out int i) ? i
                 : csv.GetFieldIndex("accuracy"));
             yield return (csv.GetString("method"), csv.GetString("group"), csv.GetString("category"),
-                csv.Parse<int>("count"), accuracy.Length == 0 ? double.NaN : double.Parse(accuracy, CultureInfo.InvariantCulture));
+                csv.Parse<int>("count"),
+                accuracy.Length == 0 ? double.NaN : double.Parse(accuracy, CultureInfo.InvariantCulture));
         }
     }
 
@@ -163,7 +174,8 @@ public sealed class SweepReport
     /// </summary>
     public OverSeeds? UploadedBytes(int clients, string method)
     {
-        var totals = ClientRuns(clients, method).Select(r => (double)r.Rounds.Where(x => x.Method == method).Sum(x => x.UploadedBytes)).ToArray();
+        var totals = ClientRuns(clients, method)
+            .Select(r => (double)r.Rounds.Where(x => x.Method == method).Sum(x => x.UploadedBytes)).ToArray();
         return totals.Length == 0 ? null : OverSeeds.Of(totals);
     }
 
@@ -174,7 +186,8 @@ public sealed class SweepReport
     private IEnumerable<RunResults> Runs(int clients, double alpha, string method) =>
         ClientRuns(clients, method).Where(r => r.Config.Alpha == alpha);
 
-    /// <summary>Writes <c>report.md</c> and <c>plots/*.png</c> into <paramref name="outDir"/>; returns the files written.</summary>
+    /// <summary>Writes <c>report.md</c> and <c>plots/*.png</c> into <paramref name="outDir"/>; returns the files
+    /// written.</summary>
     public IReadOnlyList<string> Write(string outDir, string source, int unfinished = 0)
     {
         Directory.CreateDirectory(outDir);
@@ -183,12 +196,13 @@ public sealed class SweepReport
         var md = new StringBuilder();
         var first = runs[0].Config;
         md.AppendLine($"# FedNano.Sim report: {source}").AppendLine();
-        md.AppendLine($"Dataset `{first.Dataset}`, backbone `{first.Backbone}`, {Words.Count(first.Rounds, "round")} of "
-            + $"{Words.Count(first.LocalEpochs, "local epoch")}, NanoAdapter rank {first.Adapter.Rank}, client fraction "
-            + $"{F(first.ClientFraction)}. {Words.Count(runs.Count, "finished run")}"
+        md.AppendLine($"Dataset `{first.Dataset}`, backbone `{first.Backbone}`, "
+            + $"{Words.Count(first.Rounds, "round")} of {Words.Count(first.LocalEpochs, "local epoch")}, "
+            + $"NanoAdapter rank {first.Adapter.Rank}, client fraction {F(first.ClientFraction)}. "
+            + $"{Words.Count(runs.Count, "finished run")}"
             + (unfinished > 0 ? $"; {Words.Count(unfinished, "unfinished cell")} left out." : ".")).AppendLine();
-        md.AppendLine("Accuracy: final test accuracy (%) of each client's model on its own test part, mean ± sample standard "
-            + "deviation over seeds (n = seeds). "
+        md.AppendLine("Accuracy: final test accuracy (%) of each client's model on its own test part, mean ± sample "
+            + "standard deviation over seeds (n = seeds). "
             + "Clients are numbered from 0, as in the CSV files.").AppendLine();
 
         foreach (int k in ClientCounts)
@@ -200,7 +214,8 @@ public sealed class SweepReport
                     + " | **Avg** | n |");
                 md.AppendLine("|---" + string.Concat(Enumerable.Repeat("|---:", k + 2)) + "|");
                 foreach (var m in Methods.Where(m => Final(k, a, m, "mean") is not null))
-                    md.AppendLine($"| {m} | " + string.Join(" | ", Enumerable.Range(0, k).Select(c => Cell(Final(k, a, m, c.ToString(CultureInfo.InvariantCulture)))))
+                    md.AppendLine($"| {m} | " + string.Join(" | ", Enumerable.Range(0, k)
+                            .Select(c => Cell(Final(k, a, m, c.ToString(CultureInfo.InvariantCulture)))))
                         + $" | **{Cell(Final(k, a, m, "mean"))}** | {Final(k, a, m, "mean")!.Value.N} |");
                 md.AppendLine();
                 files.Add(plots.AccuracyVsRound(k, a, out string curve));
@@ -214,7 +229,9 @@ public sealed class SweepReport
             md.AppendLine($"## {k} clients: mean accuracy against α").AppendLine();
             md.AppendLine("| Method | " + string.Join(" | ", Alphas.Select(a => $"α = {F(a)}")) + " |");
             md.AppendLine("|---" + string.Concat(Enumerable.Repeat("|---:", Alphas.Count)) + "|");
-            foreach (var m in Methods) md.AppendLine($"| {m} | " + string.Join(" | ", Alphas.Select(a => Cell(Final(k, a, m, "mean")))) + " |");
+            foreach (var m in Methods)
+                md.AppendLine($"| {m} | "
+                    + string.Join(" | ", Alphas.Select(a => Cell(Final(k, a, m, "mean")))) + " |");
             md.AppendLine();
             if (Alphas.Count > 1)
             {
@@ -229,17 +246,19 @@ public sealed class SweepReport
                 md.AppendLine($"## α = {F(a)}: mean accuracy against the number of clients").AppendLine();
                 md.AppendLine("| Method | " + string.Join(" | ", ClientCounts.Select(k => $"{k} clients")) + " |");
                 md.AppendLine("|---" + string.Concat(Enumerable.Repeat("|---:", ClientCounts.Count)) + "|");
-                foreach (var m in Methods) md.AppendLine($"| {m} | " + string.Join(" | ", ClientCounts.Select(k => Cell(Final(k, a, m, "mean")))) + " |");
+                foreach (var m in Methods)
+                    md.AppendLine($"| {m} | "
+                        + string.Join(" | ", ClientCounts.Select(k => Cell(Final(k, a, m, "mean")))) + " |");
                 md.AppendLine();
             }
 
         AppendPrivacy(md, plots, files);
 
         md.AppendLine("## Communication").AppendLine();
-        md.AppendLine("Uploaded by one client in a round it takes part in: model parameters and Fisher values apart, and their "
-            + "bytes; and bytes all clients send over a whole run (rounds.csv's uploaded_bytes; runs without that column count "
-            + $"{RunResults.LegacyBytesPerParameter} bytes per parameter). Methods that upload nothing (zero-shot, centralized, "
-            + "local) are left out of the plot.").AppendLine();
+        md.AppendLine("Uploaded by one client in a round it takes part in: model parameters and Fisher values apart, "
+            + "and their bytes; and bytes all clients send over a whole run (rounds.csv's uploaded_bytes; runs without "
+            + $"that column count {RunResults.LegacyBytesPerParameter} bytes per parameter). Methods that upload "
+            + "nothing (zero-shot, centralized, local) are left out of the plot.").AppendLine();
         md.AppendLine("| Method | Clients | Parameters per client per round | Fisher values per client per round "
             + "| Bytes per client per round | Bytes per run (all clients) |");
         md.AppendLine("|---|---:|---:|---:|---:|---:|");
@@ -248,8 +267,8 @@ public sealed class SweepReport
             foreach (int k in ClientCounts)
                 if (UploadedBytes(k, m) is { } b)
                     md.AppendLine(UploadPerRound(m) is { } u
-                        ? $"| {m} | {k} | {u.Parameters.ToString("N0", inv)} | {u.Fisher.ToString("N0", inv)} | {Bytes(u.Bytes)} "
-                            + $"| {Bytes(b.Mean)} |"
+                        ? $"| {m} | {k} | {u.Parameters.ToString("N0", inv)} | {u.Fisher.ToString("N0", inv)} "
+                            + $"| {Bytes(u.Bytes)} | {Bytes(b.Mean)} |"
                         : $"| {m} | {k} | 0 | 0 | 0 B | {Bytes(b.Mean)} |");
         md.AppendLine();
         if (plots.UploadsPerRound(out string upPath) is { } up)
@@ -299,14 +318,15 @@ public sealed class SweepReport
         var methods = Methods.Where(m => rows.Any(r => r.ByMethod.ContainsKey(m))).ToArray();
         md.AppendLine($"### {clients} clients, α = {F(alpha)}: accuracy per category ({runs[0].Config.Dataset})")
             .AppendLine();
-        md.AppendLine("All clients' final test predictions pooled, per category of the data set (breakdown.csv, which also has "
-            + "IconQA's per-skill rows); "
+        md.AppendLine("All clients' final test predictions pooled, per category of the data set (breakdown.csv, which "
+            + "also has IconQA's per-skill rows); "
             + "n: test questions, mean over seeds.").AppendLine();
         md.AppendLine("| Group | Category | n | " + string.Join(" | ", methods) + " |");
         md.AppendLine("|---|---|---:" + string.Concat(Enumerable.Repeat("|---:", methods.Length)) + "|");
         foreach (var r in rows)
             md.AppendLine($"| {r.Group} | {r.Category} | {r.Count} | "
-                + string.Join(" | ", methods.Select(m => Cell(r.ByMethod.TryGetValue(m, out var v) ? v : null))) + " |");
+                + string.Join(" | ", methods.Select(m => Cell(r.ByMethod.TryGetValue(m, out var v) ? v : null)))
+                + " |");
         md.AppendLine();
     }
 

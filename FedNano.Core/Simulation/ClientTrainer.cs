@@ -80,8 +80,9 @@ internal sealed partial class ClientTrainer(
     /// <see cref="LocalOptimisation.Step"/>'s.
     /// </summary>
     internal static (double loss, AdapterState? fisher) Optimise(
-        IReadOnlyList<(string name, Parameter parameter)> parameters, IReadOnlyList<EncodedSample> data, FitInstructions fit, AdapterState? global,
-        Random rng, SimulationConfig config, int epochs, int? steps, Device device, Func<EncodedBatch, Tensor> step)
+        IReadOnlyList<(string name, Parameter parameter)> parameters, IReadOnlyList<EncodedSample> data,
+        FitInstructions fit, AdapterState? global, Random rng, SimulationConfig config, int epochs, int? steps,
+        Device device, Func<EncodedBatch, Tensor> step)
     {
         using var run = new LocalOptimisation(parameters, data, fit, global, rng, config, epochs, steps);
         while (run.Next() is { } samples)
@@ -123,7 +124,8 @@ internal sealed partial class ClientTrainer(
         => FisherPass(clients, edgeAdapters: false);
 
     /// <summary>Consecutive groups of clients' batches of at most <c>batch_size</c> samples in all.</summary>
-    private IEnumerable<(int k, EncodedSample[] samples)[]> Groups(IEnumerable<(int k, EncodedSample[] samples)> batches)
+    private IEnumerable<(int k, EncodedSample[] samples)[]> Groups(
+        IEnumerable<(int k, EncodedSample[] samples)> batches)
     {
         var group = new List<(int k, EncodedSample[] samples)>();
         foreach (var b in batches)
@@ -142,7 +144,8 @@ internal sealed partial class ClientTrainer(
     private Tensor ClientIndex(int[] counts) =>
         tensor(counts.SelectMany((n, c) => Enumerable.Repeat((long)c, n)).ToArray(), device: edge.Device);
 
-    /// <summary>The Fisher pass; with <paramref name="edgeAdapters"/> the one client's adapters are the edge's.</summary>
+    /// <summary>The Fisher pass; with <paramref name="edgeAdapters"/> the one client's adapters are the
+    /// edge's.</summary>
     private AdapterState[] FisherPass(IReadOnlyList<FisherJob> clients, bool edgeAdapters)
     {
         var sums = clients.Select(c => c.Adapters.ToDictionary(p => p.Key, p => zeros_like(p.Value))).ToArray();
@@ -154,7 +157,8 @@ internal sealed partial class ClientTrainer(
                 using var scope = NewDisposeScope();
                 var client = ClientIndex(group.Select(a => a.samples.Length).ToArray());
                 var adapters = group.Select(a => clients[a.k].Adapters).ToArray();
-                Tensor Weights(string name) => edgeAdapters ? adapters[0][name] : stack(adapters.Select(a => a[name]))[client];
+                Tensor Weights(string name) =>
+                    edgeAdapters ? adapters[0][name] : stack(adapters.Select(a => a[name]))[client];
                 Tensor Send(EncodedBatch b, Tensor raw)
                 {
                     using (no_grad())

@@ -25,7 +25,8 @@ public static class Experiment
     /// holds out its own test part; contexts longer than <c>max_context_tokens</c> are cut at a word boundary.
     /// Checks that every sample has the <c>partition_by</c> field. <paramref name="log"/> gets what was loaded.
     /// </summary>
-    public static IReadOnlyList<MultimodalSample> LoadSamples(SimulationConfig config, Backbone backbone, Action<string>? log = null)
+    public static IReadOnlyList<MultimodalSample> LoadSamples(SimulationConfig config, Backbone backbone,
+        Action<string>? log = null)
     {
         var dataset = DatasetRegistry.Get(config.Dataset);
         var splits = dataset.Load(new DatasetContext(config, backbone.Model.ImageSize, log));
@@ -48,8 +49,8 @@ public static class Experiment
     }
 
     /// <summary>
-    /// <paramref name="context"/> itself when it encodes to at most <paramref name="maxTokens"/> tokens, else its longest
-    /// prefix of whole words that, followed by <c>" ..."</c>, does.
+    /// <paramref name="context"/> itself when it encodes to at most <paramref name="maxTokens"/> tokens, else its
+    /// longest prefix of whole words that, followed by <c>" ..."</c>, does.
     /// </summary>
     internal static string? TruncateContext(string? context, Tokenizers.ITextTokenizer tokenizer, int maxTokens)
     {
@@ -79,7 +80,8 @@ public static class Experiment
         return Backbones.Load(config.Backbone, where, dir, config.VisionTowerDir);
     }
 
-    /// <summary>Backbone, partitioned data and simulation for a config (<paramref name="log"/>: see <see cref="LoadSamples"/>).</summary>
+    /// <summary>Backbone, partitioned data and simulation for a config (<paramref name="log"/>: see
+    /// <see cref="LoadSamples"/>).</summary>
     public static FederatedSimulation Create(SimulationConfig config, Action<string>? log = null)
     {
         config.Validate();

@@ -16,7 +16,8 @@ public static class HostMemory
     [DllImport("libc", EntryPoint = "mallopt")]
     private static extern int MallOpt(int parameter, int value);
 
-    /// <summary>Sets the threshold (Linux with glibc; elsewhere nothing). Called where a backbone loads; idempotent.</summary>
+    /// <summary>Sets the threshold (Linux with glibc; elsewhere nothing). Called where a backbone loads;
+    /// idempotent.</summary>
     public static void ReturnLargeBlocksToTheSystem()
     {
         if (!OperatingSystem.IsLinux()) return;

@@ -26,7 +26,8 @@ public sealed record MissingModalityConfig
         Context?.Validate(clients, "missing_modality.context");
     }
 
-    /// <summary>The <c>modality</c> metadata value of a client's samples (<c>full</c>, <c>no images</c>, ...).</summary>
+    /// <summary>The <c>modality</c> metadata value of a client's samples
+    /// (<c>full</c>, <c>no images</c>, ...).</summary>
     public const string MetaKey = "modality";
 
     /// <summary>
@@ -61,7 +62,8 @@ public sealed record MissingModalityConfig
     }
 }
 
-/// <summary>Some of the clients: listed by index (<c>[0, 1]</c>) or a share of them (<c>0.4</c>) drawn from a seed.</summary>
+/// <summary>Some of the clients: listed by index (<c>[0, 1]</c>) or a share of them (<c>0.4</c>) drawn from a
+/// seed.</summary>
 [JsonConverter(typeof(ClientSelectionConverter))]
 public sealed record ClientSelection
 {

@@ -73,7 +73,8 @@ internal sealed class RankPlan
     }
 
     /// <summary>The next global adapters (rank R) from uploads of any ranks; see the class summary.</summary>
-    public AdapterState Aggregate(IStrategy strategy, int round, AdapterState global, IReadOnlyList<ClientUpdate> updates)
+    public AdapterState Aggregate(IStrategy strategy, int round, AdapterState global,
+        IReadOnlyList<ClientUpdate> updates)
     {
         if (updates.Count == 0) return strategy.Aggregate(round, global, updates);
         if (!svd) return RankMerging.MergePadded(global, updates, (g, u) => strategy.Aggregate(round, g, u));

@@ -3,7 +3,8 @@ using CsvHelper;
 
 namespace FedNano.Simulation;
 
-/// <summary>A row of <c>summary.csv</c>: final test accuracy of a method on a client, or their mean (client <c>mean</c>), with its costs.</summary>
+/// <summary>A row of <c>summary.csv</c>: final test accuracy of a method on a client, or their mean (client
+/// <c>mean</c>), with its costs.</summary>
 [CsvRecord]
 public sealed partial record SummaryRow
 {
@@ -71,14 +72,16 @@ public sealed partial record RoundRow
 /// </summary>
 public static class ResultFiles
 {
-    /// <summary>The summary rows of some method results: per client and the mean; <paramref name="modelParams"/> is the whole MLLM's size.</summary>
+    /// <summary>The summary rows of some method results: per client and the mean; <paramref name="modelParams"/> is
+    /// the whole MLLM's size.</summary>
     public static IEnumerable<SummaryRow> Summary(IEnumerable<MethodResult> results, long modelParams) =>
         results.SelectMany(r =>
         {
             var acc = r.ClientAccuracy;
             SummaryRow Row(string client, double a, int n) => new()
             {
-                Method = r.Method, Client = client, Accuracy = Pct(a), TestSamples = n, UploadedPerRound = r.UploadedPerRound,
+                Method = r.Method, Client = client, Accuracy = Pct(a), TestSamples = n,
+                UploadedPerRound = r.UploadedPerRound,
                 FisherPerRound = r.FisherPerRound, ClientResident = r.ClientResident, ModelParams = modelParams,
             };
             return acc.Select((a, k) => Row(k.ToString(CultureInfo.InvariantCulture), a, r.Final[k].Count))
@@ -89,12 +92,16 @@ public static class ResultFiles
     public static IEnumerable<RoundRow> Rounds(IEnumerable<MethodResult> results) =>
         results.SelectMany(r => r.Rounds).Select(x => new RoundRow
         {
-            Method = x.Method, Round = x.Round, Client = x.Client, Accuracy = Pct(x.Accuracy), Loss = Math.Round(x.Loss, 6),
+            Method = x.Method, Round = x.Round, Client = x.Client, Accuracy = Pct(x.Accuracy),
+            Loss = Math.Round(x.Loss, 6),
             // empty: did not train; a non-finite loss is written as it was (NaN, Infinity), flagged in nonfinite
-            TrainLoss = x.NonFinite ? x.TrainLoss : double.IsNaN(x.TrainLoss) ? null : Math.Round(x.TrainLoss, 6), NonFinite = x.NonFinite ? 1 : 0,
+            TrainLoss = x.NonFinite ? x.TrainLoss : double.IsNaN(x.TrainLoss) ? null : Math.Round(x.TrainLoss, 6),
+            NonFinite = x.NonFinite ? 1 : 0,
             DownloadedParams = x.Traffic.DownloadedParams, DownloadedBytes = x.Traffic.DownloadedBytes,
-            UploadedParams = x.Traffic.UploadedParams, UploadedFisher = x.Traffic.UploadedFisher, UploadedBytes = x.Traffic.UploadedBytes,
-            SplitBytesTrain = x.Traffic.SplitBytesTrain, SplitBytesEval = x.Traffic.SplitBytesEval, ClientResidentParams = x.Traffic.ClientResidentParams,
+            UploadedParams = x.Traffic.UploadedParams, UploadedFisher = x.Traffic.UploadedFisher,
+            UploadedBytes = x.Traffic.UploadedBytes,
+            SplitBytesTrain = x.Traffic.SplitBytesTrain, SplitBytesEval = x.Traffic.SplitBytesEval,
+            ClientResidentParams = x.Traffic.ClientResidentParams,
             Epsilon = double.IsNaN(x.Epsilon) ? null : Math.Round(x.Epsilon, 6),
         });
 

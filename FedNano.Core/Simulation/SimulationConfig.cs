@@ -38,7 +38,8 @@ public sealed record SimulationConfig
     /// <see cref="DataRoot"/>), or one registered with <see cref="Data.DatasetRegistry.Register"/>.
     /// </summary>
     [JsonPropertyName("dataset")] public string Dataset { get; init; } = "synthetic";
-    /// <summary>Folder of a real data set in its official layout (required for <c>scienceqa</c> and <c>iconqa</c>).</summary>
+    /// <summary>Folder of a real data set in its official layout (required for <c>scienceqa</c> and
+    /// <c>iconqa</c>).</summary>
     [JsonPropertyName("data_root")] public string? DataRoot { get; init; }
     /// <summary>
     /// What to do with a real data set's missing image files: <c>error</c> (default), <c>caption</c> (ScienceQA: the
@@ -50,13 +51,14 @@ public sealed record SimulationConfig
     /// are cut at a word boundary. Keeps the tiny backbone's sequences near its 256 trained positions.
     /// </summary>
     [JsonPropertyName("max_context_tokens")] public int MaxContextTokens { get; init; } = 96;
-    /// <summary>Samples of the synthetic benchmark shared out over the clients (train and test parts together).</summary>
+    /// <summary>Samples of the synthetic benchmark shared out over the clients (train and test parts
+    /// together).</summary>
     [JsonPropertyName("synthetic_samples")] public int SyntheticSamples { get; init; } = 1000;
     /// <summary>
     /// Synthetic benchmark: client dialects, 1 (default: every client words things alike) to
     /// <see cref="Data.Synthetic.SyntheticBenchmark.MaxClientDialects"/>; client k writes in dialect k mod this, in
-    /// which the colour, shape, position and number words are shifted along their lists, so clients of different dialects
-    /// conflict over what a word means (<see cref="Data.Synthetic.SyntheticBenchmark.InClientDialect"/>).
+    /// which the colour, shape, position and number words are shifted along their lists, so clients of different
+    /// dialects conflict over what a word means (<see cref="Data.Synthetic.SyntheticBenchmark.InClientDialect"/>).
     /// </summary>
     [JsonPropertyName("synthetic_dialects")] public int SyntheticDialects { get; init; } = 1;
     /// <summary>Number of clients K.</summary>
@@ -64,8 +66,9 @@ public sealed record SimulationConfig
     /// <summary>Concentration of the Dirichlet label partition (small: strongly heterogeneous).</summary>
     [JsonPropertyName("alpha")] public double Alpha { get; init; } = 0.5;
     /// <summary>
-    /// Metadata field the partition is over (e.g. <c>category</c>; ScienceQA: <c>subject</c>, <c>category</c>, <c>topic</c>,
-    /// <c>skill</c>, <c>grade</c>; IconQA: <c>skill</c>, <c>task</c>, <c>grade</c>). See <see cref="DefaultPartitionLabel"/>.
+    /// Metadata field the partition is over (e.g. <c>category</c>; ScienceQA: <c>subject</c>, <c>category</c>,
+    /// <c>topic</c>, <c>skill</c>, <c>grade</c>; IconQA: <c>skill</c>, <c>task</c>, <c>grade</c>). See
+    /// <see cref="DefaultPartitionLabel"/>.
     /// </summary>
     [JsonPropertyName("partition_by")] public string PartitionBy { get; init; } = "category";
     /// <summary>
@@ -114,7 +117,8 @@ public sealed record SimulationConfig
     /// concatenated (the same step to float rounding); a sample longer than the budget runs alone. Bounds a training
     /// step's activations whatever <c>batch_size</c>; batched clients fill it with several clients' batches.
     /// </summary>
-    [JsonPropertyName("train_batch_tokens")] public int TrainBatchTokens { get; init; } = SplitServer.DefaultTrainTokens;
+    [JsonPropertyName("train_batch_tokens")]
+    public int TrainBatchTokens { get; init; } = SplitServer.DefaultTrainTokens;
     /// <summary>
     /// Host memory (MiB) for the clients' visual tokens, computed once per image and moved to the device per batch;
     /// past it the least recently used are recomputed when needed. 0 keeps none.
@@ -131,7 +135,8 @@ public sealed record SimulationConfig
     [JsonPropertyName("client_fraction")] public double ClientFraction { get; init; } = 1.0;
     /// <summary>NanoAdapter rank and scale.</summary>
     [JsonPropertyName("adapter")] public AdapterConfig Adapter { get; init; } = new();
-    /// <summary>Clients whose samples lack images or context (see <see cref="MissingModalityConfig"/>); null: none.</summary>
+    /// <summary>Clients whose samples lack images or context (see <see cref="MissingModalityConfig"/>);
+    /// null: none.</summary>
     [JsonPropertyName("missing_modality"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public MissingModalityConfig? MissingModality { get; init; }
     /// <summary>
@@ -139,15 +144,18 @@ public sealed record SimulationConfig
     /// against the registry where a run starts (a method registered by the user's code is known only there).
     /// </summary>
     [JsonPropertyName("methods")] public string[] Methods { get; init; } = ["fednano", "fedavg"];
-    /// <summary>Fisher merging's floor: where the weighted Fisher sum is at most this, the size-weighted mean is used.</summary>
+    /// <summary>Fisher merging's floor: where the weighted Fisher sum is at most this, the size-weighted mean is
+    /// used.</summary>
     [JsonPropertyName("fisher_floor")] public double FisherFloor { get; init; } = 1e-20;
     /// <summary>
     /// Method <c>fednano</c>'s Fisher estimator (<see cref="FedNano.Fisher.FisherEstimators"/>): <c>empirical</c>
-    /// (default; an extra pass with the true answers), <c>sampled</c> (the same pass with answers drawn from the model) or <c>ef</c>
-    /// (squared mini-batch gradients of training, as <c>fednano-ef</c>, whose estimator is always <c>ef</c>).
+    /// (default; an extra pass with the true answers), <c>sampled</c> (the same pass with answers drawn from the model)
+    /// or <c>ef</c> (squared mini-batch gradients of training, as <c>fednano-ef</c>, whose estimator is always
+    /// <c>ef</c>).
     /// </summary>
     [JsonPropertyName("fisher")] public string Fisher { get; init; } = FedNano.Fisher.EmpiricalFisher.EstimatorName;
-    /// <summary>Divide each client's Fisher by its mean (mean 1) before it is uploaded; fednano and fednano-ef.</summary>
+    /// <summary>Divide each client's Fisher by its mean (mean 1) before it is uploaded; fednano and
+    /// fednano-ef.</summary>
     [JsonPropertyName("fisher_normalise")] public bool FisherNormalise { get; init; }
     /// <summary>FedProx's proximal weight mu in <c>mu/2 ||theta - theta_global||^2</c> (0 makes it FedAvg).</summary>
     [JsonPropertyName("fedprox_mu")] public double FedProxMu { get; init; } = 0.01;
@@ -169,15 +177,20 @@ public sealed record SimulationConfig
     [JsonPropertyName("dp")] public Privacy.DpConfig? Dp { get; init; }
     /// <summary>Seed of every random draw (partition, client sampling, data order, initialisation).</summary>
     [JsonPropertyName("seed")] public int Seed { get; init; }
-    /// <summary>Backbone: <c>tiny</c> (the shipped one), <c>mid</c> (random, for speed) or <c>llava-1.5-7b</c> (with <see cref="ModelDir"/>); see <see cref="Checkpoints.Backbones"/>.</summary>
+    /// <summary>Backbone: <c>tiny</c> (the shipped one), <c>mid</c> (random, for speed) or <c>llava-1.5-7b</c> (with
+    /// <see cref="ModelDir"/>); see <see cref="Checkpoints.Backbones"/>.</summary>
     [JsonPropertyName("backbone")] public string Backbone { get; init; } = "tiny";
-    /// <summary>Folder of the backbone's checkpoint: required for <c>llava-1.5-7b</c>; for <c>tiny</c> defaults to the shipped one.</summary>
+    /// <summary>Folder of the backbone's checkpoint: required for <c>llava-1.5-7b</c>; for <c>tiny</c> defaults to
+    /// the shipped one.</summary>
     [JsonPropertyName("model_dir")] public string? ModelDir { get; init; }
-    /// <summary>The CLIP tower's folder of a checkpoint in LLaVA's own layout (default: its <c>mm_vision_tower</c> when that is a folder).</summary>
+    /// <summary>The CLIP tower's folder of a checkpoint in LLaVA's own layout (default: its <c>mm_vision_tower</c>
+    /// when that is a folder).</summary>
     [JsonPropertyName("vision_tower_dir")] public string? VisionTowerDir { get; init; }
-    /// <summary>Where the backbone runs: <c>auto</c> (CUDA if available), <c>cpu</c>, <c>cuda</c> or <c>cuda:N</c>.</summary>
+    /// <summary>Where the backbone runs: <c>auto</c> (CUDA if available), <c>cpu</c>, <c>cuda</c> or
+    /// <c>cuda:N</c>.</summary>
     [JsonPropertyName("device")] public string Device { get; init; } = "auto";
-    /// <summary>Precision of the frozen backbone: <c>auto</c> (float32 on the CPU, bfloat16 on CUDA), <c>float32</c>, <c>bfloat16</c> or <c>float16</c>; the NanoAdapters are always float32.</summary>
+    /// <summary>Precision of the frozen backbone: <c>auto</c> (float32 on the CPU, bfloat16 on CUDA), <c>float32</c>,
+    /// <c>bfloat16</c> or <c>float16</c>; the NanoAdapters are always float32.</summary>
     [JsonPropertyName("precision")] public string Precision { get; init; } = "auto";
     /// <summary>
     /// libtorch CPU threads, intra-op and inter-op (null: <c>OMP_NUM_THREADS</c>, else a quarter of the logical
@@ -215,9 +228,9 @@ public sealed record SimulationConfig
     {
         foreach (var (value, field) in new (object?, string)[]
         {
-            (Dataset, "dataset"), (MissingImages, "missing_images"), (PartitionBy, "partition_by"), (Adapter, "adapter"),
-            (Methods, "methods"), (FedDpa, "feddpa"), (Backbone, "backbone"), (Device, "device"), (Precision, "precision"),
-            (PartitionScheme, "partition_scheme"), (Fisher, "fisher"),
+            (Dataset, "dataset"), (MissingImages, "missing_images"), (PartitionBy, "partition_by"),
+            (Adapter, "adapter"), (Methods, "methods"), (FedDpa, "feddpa"), (Backbone, "backbone"),
+            (Device, "device"), (Precision, "precision"), (PartitionScheme, "partition_scheme"), (Fisher, "fisher"),
         })
             if (value is null) throw new ConfigException($"{field} is null; " +
                                                          $"give a value or leave the field out for its default");
@@ -225,7 +238,8 @@ public sealed record SimulationConfig
         if (string.IsNullOrWhiteSpace(Dataset))
             throw new ConfigException($"dataset must name a data set, e.g. one of {string.Join(", ", Datasets)}");
         if (IsRealDataset && string.IsNullOrWhiteSpace(DataRoot))
-            throw new ConfigException($"dataset '{Dataset}' needs data_root (--data-root): the folder holding the official release");
+            throw new ConfigException($"dataset '{Dataset}' needs data_root (--data-root): " +
+                                      "the folder holding the official release");
         Data.DatasetLoadOptions.ParsePolicy(MissingImages);
         ConfigException.Positive(MaxContextTokens, "max_context_tokens");
         ConfigException.Positive(Clients, "clients");
@@ -236,16 +250,20 @@ public sealed record SimulationConfig
         ConfigException.Positive(EvalBatchTokens, "eval_batch_tokens");
         ConfigException.Positive(TrainBatchTokens, "train_batch_tokens");
         ConfigException.Positive(EvaluateEvery, "evaluate_every");
-        if (!(EvaluateFraction > 0 && EvaluateFraction <= 1)) throw new ConfigException($"evaluate_fraction must be in (0, 1] (got {EvaluateFraction})");
-        if (VisualCacheMb < 0) throw new ConfigException($"visual_cache_mb must be >= 0, 0 for no cache (got {VisualCacheMb})");
+        if (!(EvaluateFraction > 0 && EvaluateFraction <= 1))
+            throw new ConfigException($"evaluate_fraction must be in (0, 1] (got {EvaluateFraction})");
+        if (VisualCacheMb < 0)
+            throw new ConfigException($"visual_cache_mb must be >= 0, 0 for no cache (got {VisualCacheMb})");
         ConfigException.Positive(SyntheticSamples, "synthetic_samples");
         ConfigException.AtMost(MaxContextTokens, 100_000, "max_context_tokens");
         ConfigException.AtMost(SyntheticSamples, MaxSyntheticSamples, "synthetic_samples");
         ConfigException.Positive(SyntheticDialects, "synthetic_dialects");
-        ConfigException.AtMost(SyntheticDialects, Data.Synthetic.SyntheticBenchmark.MaxClientDialects, "synthetic_dialects");
+        ConfigException.AtMost(SyntheticDialects, Data.Synthetic.SyntheticBenchmark.MaxClientDialects,
+            "synthetic_dialects");
         if (SyntheticDialects > 1 && Dataset != "synthetic")
-            throw new ConfigException($"synthetic_dialects applies to dataset synthetic only (dataset is '{Dataset}'); " +
-                                      "leave it out or set it to 1");
+            throw new ConfigException(
+                $"synthetic_dialects applies to dataset synthetic only (dataset is '{Dataset}'); " +
+                "leave it out or set it to 1");
         ConfigException.AtMost(Clients, 10_000, "clients");
         ConfigException.AtMost(Alpha, 1e6, "alpha");
         ConfigException.AtMost(Rounds, 100_000, "rounds");
@@ -255,27 +273,36 @@ public sealed record SimulationConfig
         ConfigException.AtMost(EvalBatchTokens, 100_000_000, "eval_batch_tokens");
         ConfigException.AtMost(TrainBatchTokens, 100_000_000, "train_batch_tokens");
         ConfigException.AtMost(VisualCacheMb, 1_000_000, "visual_cache_mb");
-        if (MinPartitionSize < 2) throw new ConfigException($"min_partition_size must be >= 2 so every client has a train and a test part (got {MinPartitionSize})");
+        if (MinPartitionSize < 2)
+            throw new ConfigException($"min_partition_size must be >= 2 so every client has a train and a test part " +
+                                      $"(got {MinPartitionSize})");
         if (!(LearningRate >= 0)) throw new ConfigException($"learning_rate must be >= 0 (got {LearningRate})");
         if (!(WeightDecay >= 0)) throw new ConfigException($"weight_decay must be >= 0 (got {WeightDecay})");
-        if (!(MaxGradNorm >= 0)) throw new ConfigException($"max_grad_norm must be >= 0, 0 for no clipping (got {MaxGradNorm})");
+        if (!(MaxGradNorm >= 0))
+            throw new ConfigException($"max_grad_norm must be >= 0, 0 for no clipping (got {MaxGradNorm})");
         ConfigException.AtMost(LearningRate, 10, "learning_rate");
         ConfigException.AtMost(WeightDecay, 100, "weight_decay");
         ConfigException.AtMost(MaxGradNorm, 1e6, "max_grad_norm");
-        if (!(TestFraction > 0 && TestFraction < 1)) throw new ConfigException($"test_fraction must be in (0, 1) (got {TestFraction})");
-        if (!(ClientFraction > 0 && ClientFraction <= 1)) throw new ConfigException($"client_fraction must be in (0, 1] (got {ClientFraction})");
-        if (string.IsNullOrWhiteSpace(PartitionBy)) throw new ConfigException("partition_by must name a metadata field, e.g. 'category'");
+        if (!(TestFraction > 0 && TestFraction < 1))
+            throw new ConfigException($"test_fraction must be in (0, 1) (got {TestFraction})");
+        if (!(ClientFraction > 0 && ClientFraction <= 1))
+            throw new ConfigException($"client_fraction must be in (0, 1] (got {ClientFraction})");
+        if (string.IsNullOrWhiteSpace(PartitionBy))
+            throw new ConfigException("partition_by must name a metadata field, e.g. 'category'");
         if (string.IsNullOrWhiteSpace(PartitionScheme))
             throw new ConfigException("partition_scheme must name a partitioner, e.g. 'label' or 'client'");
         if (!(ClientSizeSigma >= 0))
             throw new ConfigException($"client_size_sigma must be >= 0, 0 for equal sizes (got {ClientSizeSigma})");
         ConfigException.AtMost(ClientSizeSigma, 100, "client_size_sigma");
         if (Methods.Length == 0) throw new ConfigException("methods must name at least one method");
-        if (Methods.Any(string.IsNullOrWhiteSpace)) throw new ConfigException("methods must not hold empty or null names");
+        if (Methods.Any(string.IsNullOrWhiteSpace))
+            throw new ConfigException("methods must not hold empty or null names");
         Adapter.Validate();
         Adapter.ClientRanks?.Validate(Clients, Adapter.Rank);
         MissingModality?.Validate(Clients);
-        if (!Checkpoints.Backbones.Names.Contains(Backbone)) throw new ConfigException($"backbone '{Backbone}' is not one of {string.Join(", ", Checkpoints.Backbones.Names)}");
+        if (!Checkpoints.Backbones.Names.Contains(Backbone))
+            throw new ConfigException(
+                $"backbone '{Backbone}' is not one of {string.Join(", ", Checkpoints.Backbones.Names)}");
         Checkpoints.DeviceChoice.Check(Device, Precision); // spelling only: the machine is asked where the model loads
         if (Threads is { } t) ConfigException.Positive(t, "threads");
         if (!(FedProxMu >= 0)) throw new ConfigException($"fedprox_mu must be >= 0 (got {FedProxMu})");
@@ -283,7 +310,8 @@ public sealed record SimulationConfig
         if (!(FisherFloor >= 0 && FisherFloor <= 1)) throw new ConfigException($"fisher_floor must be in [0, 1] " +
                                                                                $"(got {FisherFloor})");
         FedNano.Fisher.FisherEstimators.Create(Fisher);
-        if (OnNonFinite is not ("skip" or "stop")) throw new ConfigException($"on_nonfinite '{OnNonFinite}' must be skip or stop");
+        if (OnNonFinite is not ("skip" or "stop"))
+            throw new ConfigException($"on_nonfinite '{OnNonFinite}' must be skip or stop");
         FedDpa.Validate();
         if (Execution is not ("auto" or "batched" or "sequential"))
             throw new ConfigException($"execution must be auto, batched or sequential (got '{Execution}')");
@@ -319,8 +347,15 @@ public sealed record SimulationConfig
     {
         if (!File.Exists(path)) throw new ConfigException($"config file {path} not found");
         SimulationConfig config;
-        try { config = JsonSerializer.Deserialize<SimulationConfig>(ReadBounded(path), Json) ?? throw new ConfigException($"{path}: the file holds null, expected a JSON object"); }
-        catch (JsonException e) { throw new ConfigException($"{path}: invalid config at '{e.Path}': {FirstSentence(e.Message)}"); }
+        try
+        {
+            config = JsonSerializer.Deserialize<SimulationConfig>(ReadBounded(path), Json)
+                ?? throw new ConfigException($"{path}: the file holds null, expected a JSON object");
+        }
+        catch (JsonException e)
+        {
+            throw new ConfigException($"{path}: invalid config at '{e.Path}': {FirstSentence(e.Message)}");
+        }
         try { config.Validate(); } catch (ConfigException e) { throw new ConfigException($"{path}: {e.Message}"); }
         return config;
     }

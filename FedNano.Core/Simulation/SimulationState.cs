@@ -12,8 +12,10 @@ namespace FedNano.Simulation;
 /// </summary>
 /// <param name="Method">Method name.</param>
 /// <param name="Round">Rounds finished (1-based; 0: none).</param>
-/// <param name="Global">The global adapters after that round (centralized: the single learner's adapters; FedDPA-F: the global LoRA and connector).</param>
-/// <param name="Clients">State each client keeps to itself between rounds, by client index and name (Local: its own adapters; FedDPA-F after its last round: its local LoRA); empty for methods without any.</param>
+/// <param name="Global">The global adapters after that round (centralized: the single learner's adapters; FedDPA-F:
+/// the global LoRA and connector).</param>
+/// <param name="Clients">State each client keeps to itself between rounds, by client index and name (Local: its own
+/// adapters; FedDPA-F after its last round: its local LoRA); empty for methods without any.</param>
 /// <param name="Rows">Rows of <c>rounds.csv</c> so far.</param>
 /// <param name="Final">Per client, the predictions of the model after that round on its test part.</param>
 public sealed record SimulationState(

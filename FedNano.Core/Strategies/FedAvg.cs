@@ -20,7 +20,8 @@ public sealed class FedAvg : IStrategy
     public FitInstructions ConfigureFit(int round, int client) => new();
 
     /// <inheritdoc/>
-    public AdapterState Aggregate(int round, AdapterState global, IReadOnlyList<ClientUpdate> updates) => WeightedMean(global, updates);
+    public AdapterState Aggregate(int round, AdapterState global, IReadOnlyList<ClientUpdate> updates) =>
+        WeightedMean(global, updates);
 
     /// <summary>The sample-size-weighted mean of the updates' parameters.</summary>
     public static AdapterState WeightedMean(AdapterState global, IReadOnlyList<ClientUpdate> updates)

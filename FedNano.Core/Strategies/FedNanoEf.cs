@@ -27,5 +27,6 @@ public sealed class FedNanoEf(double floor = 1e-20, bool normalise = false) : IS
     public FitInstructions ConfigureFit(int round, int client) => new() { Fisher = estimator };
 
     /// <inheritdoc/>
-    public AdapterState Aggregate(int round, AdapterState global, IReadOnlyList<ClientUpdate> updates) => FedNanoFisher.Merge(global, updates, Floor);
+    public AdapterState Aggregate(int round, AdapterState global, IReadOnlyList<ClientUpdate> updates) =>
+        FedNanoFisher.Merge(global, updates, Floor);
 }

@@ -29,5 +29,6 @@ public sealed class FedProx : IStrategy
     public FitInstructions ConfigureFit(int round, int client) => new() { ProximalMu = Mu };
 
     /// <inheritdoc/>
-    public AdapterState Aggregate(int round, AdapterState global, IReadOnlyList<ClientUpdate> updates) => FedAvg.WeightedMean(global, updates);
+    public AdapterState Aggregate(int round, AdapterState global, IReadOnlyList<ClientUpdate> updates) =>
+        FedAvg.WeightedMean(global, updates);
 }

@@ -12,14 +12,16 @@ public sealed record FitInstructions
     /// observer of its local steps; see <see cref="FedNano.Fisher.FisherEstimators"/>); null for none.
     /// </summary>
     public FedNano.Fisher.IFisherEstimator? Fisher { get; init; }
-    /// <summary>Weight mu of the proximal term <c>mu/2 ||theta - theta_global||^2</c> added to the local loss (0: none).</summary>
+    /// <summary>Weight mu of the proximal term <c>mu/2 ||theta - theta_global||^2</c> added to the local loss
+    /// (0: none).</summary>
     public double ProximalMu { get; init; }
     /// <summary>
-    /// Any further term of the local loss: given the live trainable parameters by name (e.g. <c>adapter_i.down.weight</c>),
-    /// a scalar tensor whose gradient is added at every step; null for none.
+    /// Any further term of the local loss: given the live trainable parameters by name (e.g.
+    /// <c>adapter_i.down.weight</c>), a scalar tensor whose gradient is added at every step; null for none.
     /// </summary>
     public Func<IReadOnlyDictionary<string, Tensor>, Tensor>? ExtraLoss { get; init; }
-    /// <summary>Whether the client uploads its trained adapters (and Fisher) to the server; false for purely local training.</summary>
+    /// <summary>Whether the client uploads its trained adapters (and Fisher) to the server; false for purely local
+    /// training.</summary>
     public bool Upload { get; init; } = true;
     /// <summary>
     /// Which elements of each trainable tensor the client may change: 1 where it trains, 0 where the gradient is set
@@ -95,6 +97,7 @@ public interface IStrategy
     void ImportClientStates(IReadOnlyDictionary<int, AdapterState> states)
     {
         if (states.Count > 0)
-            throw new ArgumentException($"strategy '{Name}' keeps no per-client state, but the start state holds some for clients {string.Join(", ", states.Keys.Order())}", nameof(states));
+            throw new ArgumentException($"strategy '{Name}' keeps no per-client state, but the start state holds " +
+                                        $"some for clients {string.Join(", ", states.Keys.Order())}", nameof(states));
     }
 }

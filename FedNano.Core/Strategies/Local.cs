@@ -21,7 +21,8 @@ public sealed class Local : IStrategy
     public FitInstructions ConfigureFit(int round, int client) => new() { Upload = false };
 
     /// <inheritdoc/>
-    public AdapterState Aggregate(int round, AdapterState global, IReadOnlyList<ClientUpdate> updates) => global.Clone();
+    public AdapterState Aggregate(int round, AdapterState global, IReadOnlyList<ClientUpdate> updates) =>
+        global.Clone();
 
     /// <inheritdoc/>
     public AdapterState? ClientState(int client, AdapterState global) => states.GetValueOrDefault(client) ?? global;
