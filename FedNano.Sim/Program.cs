@@ -1,8 +1,13 @@
 using System.CommandLine;
 using FedNano.Cli.Commands;
 
-var verbose = new Option<bool>("--verbose") { Description = "On an error, print its details (stack trace) too.", Recursive = true };
-var root = new RootCommand("fednano: simulate federated tuning of multimodal LLMs with FedNano (NanoEdge + NanoAdapters, Fisher merging) and its baselines.");
+var verbose = new Option<bool>("--verbose")
+{
+    Description = "On an error, print its details (stack trace) too.",
+    Recursive = true,
+};
+var root = new RootCommand("fednano: simulate federated tuning of multimodal LLMs with FedNano "
+    + "(NanoEdge + NanoAdapters, Fisher merging) and its baselines.");
 root.Options.Add(verbose);
 root.Subcommands.Add(RunCommand.Build());
 root.Subcommands.Add(SweepCommand.Build());

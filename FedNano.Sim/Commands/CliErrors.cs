@@ -23,7 +23,8 @@ internal static class CliErrors
     /// the exit code.</summary>
     public static int Report(Exception e, TextWriter error)
     {
-        while (e is System.Reflection.TargetInvocationException or AggregateException && e.InnerException is { } inner) e = inner;
+        while (e is System.Reflection.TargetInvocationException or AggregateException
+            && e.InnerException is { } inner) e = inner;
         string folder = e.Data[Experiments.RunFolder.FailedFolderKey] is string dir
             ? $" (run folder {dir} marked failed; continue it with: fednano run --resume {dir})" : "";
         int code = e is FedNanoException ? 2 : 1;
@@ -39,14 +40,16 @@ internal static class CliErrors
                 $"is writable and the disk is not full",
             _ => $"{e.GetType().Name}: {FirstLine(e.Message)}",
         };
-        error.WriteLine($"fednano: {OneLine(line)}{folder}" + (code == 1 && !Verbose ? " (--verbose for details)" : ""));
+        error.WriteLine($"fednano: {OneLine(line)}{folder}"
+            + (code == 1 && !Verbose ? " (--verbose for details)" : ""));
         if (Verbose) error.WriteLine(e.ToString());
         return code;
     }
 
     private static string FirstLine(string message)
     {
-        var first = message.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).FirstOrDefault() ?? "";
+        var first = message.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+            .FirstOrDefault() ?? "";
         // libtorch appends "Exception raised from ... (most recent call first):" and a native stack
         int raised = first.IndexOf("Exception raised from", StringComparison.Ordinal);
         return (raised > 0 ? first[..raised] : first).Trim();

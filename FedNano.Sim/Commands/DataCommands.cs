@@ -12,10 +12,12 @@ public static class DataCommands
         var dataset = new Option<string>("--dataset") { Description = "scienceqa or iconqa", Required = true };
         var root = new Option<string>("--data-root")
         {
-            Description = "ScienceQA: the folder with problems.json and pid_splits.json; IconQA: the folder holding iconqa_data (or iconqa_data)",
+            Description = "ScienceQA: the folder with problems.json and pid_splits.json; "
+                + "IconQA: the folder holding iconqa_data (or iconqa_data)",
             Required = true,
         };
-        var inspect = new Command("inspect", "Count problems per split and subject or task, images present and missing, and choices per question");
+        var inspect = new Command("inspect",
+            "Count problems per split and subject or task, images present and missing, and choices per question");
         inspect.Options.Add(dataset);
         inspect.Options.Add(root);
         inspect.SetAction(parse => Run(() =>
@@ -28,7 +30,9 @@ public static class DataCommands
         return data;
     }
 
-    /// <summary>Runs <paramref name="body"/>; a <see cref="ConfigException"/> becomes one line on stderr and exit code 2.</summary>
+    /// <summary>
+    /// Runs <paramref name="body"/>; a <see cref="ConfigException"/> becomes one line on stderr and exit code 2.
+    /// </summary>
     internal static int Run(Action body)
     {
         try { body(); return 0; }

@@ -21,6 +21,7 @@ sealed class Median : IStrategy
         new(global.Tensors.ToDictionary(p => p.Key,
             p => stack(updates.Select(u => u.Parameters[p.Key]).ToArray()).msort()[(updates.Count - 1) / 2]));
 
-    // optional per-client state (Local uses it): ClientState(client, global) and OnClientTrained(round, client, trained);
+    // optional per-client state (Local uses it): ClientState(client, global) and
+    // OnClientTrained(round, client, trained);
     // for checkpoints and resume, ExportClientStates() and ImportClientStates(states)
 }
