@@ -11,7 +11,8 @@ internal static class TestBackbones
 {
     private static readonly Lazy<string> Vocab = new(() =>
     {
-        string path = Path.Combine(Path.GetTempPath(), "fednano-test-vocab-" + Environment.ProcessId, TinyTokenizer.FileName);
+        string path = Path.Combine(Path.GetTempPath(), "fednano-test-vocab-" + Environment.ProcessId,
+            TinyTokenizer.FileName);
         TinyTokenizer.Build(SyntheticBenchmark.Vocabulary(), 400, path);
         return path;
     });
@@ -28,7 +29,9 @@ internal static class TestBackbones
         return new Backbone("test", model, tokenizer, TinyBackbone.PixelsFor(c));
     }
 
-    /// <summary>Writes a random backbone as a model folder (config.json, model.safetensors, vocab.txt) and returns the folder.</summary>
+    /// <summary>
+    /// Writes a random backbone as a model folder (config.json, model.safetensors, vocab.txt) and returns the folder.
+    /// </summary>
     public static string SaveRandom(string dir, int seed = 1)
     {
         var b = Random(seed);

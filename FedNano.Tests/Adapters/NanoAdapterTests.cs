@@ -39,7 +39,8 @@ public class NanoAdapterTests
         var mask = rand(4, 5) > 0.3;
         var target = randn(4, 5, 6);
         // a per-sample loss that couples positions: sum over the masked positions of (y . target)^2
-        Tensor Loss(Tensor xs, Tensor m, Tensor t) => ((adapter.forward(xs) * t).sum(-1).pow(2) * m.to_type(ScalarType.Float32)).sum();
+        Tensor Loss(Tensor xs, Tensor m, Tensor t)
+            => ((adapter.forward(xs) * t).sum(-1).pow(2) * m.to_type(ScalarType.Float32)).sum();
 
         // reference: autograd, one sample at a time
         var expected = ps.ToDictionary(p => p.Key, p => zeros_like(p.Value));

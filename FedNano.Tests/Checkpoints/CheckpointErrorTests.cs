@@ -26,7 +26,9 @@ public class CheckpointErrorTests
 
     private static string ShardOf(string dir, string key) => SafetensorsCheckpoint.Open(dir).Owner[key].Path;
 
-    /// <summary>Rewrites the shard holding <paramref name="key"/> with <paramref name="edit"/> applied to its tensors.</summary>
+    /// <summary>
+    /// Rewrites the shard holding <paramref name="key"/> with <paramref name="edit"/> applied to its tensors.
+    /// </summary>
     private static string EditShard(string dir, string key, Action<Dictionary<string, Tensor>> edit)
     {
         var path = ShardOf(dir, key);
@@ -44,7 +46,8 @@ public class CheckpointErrorTests
         File.WriteAllText(path, root.ToJsonString());
     }
 
-    private static ConfigException Refused(string dir) => Assert.Throws<ConfigException>(() => LlavaCheckpoint.Open(dir))!;
+    private static ConfigException Refused(string dir)
+        => Assert.Throws<ConfigException>(() => LlavaCheckpoint.Open(dir))!;
 
     [Test]
     public void MissingKeyIsNamedInItsLayout()
@@ -70,7 +73,8 @@ public class CheckpointErrorTests
     {
         const string key = "language_model.model.norm.weight";
         var shard = EditShard(converted, key, t => t["language_model.model.extra.weight"] = zeros(3));
-        EditJson(Path.Combine(converted, SafetensorsCheckpoint.IndexFile), j => j["weight_map"]!["language_model.model.extra.weight"] = Path.GetFileName(shard));
+        EditJson(Path.Combine(converted, SafetensorsCheckpoint.IndexFile),
+            j => j["weight_map"]!["language_model.model.extra.weight"] = Path.GetFileName(shard));
         var e = Refused(converted);
         Assert.That(e.Message, Does.Contain("unexpected key 'language_model.model.extra.weight'").And.Contain(shard));
     }
@@ -89,7 +93,8 @@ public class CheckpointErrorTests
     {
         EditJson(Path.Combine(converted, "config.json"), j => j["text_config"]!["intermediate_size"] = 48);
         var e = Refused(converted);
-        Assert.That(e.Message, Does.Contain("config").And.Contain("mlp.").And.Contain("[48, 32]").And.Contain(".safetensors"));
+        Assert.That(e.Message,
+            Does.Contain("config").And.Contain("mlp.").And.Contain("[48, 32]").And.Contain(".safetensors"));
 
         EditJson(Path.Combine(original, "config.json"), j => j["num_hidden_layers"] = 3);
         Assert.That(Refused(original).Message, Does.Contain("missing").And.Contain("'model.layers.2."));
@@ -144,7 +149,8 @@ public class CheckpointErrorTests
         var path = Path.Combine(tmp.Path, "roundtrip.safetensors");
         var tensors = new Dictionary<string, Tensor>
         {
-            ["f32"] = randn(2, 3), ["f16"] = randn(4).to(ScalarType.Float16), ["bf16"] = randn(3, 1).to(ScalarType.BFloat16),
+            ["f32"] = randn(2, 3), ["f16"] = randn(4).to(ScalarType.Float16),
+            ["bf16"] = randn(3, 1).to(ScalarType.BFloat16),
             ["i64"] = arange(5), ["empty"] = zeros(0, 4),
         };
         SafetensorsFile.Save(path, tensors, new Dictionary<string, string> { ["format"] = "pt" });

@@ -12,7 +12,8 @@ namespace FedNano.Tests.Checkpoints;
 /// </summary>
 public class LlavaCheckpointTests
 {
-    internal static readonly string Root = Path.Combine(TestContext.CurrentContext.TestDirectory, "Fixtures", "llava-reference");
+    internal static readonly string Root =
+        Path.Combine(TestContext.CurrentContext.TestDirectory, "Fixtures", "llava-reference");
     internal static readonly string Original = Path.Combine(Root, "original", "llava-tiny");
     internal static readonly string Tower = Path.Combine(Root, "original", "clip-vit-tiny");
     internal static readonly string Converted = Path.Combine(Root, "converted", "llava-tiny-hf");
@@ -29,7 +30,8 @@ public class LlavaCheckpointTests
         using var _ = no_grad();
         var embed = model.LanguageModel.Model.EmbedTokens;
         var features = model.ImageTokens(r["pixel_values"]);
-        var seq = cat([embed.forward(r["input_ids_before_image"]).unsqueeze(0), features, embed.forward(r["input_ids_after_image"]).unsqueeze(0)], 1);
+        var seq = cat([embed.forward(r["input_ids_before_image"]).unsqueeze(0), features,
+            embed.forward(r["input_ids_after_image"]).unsqueeze(0)], 1);
         var logits = model.LanguageModel.forward(seq);
         return (logits[0].index_select(0, r["logit_positions"]), features);
     }
@@ -52,10 +54,12 @@ public class LlavaCheckpointTests
         Assert.That(vocab, Is.EqualTo(layout == LlavaLayout.Converted ? expected.shape[1] : expected.shape[1] - 8));
         double featureDiff = MaxAbsDiff(features, r["image_features"]);
         double logitDiff = MaxAbsDiff(logits, expected[.., ..vocab]);
-        TestContext.Out.WriteLine($"{layout}: max |features - torch| = {featureDiff:E2}, max |logits - torch| = {logitDiff:E2} over {logits.numel()} logits");
+        TestContext.Out.WriteLine($"{layout}: max |features - torch| = {featureDiff:E2}, " +
+            $"max |logits - torch| = {logitDiff:E2} over {logits.numel()} logits");
         Assert.That(featureDiff, Is.LessThan(1e-4));
         Assert.That(logitDiff, Is.LessThan(1e-4));
-        Assert.That(expected.abs().max().item<float>(), Is.GreaterThan(1.0), "reference logits are not trivially small");
+        Assert.That(expected.abs().max().item<float>(), Is.GreaterThan(1.0),
+            "reference logits are not trivially small");
     }
 
     [Test]
@@ -65,7 +69,8 @@ public class LlavaCheckpointTests
         var c = LlavaCheckpoint.Open(Converted);
         Assert.That(o.VisionTowerDir, Is.EqualTo(Path.GetFullPath(Tower)));
         Assert.That(o.Config.VisionConfig, Is.EqualTo(c.Config.VisionConfig));
-        Assert.That(o.Config.TextConfig with { VocabSize = 0, PadTokenId = null }, Is.EqualTo(c.Config.TextConfig with { VocabSize = 0, PadTokenId = null }));
+        Assert.That(o.Config.TextConfig with { VocabSize = 0, PadTokenId = null },
+            Is.EqualTo(c.Config.TextConfig with { VocabSize = 0, PadTokenId = null }));
         Assert.That(o.Config.VisionFeatureLayer, Is.EqualTo(-2));
         Assert.That(o.Config.VisionFeatureSelectStrategy, Is.EqualTo("default"));
         Assert.That(o.Config.ImageMean, Is.EqualTo(c.Config.ImageMean));

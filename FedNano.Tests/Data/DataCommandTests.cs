@@ -25,7 +25,8 @@ public class DataCommandTests
             .And.Contain("with an image: 67").And.Contain("found: 0"));
         (code, output, _) = Run("inspect", "--dataset", "iconqa", "--data-root", DataFixtures.IconQa);
         Assert.That(code, Is.Zero);
-        Assert.That(output, Does.Contain("questions: 150").And.Contain("choose_img 50, choose_txt 50, fill_in_blank 50").And.Contain("missing or unreadable: 0"));
+        Assert.That(output, Does.Contain("questions: 150").And.Contain("choose_img 50, choose_txt 50, fill_in_blank 50")
+            .And.Contain("missing or unreadable: 0"));
     }
 
     [Test]

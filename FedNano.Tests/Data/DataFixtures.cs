@@ -16,8 +16,10 @@ internal static class DataFixtures
         throw new InvalidOperationException($"no FedNano.Sim.sln above {AppContext.BaseDirectory}");
     }
 
-    public static JsonObject ScienceQaProblems() => (JsonObject)JsonNode.Parse(File.ReadAllText(Path.Combine(ScienceQa, "problems.json")))!;
-    public static JsonObject ScienceQaCaptions() => (JsonObject)JsonNode.Parse(File.ReadAllText(Path.Combine(ScienceQa, "captions.json")))!["captions"]!;
+    public static JsonObject ScienceQaProblems() =>
+        (JsonObject)JsonNode.Parse(File.ReadAllText(Path.Combine(ScienceQa, "problems.json")))!;
+    public static JsonObject ScienceQaCaptions() =>
+        (JsonObject)JsonNode.Parse(File.ReadAllText(Path.Combine(ScienceQa, "captions.json")))!["captions"]!;
 
     /// <summary>A fresh temporary folder, deleted by the caller's TearDown.</summary>
     public static string TempDir()

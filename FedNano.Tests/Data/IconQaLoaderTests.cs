@@ -21,7 +21,8 @@ public class IconQaLoaderTests
         int dataFiles = Directory.GetFiles(DataRoot, "data.json", SearchOption.AllDirectories).Length;
         int pngs = Directory.GetFiles(DataRoot, "*.png", SearchOption.AllDirectories).Length;
         Assert.That(r.Total, Is.EqualTo(150).And.EqualTo(dataFiles));
-        Assert.That(r.Groups, Is.EquivalentTo(new Dictionary<string, int> { ["choose_img"] = 50, ["choose_txt"] = 50, ["fill_in_blank"] = 50 }));
+        Assert.That(r.Groups, Is.EquivalentTo(new Dictionary<string, int>
+            { ["choose_img"] = 50, ["choose_txt"] = 50, ["fill_in_blank"] = 50 }));
         Assert.That(r.ImagesReferenced, Is.EqualTo(pngs));
         Assert.That(r.ImagesFound, Is.EqualTo(r.ImagesReferenced));
         Assert.That(r.MissingImages, Is.Empty);
@@ -51,7 +52,8 @@ public class IconQaLoaderTests
                     break;
                 case "choose_img":
                     Assert.That(s.AnswerIndex, Is.EqualTo((int)d["answer"]!));
-                    Assert.That(s.ChoiceImages!.Select(c => c.Path), Is.EqualTo(d["choices"]!.AsArray().Select(c => Path.Combine(folder, (string)c!))));
+                    Assert.That(s.ChoiceImages!.Select(c => c.Path),
+                        Is.EqualTo(d["choices"]!.AsArray().Select(c => Path.Combine(folder, (string)c!))));
                     break;
                 default:
                     Assert.That(s.Choices, Is.EqualTo(d["choices"]!.AsArray().Select(c => (string)c!)));
@@ -104,7 +106,8 @@ public class IconQaLoaderTests
         Assert.That(e.Message, Does.Contain("choice_1.png").And.Contain($"id {pid}").And.Contain("1 of"));
         var ds = IconQaLoader.Load(_tmp!, new DatasetLoadOptions { MissingImages = MissingImagePolicy.Skip });
         Assert.That(ds.Skipped, Is.EqualTo(1));
-        Assert.That(ds.Splits.Values.SelectMany(x => x).Select(s => s.Id).ToList(), Has.No.Member(pid).And.Count.EqualTo(149));
+        Assert.That(ds.Splits.Values.SelectMany(x => x).Select(s => s.Id).ToList(),
+            Has.No.Member(pid).And.Count.EqualTo(149));
     }
 
     [Test]
@@ -113,12 +116,14 @@ public class IconQaLoaderTests
         var (pid, dataJson) = CopyAndPick("fill_in_blank");
         File.Delete(Path.Combine(Path.GetDirectoryName(dataJson)!, "image.png"));
         var e = Assert.Throws<ConfigException>(() => IconQaLoader.Load(_tmp!))!;
-        Assert.That(e.Message, Does.Contain(Path.Combine(pid, "image.png")).And.Contain($"id {pid}").And.Contain("missing"));
+        Assert.That(e.Message,
+            Does.Contain(Path.Combine(pid, "image.png")).And.Contain($"id {pid}").And.Contain("missing"));
     }
 
     [Test]
     public void CaptionPolicyIsRefusedForIconQa() =>
-        Assert.That(() => IconQaLoader.Load(DataFixtures.IconQa, new DatasetLoadOptions { MissingImages = MissingImagePolicy.Caption }),
+        Assert.That(() => IconQaLoader.Load(DataFixtures.IconQa,
+                new DatasetLoadOptions { MissingImages = MissingImagePolicy.Caption }),
             Throws.TypeOf<ConfigException>().With.Message.Contain("caption"));
 
     [Test]
@@ -130,12 +135,15 @@ public class IconQaLoaderTests
         Assert.That(RealDatasets.LabelValues(train, "task"), Is.EquivalentTo(IconQaLoader.Tasks));
     }
 
-    /// <summary>Copies the fixture into a temp folder and returns one question of <paramref name="task"/> in its train split.</summary>
+    /// <summary>
+    /// Copies the fixture into a temp folder and returns one question of <paramref name="task"/> in its train split.
+    /// </summary>
     (string Pid, string DataJson) CopyAndPick(string task)
     {
         _tmp = DataFixtures.TempDir();
         DataFixtures.CopyDir(DataFixtures.IconQa, _tmp);
-        string dir = Directory.GetDirectories(Path.Combine(_tmp, "iconqa_data", "iconqa", "train", task)).Order(StringComparer.Ordinal).First();
+        string dir = Directory.GetDirectories(Path.Combine(_tmp, "iconqa_data", "iconqa", "train", task))
+            .Order(StringComparer.Ordinal).First();
         return (Path.GetFileName(dir), Path.Combine(dir, "data.json"));
     }
 }

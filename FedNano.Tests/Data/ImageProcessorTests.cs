@@ -12,7 +12,8 @@ public class ImageProcessorTests
     static readonly float[] ClipStd = [0.26862954f, 0.26130258f, 0.27577711f];
 
     /// <summary>A wide IconQA fixture image (386 x 186).</summary>
-    static string WidePng => Directory.GetFiles(Path.Combine(DataFixtures.IconQa, "iconqa_data", "iconqa"), "image.png", SearchOption.AllDirectories)
+    static string WidePng => Directory.GetFiles(Path.Combine(DataFixtures.IconQa, "iconqa_data", "iconqa"), "image.png",
+            SearchOption.AllDirectories)
         .Order(StringComparer.Ordinal).First(p => { var i = Image.Identify(p); return i.Width != i.Height; });
 
     /// <summary>Pixels as [y, x, c] bytes, decoded independently of the processor.</summary>
@@ -21,7 +22,10 @@ public class ImageProcessorTests
         using var img = Image.Load<Rgb24>(path);
         var px = new byte[img.Height, img.Width, 3];
         for (int y = 0; y < img.Height; y++)
-            for (int x = 0; x < img.Width; x++) { var p = img[x, y]; px[y, x, 0] = p.R; px[y, x, 1] = p.G; px[y, x, 2] = p.B; }
+            for (int x = 0; x < img.Width; x++)
+            {
+                var p = img[x, y]; px[y, x, 0] = p.R; px[y, x, 1] = p.G; px[y, x, 2] = p.B;
+            }
         return px;
     }
 
@@ -40,7 +44,10 @@ public class ImageProcessorTests
         return dst;
     }
 
-    /// <summary>PIL's BICUBIC resize (ImagingResample: horizontal then vertical pass, support widened by the scale, 8-bit rounding per pass).</summary>
+    /// <summary>
+    /// PIL's BICUBIC resize (ImagingResample: horizontal then vertical pass, support widened by the scale, 8-bit
+    /// rounding per pass).
+    /// </summary>
     static byte[,,] PilBicubic(byte[,,] src, int size)
     {
         static double Cubic(double x)
@@ -56,7 +63,8 @@ public class ImageProcessorTests
             for (int o = 0; o < outSize; o++)
             {
                 double center = (o + 0.5) * scale;
-                int min = Math.Max((int)(center - support + 0.5), 0), n = Math.Min((int)(center + support + 0.5), inSize) - min;
+                int min = Math.Max((int)(center - support + 0.5), 0),
+                    n = Math.Min((int)(center + support + 0.5), inSize) - min;
                 var w = new double[n];
                 for (int k = 0; k < n; k++) w[k] = Cubic((k + min - center + 0.5) / fs);
                 double sum = w.Sum();
@@ -95,7 +103,8 @@ public class ImageProcessorTests
     public void PadColourIsIntOfMeanTimes255()
     {
         var p = new ImageProcessor(336, ClipMean, ClipStd);
-        Assert.That((p.PadColor.R, p.PadColor.G, p.PadColor.B), Is.EqualTo(((int)(ClipMean[0] * 255.0), (int)(ClipMean[1] * 255.0), (int)(ClipMean[2] * 255.0))));
+        Assert.That((p.PadColor.R, p.PadColor.G, p.PadColor.B),
+            Is.EqualTo(((int)(ClipMean[0] * 255.0), (int)(ClipMean[1] * 255.0), (int)(ClipMean[2] * 255.0))));
     }
 
     [Test]
@@ -111,7 +120,8 @@ public class ImageProcessorTests
         for (int c = 0; c < 3; c++)
             for (int y = 0; y < side; y++)
                 for (int x = 0; x < side; x++)
-                    maxErr = Math.Max(maxErr, Math.Abs(got[(c * side + y) * side + x] - Normalised(expected[y, x, c], c)));
+                    maxErr = Math.Max(maxErr,
+                        Math.Abs(got[(c * side + y) * side + x] - Normalised(expected[y, x, c], c)));
         Assert.That(maxErr, Is.LessThan(1e-5));
     }
 
@@ -136,7 +146,8 @@ public class ImageProcessorTests
                     double d = Math.Abs(v - expected[y, x, c]);
                     maxLevels = Math.Max(maxLevels, d); meanLevels += d / (3 * size * size);
                 }
-        TestContext.Out.WriteLine($"ImageSharp bicubic vs PIL-style reference: max {maxLevels:F2} levels, mean {meanLevels:F3} levels");
+        TestContext.Out.WriteLine(
+            $"ImageSharp bicubic vs PIL-style reference: max {maxLevels:F2} levels, mean {meanLevels:F3} levels");
         Assert.That(maxLevels, Is.LessThanOrEqualTo(4.01));
         Assert.That(meanLevels, Is.LessThan(0.1));
     }
@@ -159,11 +170,13 @@ public class ImageProcessorTests
         File.WriteAllText(f, "definitely not a png");
         try
         {
-            var e = Assert.Throws<ConfigException>(() => new ImageProcessor(8, ClipMean, ClipStd).Process(SampleImage.FromFile(f), "1234"))!;
+            var e = Assert.Throws<ConfigException>(
+                () => new ImageProcessor(8, ClipMean, ClipStd).Process(SampleImage.FromFile(f), "1234"))!;
             Assert.That(e.Message, Does.Contain(f).And.Contain("sample 1234"));
         }
         finally { File.Delete(f); }
-        var missing = Assert.Throws<ConfigException>(() => new ImageProcessor(8, ClipMean, ClipStd).Process(SampleImage.FromFile(f), "99"))!;
+        var missing = Assert.Throws<ConfigException>(
+            () => new ImageProcessor(8, ClipMean, ClipStd).Process(SampleImage.FromFile(f), "99"))!;
         Assert.That(missing.Message, Does.Contain(f).And.Contain("sample 99").And.Contain("not found"));
     }
 }

@@ -18,7 +18,12 @@ public class LlamaSentencePieceTokenizerTests
         ("▁h", -1, 1), ("he", -2, 1), ("ll", -3, 1), ("w", -10, 1), ("r", -10, 1), ("d", -10, 1),
     ];
 
-    static byte[] Varint(ulong v) { var b = new List<byte>(); do { byte x = (byte)(v & 0x7F); v >>= 7; b.Add(v != 0 ? (byte)(x | 0x80) : x); } while (v != 0); return [.. b]; }
+    static byte[] Varint(ulong v)
+    {
+        var b = new List<byte>();
+        do { byte x = (byte)(v & 0x7F); v >>= 7; b.Add(v != 0 ? (byte)(x | 0x80) : x); } while (v != 0);
+        return [.. b];
+    }
     static byte[] Tag(int field, int wire) => Varint((ulong)((field << 3) | wire));
     static byte[] VarintField(int field, long v) => [.. Tag(field, 0), .. Varint((ulong)v)];
     static byte[] BytesField(int field, byte[] v) => [.. Tag(field, 2), .. Varint((ulong)v.Length), .. v];
@@ -28,11 +33,14 @@ public class LlamaSentencePieceTokenizerTests
     {
         var model = new List<byte>();
         foreach (var (piece, score, type) in Vocab)
-            model.AddRange(BytesField(1, [.. BytesField(1, Encoding.UTF8.GetBytes(piece)), .. FloatField(2, score), .. VarintField(3, type)]));
+            model.AddRange(BytesField(1,
+                [.. BytesField(1, Encoding.UTF8.GetBytes(piece)), .. FloatField(2, score), .. VarintField(3, type)]));
         // trainer_spec: model_type BPE (2), byte_fallback false, unk/bos/eos/pad ids
-        model.AddRange(BytesField(2, [.. VarintField(3, 2), .. VarintField(35, 0), .. VarintField(40, 0), .. VarintField(41, 1), .. VarintField(42, 2), .. VarintField(43, -1)]));
+        model.AddRange(BytesField(2, [.. VarintField(3, 2), .. VarintField(35, 0), .. VarintField(40, 0),
+            .. VarintField(41, 1), .. VarintField(42, 2), .. VarintField(43, -1)]));
         // normalizer_spec: identity, add dummy prefix, remove extra whitespaces, escape whitespaces
-        model.AddRange(BytesField(3, [.. BytesField(1, "identity"u8.ToArray()), .. VarintField(3, 1), .. VarintField(4, 1), .. VarintField(5, 1)]));
+        model.AddRange(BytesField(3, [.. BytesField(1, "identity"u8.ToArray()), .. VarintField(3, 1),
+            .. VarintField(4, 1), .. VarintField(5, 1)]));
         string path = Path.Combine(Path.GetTempPath(), $"fednano-sp-{Guid.NewGuid():N}.model");
         File.WriteAllBytes(path, [.. model]);
         return path;
@@ -60,9 +68,14 @@ public class LlamaSentencePieceTokenizerTests
     public void MissingOrGarbageModelNamesTheFile()
     {
         string path = Path.Combine(Path.GetTempPath(), $"fednano-sp-{Guid.NewGuid():N}.model");
-        Assert.That(() => LlamaSentencePieceTokenizer.Load(path), Throws.TypeOf<ConfigException>().With.Message.Contain(path).And.Message.Contain("not found"));
+        Assert.That(() => LlamaSentencePieceTokenizer.Load(path),
+            Throws.TypeOf<ConfigException>().With.Message.Contain(path).And.Message.Contain("not found"));
         File.WriteAllBytes(path, [0xFF, 0xFF, 0xFF, 0x01, 0x02]);
-        try { Assert.That(() => LlamaSentencePieceTokenizer.Load(path), Throws.TypeOf<ConfigException>().With.Message.Contain(path)); }
+        try
+        {
+            Assert.That(() => LlamaSentencePieceTokenizer.Load(path),
+                Throws.TypeOf<ConfigException>().With.Message.Contain(path));
+        }
         finally { File.Delete(path); }
     }
 }

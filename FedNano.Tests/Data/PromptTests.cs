@@ -9,7 +9,9 @@ namespace FedNano.Tests.Data;
 public class PromptTests
 {
     static IEnumerable<MultimodalSample> ScienceQaSamples() =>
-        ScienceQaLoader.Load(DataFixtures.ScienceQa, new DatasetLoadOptions { MissingImages = MissingImagePolicy.Caption }).Splits.Values.SelectMany(x => x);
+        ScienceQaLoader.Load(DataFixtures.ScienceQa,
+                new DatasetLoadOptions { MissingImages = MissingImagePolicy.Caption })
+            .Splits.Values.SelectMany(x => x);
 
     [Test]
     public void ScienceQaPromptWithHintIsLlavasText()
@@ -45,10 +47,12 @@ public class PromptTests
     public void NoContextLineWithoutHintAndImageComesFirst()
     {
         var img = SampleImage.FromPixels(new float[3 * 2 * 2], 2, 2);
-        var s = new MultimodalSample { Id = "x", Question = "Q?", Choices = ["yes", "no"], AnswerIndex = 1, Image = img };
+        var s = new MultimodalSample
+            { Id = "x", Question = "Q?", Choices = ["yes", "no"], AnswerIndex = 1, Image = img };
         var p = LlavaPrompt.Build(s);
         Assert.That(p.Segments[0], Is.EqualTo(new PromptSegment.Image(img)));
-        Assert.That(p.ToText(), Is.EqualTo("<image>\nQ?\nA. yes\nB. no\nAnswer with the option's letter from the given choices directly."));
+        Assert.That(p.ToText(),
+            Is.EqualTo("<image>\nQ?\nA. yes\nB. no\nAnswer with the option's letter from the given choices directly."));
         Assert.That(p.Target, Is.EqualTo("B"));
     }
 
@@ -73,9 +77,11 @@ public class PromptTests
     [Test]
     public void FillInBlankTargetsTheAnswerText()
     {
-        var s = IconQaLoader.Load(DataFixtures.IconQa).Split("test").First(x => x.Meta["task"] == "fill_in_blank" && x.Context is null);
+        var s = IconQaLoader.Load(DataFixtures.IconQa).Split("test")
+            .First(x => x.Meta["task"] == "fill_in_blank" && x.Context is null);
         var p = LlavaPrompt.Build(s);
-        Assert.That(p.ToText(), Is.EqualTo($"<image>\n{s.Question}\nAnswer the question using a single word or phrase."));
+        Assert.That(p.ToText(),
+            Is.EqualTo($"<image>\n{s.Question}\nAnswer the question using a single word or phrase."));
         Assert.That(p.Target, Is.EqualTo(s.AnswerText));
         Assert.That(p.IsMultipleChoice, Is.False);
     }

@@ -20,11 +20,13 @@ public class ScienceQaLoaderTests
         var r = DatasetInspector.Inspect("scienceqa", DataFixtures.ScienceQa);
         var problems = DataFixtures.ScienceQaProblems();
         Assert.That(r.Total, Is.EqualTo(150).And.EqualTo(problems.Count));
-        Assert.That(r.Splits, Is.EquivalentTo(new Dictionary<string, int> { ["train"] = 50, ["val"] = 50, ["test"] = 50 }));
+        Assert.That(r.Splits,
+            Is.EquivalentTo(new Dictionary<string, int> { ["train"] = 50, ["val"] = 50, ["test"] = 50 }));
         Assert.That(r.WithImage, Is.EqualTo(67));
         Assert.That(r.ImagesFound, Is.Zero);
         Assert.That(r.MissingImages, Has.Count.EqualTo(67));
-        Assert.That(r.Groups, Is.EquivalentTo(new Dictionary<string, int> { ["natural science"] = 97, ["language science"] = 37, ["social science"] = 16 }));
+        Assert.That(r.Groups, Is.EquivalentTo(new Dictionary<string, int>
+            { ["natural science"] = 97, ["language science"] = 37, ["social science"] = 16 }));
         Assert.That(r.ChoiceCounts.Sum(kv => kv.Value), Is.EqualTo(150));
         // the image paths follow the official layout images/{split}/{pid}/image.png
         Assert.That(r.MissingImages, Does.Contain(Path.Combine("images", "train", "1", "image.png")));
@@ -42,7 +44,8 @@ public class ScienceQaLoaderTests
     [Test]
     public void CaptionPolicyPutsTheOfficialCaptionAfterTheHint()
     {
-        var ds = ScienceQaLoader.Load(DataFixtures.ScienceQa, new DatasetLoadOptions { MissingImages = MissingImagePolicy.Caption });
+        var ds = ScienceQaLoader.Load(DataFixtures.ScienceQa,
+            new DatasetLoadOptions { MissingImages = MissingImagePolicy.Caption });
         var problems = DataFixtures.ScienceQaProblems();
         var captions = DataFixtures.ScienceQaCaptions();
         Assert.That(ds.Splits.Keys, Is.EqualTo(new[] { "train", "val", "test" }));
@@ -66,7 +69,8 @@ public class ScienceQaLoaderTests
     [Test]
     public void SkipPolicyDropsImageProblems()
     {
-        var ds = ScienceQaLoader.Load(DataFixtures.ScienceQa, new DatasetLoadOptions { MissingImages = MissingImagePolicy.Skip });
+        var ds = ScienceQaLoader.Load(DataFixtures.ScienceQa,
+            new DatasetLoadOptions { MissingImages = MissingImagePolicy.Skip });
         Assert.That(ds.Skipped, Is.EqualTo(67));
         Assert.That(ds.Splits.Values.Sum(s => s.Count), Is.EqualTo(150 - 67));
         Assert.That(ds.Splits.Values.SelectMany(x => x).All(s => s.Meta["has_image"] == "false"));
@@ -120,7 +124,8 @@ public class ScienceQaLoaderTests
         Directory.CreateDirectory(Path.GetDirectoryName(img)!);
         File.WriteAllBytes(img, [0x89, 0x50, 0x4E, 0x47, 1, 2, 3]);
         var e = Assert.Throws<ConfigException>(() => ScienceQaLoader.Load(_tmp))!;
-        Assert.That(e.Message, Does.Contain(Path.Combine("images", "test", "2", "image.png")).And.Contain("id 2").And.Contain("unreadable"));
+        Assert.That(e.Message, Does.Contain(Path.Combine("images", "test", "2", "image.png"))
+            .And.Contain("id 2").And.Contain("unreadable"));
     }
 
     [Test]
@@ -128,16 +133,19 @@ public class ScienceQaLoaderTests
     {
         _tmp = MiniRelease(out _);
         var e = Assert.Throws<ConfigException>(() => ScienceQaLoader.Load(_tmp))!;
-        Assert.That(e.Message, Does.Contain(Path.Combine("images", "test", "2", "image.png")).And.Contain("id 2").And.Contain("missing"));
+        Assert.That(e.Message,
+            Does.Contain(Path.Combine("images", "test", "2", "image.png")).And.Contain("id 2").And.Contain("missing"));
     }
 
     [Test]
     public void UnknownPartitionLabelNamesTheSampleAndKnownFields()
     {
-        var ds = ScienceQaLoader.Load(DataFixtures.ScienceQa, new DatasetLoadOptions { MissingImages = MissingImagePolicy.Skip });
+        var ds = ScienceQaLoader.Load(DataFixtures.ScienceQa,
+            new DatasetLoadOptions { MissingImages = MissingImagePolicy.Skip });
         var train = ds.Split("train");
         var e = Assert.Throws<ConfigException>(() => RealDatasets.LabelValues(train, "colour"))!;
-        Assert.That(e.Message, Does.Contain("'colour'").And.Contain($"sample {train[0].Id}").And.Contain("problems.json").And.Contain("category"));
+        Assert.That(e.Message, Does.Contain("'colour'").And.Contain($"sample {train[0].Id}")
+            .And.Contain("problems.json").And.Contain("category"));
         var categories = RealDatasets.LabelValues(train, "category");
         Assert.That(categories, Is.EquivalentTo(train.Select(s => s.Meta["category"]).Distinct()));
     }
@@ -145,11 +153,14 @@ public class ScienceQaLoaderTests
     [Test]
     public void UnknownSplitRequestedIsNamed()
     {
-        var e = Assert.Throws<ConfigException>(() => ScienceQaLoader.Load(DataFixtures.ScienceQa, new DatasetLoadOptions { MissingImages = MissingImagePolicy.Skip, Splits = ["minitest"] }))!;
+        var e = Assert.Throws<ConfigException>(() => ScienceQaLoader.Load(DataFixtures.ScienceQa,
+            new DatasetLoadOptions { MissingImages = MissingImagePolicy.Skip, Splits = ["minitest"] }))!;
         Assert.That(e.Message, Does.Contain("'minitest'").And.Contain("pid_splits.json"));
     }
 
-    /// <summary>A two-problem release (problem 1 text-only in train, problem 2 with an image in test) in a temp folder.</summary>
+    /// <summary>
+    /// A two-problem release (problem 1 text-only in train, problem 2 with an image in test) in a temp folder.
+    /// </summary>
     static string MiniRelease(out string problemsPath)
     {
         string dir = DataFixtures.TempDir();

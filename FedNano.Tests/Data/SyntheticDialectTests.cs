@@ -45,6 +45,7 @@ public class SyntheticDialectTests
         Assert.That(() => (config with { SyntheticDialects = 5 }).Validate(), Throws.TypeOf<ConfigException>()
             .With.Message.EqualTo("synthetic_dialects must be at most 4 (got 5)"));
         Assert.That(() => (config with { Dataset = "scienceqa", DataRoot = "x" }).Validate(),
-            Throws.TypeOf<ConfigException>().With.Message.StartsWith("synthetic_dialects applies to dataset synthetic"));
+            Throws.TypeOf<ConfigException>().With.Message
+                .StartsWith("synthetic_dialects applies to dataset synthetic"));
     }
 }

@@ -23,11 +23,16 @@ public class BreakdownTests
         // id, subject, grade, hint, image; predicted index (answer is 0)
         var preds = new[]
         {
-            PredictionRecord.ForChoice(Sqa("1", "natural science", "grade2", hint: true, image: true), 0),   // right: NAT TXT IMG G1-6
-            PredictionRecord.ForChoice(Sqa("2", "natural science", "grade8", hint: false, image: true), 1),  // wrong: NAT IMG G7-12
-            PredictionRecord.ForChoice(Sqa("3", "social science", "grade6", hint: false, image: false), 0),  // right: SOC NO G1-6
-            PredictionRecord.ForChoice(Sqa("4", "language science", "grade12", hint: true, image: false), -1), // unparsable: LAN TXT G7-12
-            PredictionRecord.ForChoice(Sqa("5", "language science", "grade7", hint: false, image: false), 0), // right: LAN NO G7-12
+            // right: NAT TXT IMG G1-6
+            PredictionRecord.ForChoice(Sqa("1", "natural science", "grade2", hint: true, image: true), 0),
+            // wrong: NAT IMG G7-12
+            PredictionRecord.ForChoice(Sqa("2", "natural science", "grade8", hint: false, image: true), 1),
+            // right: SOC NO G1-6
+            PredictionRecord.ForChoice(Sqa("3", "social science", "grade6", hint: false, image: false), 0),
+            // unparsable: LAN TXT G7-12
+            PredictionRecord.ForChoice(Sqa("4", "language science", "grade12", hint: true, image: false), -1),
+            // right: LAN NO G7-12
+            PredictionRecord.ForChoice(Sqa("5", "language science", "grade7", hint: false, image: false), 0),
         };
         var rows = Breakdowns.ScienceQa(preds).ToDictionary(r => r.Category);
         Assert.That(rows.Keys, Is.EqualTo(new[] { "NAT", "SOC", "LAN", "TXT", "IMG", "NO", "G1-6", "G7-12", "Avg" }));
@@ -46,7 +51,8 @@ public class BreakdownTests
     {
         MultimodalSample S(string id, string task, string skill) => new()
         {
-            Id = id, Question = "q", Choices = task == "fill_in_blank" ? [] : ["a", "b"], AnswerIndex = task == "fill_in_blank" ? -1 : 1,
+            Id = id, Question = "q", Choices = task == "fill_in_blank" ? [] : ["a", "b"],
+            AnswerIndex = task == "fill_in_blank" ? -1 : 1,
             AnswerText = task == "fill_in_blank" ? "12" : null,
             Meta = new Dictionary<string, string> { ["task"] = task, ["skill"] = skill },
         };

@@ -12,10 +12,12 @@ public class ConfigsTests
         throw new DirectoryNotFoundException("repository root not found above " + AppContext.BaseDirectory);
     }
 
-    private static IEnumerable<string> Files() => Directory.GetFiles(ConfigsDir(), "*.json").Select(Path.GetFileName).Order()!;
+    private static IEnumerable<string> Files() =>
+        Directory.GetFiles(ConfigsDir(), "*.json").Select(Path.GetFileName).Order()!;
 
     [TestCaseSource(nameof(Files))]
-    public void EveryConfigLoads(string name) => Assert.DoesNotThrow(() => SimulationConfig.Load(Path.Combine(ConfigsDir(), name)));
+    public void EveryConfigLoads(string name) =>
+        Assert.DoesNotThrow(() => SimulationConfig.Load(Path.Combine(ConfigsDir(), name)));
 
     [Test]
     public void EveryPaperConfigHasATinyTwinOnATinyBackboneAndLocalData()

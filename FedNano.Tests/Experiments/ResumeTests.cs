@@ -16,7 +16,10 @@ public class ResumeTests
         return dir;
     }
 
-    /// <summary>Runs into a new folder and stops (as a kill would) once <paramref name="method"/> has finished round <paramref name="round"/>.</summary>
+    /// <summary>
+    /// Runs into a new folder and stops (as a kill would) once <paramref name="method"/> has finished round
+    /// <paramref name="round"/>.
+    /// </summary>
     private static string Interrupted(SimulationConfig config, string method, int round)
     {
         string dir = TinyRuns.TempDir("cut");
@@ -24,7 +27,8 @@ public class ResumeTests
         {
             Progress = p => { if (p.Method == method && p.Round == round) throw new Stop(); },
         }));
-        Assert.That(File.Exists(Path.Combine(dir, RunFolder.SummaryFile)), Is.False, "an interrupted run has no summary");
+        Assert.That(File.Exists(Path.Combine(dir, RunFolder.SummaryFile)), Is.False,
+            "an interrupted run has no summary");
         Assert.That(RunFolder.ReadInfo(dir)!.Status, Is.EqualTo("failed"), "an exception marks the run failed " +
                                                                            "(a kill leaves it running)");
         return dir;
@@ -33,7 +37,8 @@ public class ResumeTests
     private static void AssertSameResults(string expected, string actual)
     {
         foreach (var f in new[] { RunFolder.RoundsFile, RunFolder.SummaryFile })
-            Assert.That(File.ReadAllText(Path.Combine(actual, f)), Is.EqualTo(File.ReadAllText(Path.Combine(expected, f))), f);
+            Assert.That(File.ReadAllText(Path.Combine(actual, f)),
+                Is.EqualTo(File.ReadAllText(Path.Combine(expected, f))), f);
     }
 
     [Test]
@@ -69,8 +74,10 @@ public class ResumeTests
         var config = TinyRuns.Config(method);
         string full = Uninterrupted(config);
         string cut = Interrupted(config, method, round);
-        var keys = FedNano.Checkpoints.SafetensorsFile.Open(Path.Combine(RunCheckpoints.List(cut)[^1], "tensors.safetensors")).Entries.Keys;
-        Assert.That(keys.Any(k => k.StartsWith("client/", StringComparison.Ordinal)), Is.EqualTo(clientState), "client state in the checkpoint");
+        var keys = FedNano.Checkpoints.SafetensorsFile
+            .Open(Path.Combine(RunCheckpoints.List(cut)[^1], "tensors.safetensors")).Entries.Keys;
+        Assert.That(keys.Any(k => k.StartsWith("client/", StringComparison.Ordinal)), Is.EqualTo(clientState),
+            "client state in the checkpoint");
         var outcome = RunFolder.Run(config, cut);
         Assert.That(outcome.ResumedFromStep, Is.EqualTo(round));
         AssertSameResults(full, cut);
@@ -87,7 +94,8 @@ public class ResumeTests
         var bytes = File.ReadAllBytes(tensors);
         bytes[^3] ^= 0x55;                        // one flipped byte in the data
         File.WriteAllBytes(tensors, bytes);
-        Directory.CreateDirectory(Path.Combine(cut, RunCheckpoints.Folder, ".step-000003.0123.tmp")); // a half-written one
+        Directory.CreateDirectory(
+            Path.Combine(cut, RunCheckpoints.Folder, ".step-000003.0123.tmp")); // a half-written one
 
         var log = new List<string>();
         var outcome = RunFolder.Run(config, cut, new RunHooks { Log = log.Add });
@@ -118,7 +126,9 @@ public class ResumeTests
     {
         var config = TinyRuns.Config("fedavg");
         string cut = Interrupted(config, "fedavg", 1);
-        var e = Assert.Throws<ConfigException>(() => RunFolder.Run(config with { Rounds = 2, LearningRate = 0.01 }, cut))!;
-        Assert.That(e.Message, Does.Contain("rounds: 3 in the folder, 2 now").And.Contain("learning_rate: 0.005 in the folder, 0.01 now"));
+        var e = Assert.Throws<ConfigException>(
+            () => RunFolder.Run(config with { Rounds = 2, LearningRate = 0.01 }, cut))!;
+        Assert.That(e.Message, Does.Contain("rounds: 3 in the folder, 2 now")
+            .And.Contain("learning_rate: 0.005 in the folder, 0.01 now"));
     }
 }

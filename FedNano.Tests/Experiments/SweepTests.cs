@@ -42,7 +42,8 @@ public class SweepTests
     [Test]
     public void FinishedCellsAreSkippedAndTheSecondStartDoesNothing()
     {
-        Assert.That(second.Skipped.Select(c => c.Name), Is.EquivalentTo(Sweep.Cells(Base, Grid).Take(2).Select(c => c.Name)));
+        Assert.That(second.Skipped.Select(c => c.Name),
+            Is.EquivalentTo(Sweep.Cells(Base, Grid).Take(2).Select(c => c.Name)));
         Assert.That(second.Ran.Select(c => c.Name), Is.EqualTo(Sweep.Cells(Base, Grid).Skip(2).Select(c => c.Name)));
         Assert.That(third.Ran, Is.Empty);
         Assert.That(third.Skipped, Has.Count.EqualTo(4));
@@ -58,7 +59,8 @@ public class SweepTests
         string fresh = TinyRuns.TempDir("fresh-cell");
         RunFolder.Run(cut.Config, fresh);
         foreach (var f in new[] { RunFolder.RoundsFile, RunFolder.SummaryFile })
-            Assert.That(File.ReadAllText(Path.Combine(Sweep.CellDir(dir, cut), f)), Is.EqualTo(File.ReadAllText(Path.Combine(fresh, f))), f);
+            Assert.That(File.ReadAllText(Path.Combine(Sweep.CellDir(dir, cut), f)),
+                Is.EqualTo(File.ReadAllText(Path.Combine(fresh, f))), f);
     }
 
     [Test]
@@ -66,7 +68,9 @@ public class SweepTests
     {
         foreach (double alpha in Grid.Alphas)
         {
-            var perSeed = Grid.Seeds.Select(s => RunResults.Load(Sweep.CellDir(dir, Sweep.Cells(Base, Grid).Single(c => c.Alpha == alpha && c.Seed == s))))
+            var perSeed = Grid.Seeds
+                .Select(s => RunResults.Load(
+                    Sweep.CellDir(dir, Sweep.Cells(Base, Grid).Single(c => c.Alpha == alpha && c.Seed == s))))
                 .Select(r => r.Summary.Single(x => x.Method == "fedavg" && x.Client == "mean").Accuracy).ToArray();
             var row = third.Aggregate.Single(a => a.Alpha == alpha && a.Method == "fedavg" && a.Client == "mean");
             Assert.That(row.Seeds, Is.EqualTo(2));
@@ -74,15 +78,18 @@ public class SweepTests
             Assert.That(row.AccuracyMean, Is.EqualTo((perSeed[0] + perSeed[1]) / 2).Within(1e-4));
             Assert.That(row.AccuracyStd, Is.EqualTo(Math.Abs(perSeed[0] - perSeed[1]) / Math.Sqrt(2)).Within(1e-4));
         }
-        Assert.That(third.Aggregate.Count(a => a.Method == "zero-shot" && a.Client == "mean"), Is.EqualTo(2), "zero-shot once per alpha, over seeds");
+        Assert.That(third.Aggregate.Count(a => a.Method == "zero-shot" && a.Client == "mean"), Is.EqualTo(2),
+            "zero-shot once per alpha, over seeds");
         Assert.That(File.Exists(Path.Combine(dir, Sweep.AggregateFile)));
     }
 
     [Test]
     public void SweepOfAnotherConfigIsRefusedSayingWhatDiffers()
     {
-        var e = Assert.Throws<ConfigException>(() => Sweep.Run(Base with { BatchSize = 4, Adapter = Base.Adapter with { Rank = 8 } }, Grid, dir))!;
-        Assert.That(e.Message, Does.Contain("batch_size: 8 in the folder, 4 now").And.Contain("adapter.rank: 4 in the folder, 8 now"));
+        var e = Assert.Throws<ConfigException>(
+            () => Sweep.Run(Base with { BatchSize = 4, Adapter = Base.Adapter with { Rank = 8 } }, Grid, dir))!;
+        Assert.That(e.Message, Does.Contain("batch_size: 8 in the folder, 4 now")
+            .And.Contain("adapter.rank: 4 in the folder, 8 now"));
         // the grid's own fields may change: more seeds is the same sweep extended
         Assert.DoesNotThrow(() => Sweep.Cells(Base with { Seed = 9 }, Grid));
     }
@@ -95,12 +102,14 @@ public class SweepTests
         var files = report.Write(outDir, "test sweep", unfinished);
         Assert.That(unfinished, Is.EqualTo(0));
         string md = File.ReadAllText(Path.Combine(outDir, "report.md"));
-        Assert.That(md, Does.Contain("| Method | Client 0 | Client 1 | **Avg** | n |"), "clients numbered from 0, as in the CSV files");
+        Assert.That(md, Does.Contain("| Method | Client 0 | Client 1 | **Avg** | n |"),
+            "clients numbered from 0, as in the CSV files");
         Assert.That(md, Does.Contain("| Method | α = 0.5 | α = 5 |"));
         var mean = report.Final(2, 0.5, "fedavg", "mean")!.Value;
         Assert.That(md, Does.Contain($"{mean.Mean:F1} ± {mean.Std:F1}"));
         Assert.That(files.Count(f => f.EndsWith(".png")), Is.EqualTo(2 * 2 + 1 + 1));
         foreach (var png in files.Where(f => f.EndsWith(".png")))
-            Assert.That(File.ReadAllBytes(png)[..4], Is.EqualTo(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }), png);
+            Assert.That(File.ReadAllBytes(png)[..4],
+                Is.EqualTo(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }), png);
     }
 }

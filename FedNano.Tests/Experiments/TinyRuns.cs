@@ -2,7 +2,9 @@ using FedNano.Simulation;
 
 namespace FedNano.Tests.Experiments;
 
-/// <summary>A small random backbone in a temporary folder, and configs small enough for a run of a second or two.</summary>
+/// <summary>
+/// A small random backbone in a temporary folder, and configs small enough for a run of a second or two.
+/// </summary>
 internal static class TinyRuns
 {
     private static readonly Lazy<string> Dir = new(() =>

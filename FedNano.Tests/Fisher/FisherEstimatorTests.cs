@@ -34,7 +34,8 @@ public class FisherEstimatorTests
         using var empirical = sim.Trainer.Fisher([sample]);
 
         using var generator = new Generator(3);
-        using var sampled = sim.Trainer.Fisher(Enumerable.Repeat(sample, 1500).ToArray(), new SampledFisher(), generator);
+        using var sampled =
+            sim.Trainer.Fisher(Enumerable.Repeat(sample, 1500).ToArray(), new SampledFisher(), generator);
         foreach (var (name, f) in sampled.Tensors)
         {
             var closed = p.Select((py, y) => perAnswer[y][name] * py).Aggregate((a, b) => a + b);
@@ -89,14 +90,16 @@ public class FisherEstimatorTests
     public void EstimatorsAreNamedAndValidated()
     {
         Assert.That(FisherEstimators.Names, Is.EqualTo(new[] { "empirical", "sampled", "ef" }));
-        Assert.That(FisherEstimators.Create("sampled", true), Is.TypeOf<SampledFisher>().And.Property("Normalise").True);
+        Assert.That(FisherEstimators.Create("sampled", true),
+            Is.TypeOf<SampledFisher>().And.Property("Normalise").True);
         Assert.That(FisherEstimators.Create("ef"), Is.InstanceOf<IGradientFisher>());
         Assert.That(new SimulationConfig().Fisher, Is.EqualTo("empirical"));
         Assert.That(() => (new SimulationConfig() with { Fisher = "true" }).Validate(), Throws.TypeOf<ConfigException>()
             .With.Message.EqualTo("fisher 'true' is not one of empirical, sampled, ef"));
         Assert.That(() => (new SimulationConfig() with { Fisher = null! }).Validate(),
             Throws.TypeOf<ConfigException>().With.Message.StartsWith("fisher is null"));
-        var fednano = (FedNano.Strategies.FedNanoFisher)MethodCatalog.Strategy("fednano", new SimulationConfig { Fisher = "ef" });
+        var fednano = (FedNano.Strategies.FedNanoFisher)MethodCatalog.Strategy("fednano",
+            new SimulationConfig { Fisher = "ef" });
         Assert.That(fednano.Estimator, Is.TypeOf<SquaredGradientFisher>());
         Assert.That(MethodCatalog.Strategy("fednano-ef", new SimulationConfig()).ConfigureFit(1, 0).Fisher,
             Is.TypeOf<SquaredGradientFisher>());

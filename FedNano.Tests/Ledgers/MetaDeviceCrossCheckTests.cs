@@ -26,7 +26,9 @@ public class MetaDeviceCrossCheckTests
         }).SetName("tiny, grouped-query attention");
     }
 
-    /// <summary>The tiny backbone's config from data/ when the repository has it, otherwise a tiny LLaVA config.</summary>
+    /// <summary>
+    /// The tiny backbone's config from data/ when the repository has it, otherwise a tiny LLaVA config.
+    /// </summary>
     private static LlavaConfig TinyConfig()
     {
         for (var dir = new DirectoryInfo(TestContext.CurrentContext.TestDirectory); dir is not null; dir = dir.Parent)
@@ -36,8 +38,10 @@ public class MetaDeviceCrossCheckTests
         }
         return new LlavaConfig
         {
-            TextConfig = new LlamaConfig { HiddenSize = 64, IntermediateSize = 172, NumHiddenLayers = 2, NumAttentionHeads = 4, VocabSize = 300, MaxPositionEmbeddings = 256 },
-            VisionConfig = new ClipVisionConfig { HiddenSize = 32, IntermediateSize = 64, NumHiddenLayers = 3, NumAttentionHeads = 2, ImageSize = 56, PatchSize = 14 },
+            TextConfig = new LlamaConfig { HiddenSize = 64, IntermediateSize = 172, NumHiddenLayers = 2,
+                NumAttentionHeads = 4, VocabSize = 300, MaxPositionEmbeddings = 256 },
+            VisionConfig = new ClipVisionConfig { HiddenSize = 32, IntermediateSize = 64, NumHiddenLayers = 3,
+                NumAttentionHeads = 2, ImageSize = 56, PatchSize = 14 },
         };
     }
 
@@ -65,7 +69,8 @@ public class MetaDeviceCrossCheckTests
         var ledger = ArchitectureParameters.Llava(config, "cross-check");
         const int rank = 16;
         using var model = OnMeta(() => new LlavaModel(config));
-        using var edge = OnMeta(() => new NanoEdge(model, new AdapterConfig { Rank = rank }, _ => throw new NotSupportedException()));
+        using var edge = OnMeta(() =>
+            new NanoEdge(model, new AdapterConfig { Rank = rank }, _ => throw new NotSupportedException()));
 
         // (Untied heads only: TorchSharp lists a tied LM head as a parameter of its own, under a different handle.)
         var byPart = model.named_parameters()

@@ -10,7 +10,8 @@ public class ParamsCommandTests
     {
         var output = new StringWriter();
         var error = new StringWriter();
-        int code = ParamsCommand.Build().Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
+        int code = ParamsCommand.Build().Parse(args)
+            .Invoke(new InvocationConfiguration { Output = output, Error = error });
         return (code, output.ToString(), error.ToString());
     }
 
@@ -28,9 +29,11 @@ public class ParamsCommandTests
         {
             Assert.That(code, Is.EqualTo(0), error);
             Assert.That(output, Does.Contain("up/round"));
-            Assert.That(output.Split('\n').Max(l => l.TrimEnd().Length), Is.LessThanOrEqualTo(80), "fits an 80-column terminal");
+            Assert.That(output.Split('\n').Max(l => l.TrimEnd().Length), Is.LessThanOrEqualTo(80),
+                "fits an 80-column terminal");
             Assert.That(RowOf(output, "FedNano"), Does.Contain("1,048,576"));
-            Assert.That(RowOf(output, "FedNano"), Does.Contain(ParamsCommand.Percent(1_048_576.0 / FedNano.Ledgers.ArchitectureParameters.Llava15_7B.Total)));
+            Assert.That(RowOf(output, "FedNano"), Does.Contain(
+                ParamsCommand.Percent(1_048_576.0 / FedNano.Ledgers.ArchitectureParameters.Llava15_7B.Total)));
             Assert.That(RowOf(output, "FedDPA-F"), Does.Contain("180,887,552"));
         });
     }

@@ -50,7 +50,8 @@ public class ForwardMemoryTests
         var rope = Rope.For(arange(t).unsqueeze(0), Mid.TextConfig.HeadDim, Mid.TextConfig.RopeTheta);
         using var pixels = randn(1, Mid.VisionConfig.NumPatches + 1, Mid.VisionConfig.HiddenSize);
         long start = 0;
-        oneBlockEval = ProcessMemory.PeakRise(() => { using var _ = no_grad(); block.forward(new DecoderLayerInput(x, rope)).Dispose(); });
+        oneBlockEval = ProcessMemory.PeakRise(() =>
+            { using var _ = no_grad(); block.forward(new DecoderLayerInput(x, rope)).Dispose(); });
         oneVisionBlock = ProcessMemory.PeakRise(() => { using var _ = no_grad(); vision.forward(pixels).Dispose(); });
         ProcessMemory.ResetPeak();
         start = ProcessMemory.Current;
@@ -62,7 +63,8 @@ public class ForwardMemoryTests
             oneBlockSaved = ProcessMemory.Current - start; // what autograd keeps for the backward, with the output
             output.sum().backward();
         });
-        TestContext.Out.WriteLine($"one LLM block: {oneBlockEval >> 20} MiB forward, {oneBlockTrain >> 20} MiB forward + backward " +
+        TestContext.Out.WriteLine($"one LLM block: {oneBlockEval >> 20} MiB forward, " +
+                                  $"{oneBlockTrain >> 20} MiB forward + backward " +
                                   $"({oneBlockSaved >> 20} MiB kept for the backward); " +
                                   $"one vision block {oneVisionBlock >> 20} MiB; sequence {sequenceBytes >> 20} MiB");
     }
@@ -74,10 +76,11 @@ public class ForwardMemoryTests
         evaluator.Predict(samples); // warm-up: the visual-token cache fills
         long rise = ProcessMemory.PeakRise(() => evaluator.Predict(samples));
         long cold = ProcessMemory.PeakRise(() => new Evaluator(
-            new NanoEdge(backbone.Model, new AdapterConfig(), backbone.Pixels), new SplitServer(backbone.Model.LanguageModel),
-            backbone.Tokenizer, 100_000).Predict(samples));
+            new NanoEdge(backbone.Model, new AdapterConfig(), backbone.Pixels),
+            new SplitServer(backbone.Model.LanguageModel), backbone.Tokenizer, 100_000).Predict(samples));
         long bound = 2 * oneBlockEval + 4 * sequenceBytes + (32L << 20);
-        TestContext.Out.WriteLine($"evaluation batch of {Batch}: {rise >> 20} MiB, with the vision tower {cold >> 20} MiB; bound {bound >> 20} MiB");
+        TestContext.Out.WriteLine($"evaluation batch of {Batch}: {rise >> 20} MiB, " +
+                                  $"with the vision tower {cold >> 20} MiB; bound {bound >> 20} MiB");
         Assert.That(rise, Is.LessThan(bound), "8 LLM blocks; all of them alive at once would be about 8 blocks' worth");
         Assert.That(cold, Is.LessThan(bound + 2 * oneVisionBlock + Batch * sequenceBytes));
     }
@@ -90,7 +93,8 @@ public class ForwardMemoryTests
         {
             var server = new SplitServer(backbone.Model.LanguageModel, checkpoint, tokens);
             var trainer = new ClientTrainer(edge, server, config);
-            return ProcessMemory.PeakRise(() => trainer.Train(samples, new FitInstructions(), null, new Random(0), steps: 1));
+            return ProcessMemory.PeakRise(() =>
+                trainer.Train(samples, new FitInstructions(), null, new Random(0), steps: 1));
         }
         using (no_grad()) foreach (var image in samples.SelectMany(s => s.Images)) edge.VisualTokens(image).Dispose();
         long plain = Step(false), checkpointed = Step(true);
@@ -103,7 +107,8 @@ public class ForwardMemoryTests
                                   $"checkpointed {checkpointed >> 20} MiB (bound {checkpointBound >> 20}), " +
                                   $"micro-batches of 1 {micro >> 20} MiB (bound {microBound >> 20})");
         Assert.That(plain, Is.LessThan(plainBound), "each block keeps what its backward needs, the rest is freed");
-        Assert.That(oneBlockSaved, Is.LessThan(oneBlockTrain), "a block keeps less than its whole forward and backward");
+        Assert.That(oneBlockSaved, Is.LessThan(oneBlockTrain),
+            "a block keeps less than its whole forward and backward");
         Assert.That(checkpointed, Is.LessThan(checkpointBound), "block inputs plus one block's activations");
         Assert.That(checkpointed, Is.LessThan(plain));
         Assert.That(micro, Is.LessThan(microBound), "one sample's blocks kept at a time");

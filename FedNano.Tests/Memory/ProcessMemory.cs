@@ -29,7 +29,8 @@ internal static class ProcessMemory
     public static long Peak => Read("VmHWM:");
 
     private static long Read(string key) =>
-        long.Parse(File.ReadLines("/proc/self/status").First(l => l.StartsWith(key))[key.Length..].Trim().Split(' ')[0]) * 1024;
+        long.Parse(File.ReadLines("/proc/self/status").First(l => l.StartsWith(key))[key.Length..]
+            .Trim().Split(' ')[0]) * 1024;
 
     /// <summary>How far the peak rises above the resident size while <paramref name="work"/> runs.</summary>
     public static long PeakRise(Action work)

@@ -9,7 +9,9 @@ using static TorchSharp.torch;
 
 namespace FedNano.Tests.Models;
 
-/// <summary>The LLM's forward paths against plain references: checkpointed backward, KV-cache decoding, token batches.</summary>
+/// <summary>
+/// The LLM's forward paths against plain references: checkpointed backward, KV-cache decoding, token batches.
+/// </summary>
 public class ForwardPathTests
 {
     private static (Backbone backbone, EncodedSample[] samples) Setup(int count, bool freeForm, int seed = 3)
@@ -22,7 +24,8 @@ public class ForwardPathTests
                 Image = i % 3 == 2 ? null : s.Image,                       // text-only prompts: other lengths
                 Question = s.Question + string.Concat(Enumerable.Repeat(" ?", i % 4)),
             })
-            .Select(s => EncodedSample.Encode(s, LlavaPrompt.Build(s), backbone.Tokenizer, backbone.Llava().Config.ImageTokens))
+            .Select(s => EncodedSample.Encode(s, LlavaPrompt.Build(s), backbone.Tokenizer,
+                backbone.Llava().Config.ImageTokens))
             .ToArray();
         return (backbone, samples);
     }
@@ -61,10 +64,12 @@ public class ForwardPathTests
 
             Assert.That(gradPlain.abs().max().item<float>(), Is.GreaterThan(0f));
             Assert.That(nllCk.allclose(nllPlain, rtol: 0, atol: 1e-6), $"nll, sum={sum}");
-            Assert.That((gradCk - gradPlain).abs().max().item<float>(), Is.LessThan(1e-5f), $"input gradient, sum={sum}");
+            Assert.That((gradCk - gradPlain).abs().max().item<float>(), Is.LessThan(1e-5f),
+                $"input gradient, sum={sum}");
             Assert.That(gradCk.dtype, Is.EqualTo(sent.dtype));
             for (int i = 0; i < loraPlain.Length; i++)
-                Assert.That((loraCk[i] - loraPlain[i]).abs().max().item<float>(), Is.LessThan(1e-5f), $"LoRA gradient {i}");
+                Assert.That((loraCk[i] - loraPlain[i]).abs().max().item<float>(), Is.LessThan(1e-5f),
+                    $"LoRA gradient {i}");
         }
     }
 
@@ -98,11 +103,13 @@ public class ForwardPathTests
     public void CheckpointedTrainingMovesTheAdaptersAsThePlainOne()
     {
         var (backbone, samples) = Setup(8, false);
-        var config = new SimulationConfig { BatchSize = 4, LocalEpochs = 1, LearningRate = 1e-2, Adapter = new AdapterConfig { Rank = 4 } };
+        var config = new SimulationConfig
+            { BatchSize = 4, LocalEpochs = 1, LearningRate = 1e-2, Adapter = new AdapterConfig { Rank = 4 } };
         AdapterState Train(bool checkpoint)
         {
             manual_seed(1);
-            var edge = new NanoEdge(backbone.Model, config.Adapter, backbone.Pixels); // not disposed: shares the backbone
+            // not disposed: shares the backbone
+            var edge = new NanoEdge(backbone.Model, config.Adapter, backbone.Pixels);
             var trainer = new ClientTrainer(edge, new SplitServer(backbone.Model.LanguageModel, checkpoint), config);
             trainer.Train(samples, new FedNano.Strategies.FitInstructions(), null, new Random(0));
             return edge.AdapterState();
@@ -113,16 +120,21 @@ public class ForwardPathTests
             Assert.That((checkpointed[name] - t).abs().max().item<float>(), Is.LessThan(1e-5f), name);
     }
 
-    /// <summary>Greedy decoding the plain way: the whole prefix through the LLM again for every token, one sample at a time.</summary>
-    private static List<int> FullPrefixDecode(NanoEdge edge, SplitServer server, Backbone backbone, EncodedSample s, int maxNew)
+    /// <summary>
+    /// Greedy decoding the plain way: the whole prefix through the LLM again for every token, one sample at a time.
+    /// </summary>
+    private static List<int> FullPrefixDecode(NanoEdge edge, SplitServer server, Backbone backbone, EncodedSample s,
+        int maxNew)
     {
         using var _ = no_grad();
         var produced = new List<int>();
         for (int step = 0; step < maxNew; step++)
         {
             using var scope = NewDisposeScope();
-            using var batch = EncodedBatch.Create([s with { PromptIds = [.. s.PromptIds, .. produced] }], false, 0, CPU);
-            int next = (int)server.NextTokenLogProbs(edge.Forward(batch), batch.AnswerPositions)[0].argmax().item<long>();
+            using var batch =
+                EncodedBatch.Create([s with { PromptIds = [.. s.PromptIds, .. produced] }], false, 0, CPU);
+            int next = (int)server.NextTokenLogProbs(edge.Forward(batch), batch.AnswerPositions)[0]
+                .argmax().item<long>();
             if (next == backbone.Tokenizer.EosId) break;
             produced.Add(next);
         }
@@ -133,13 +145,15 @@ public class ForwardPathTests
     public void KvCacheDecodingGivesTheTokensOfFullPrefixDecoding()
     {
         var (backbone, samples) = Setup(9, true);
-        Assert.That(samples.Select(s => s.PromptIds.Length).Distinct().Count(), Is.GreaterThan(3), "prompts of different lengths");
+        Assert.That(samples.Select(s => s.PromptIds.Length).Distinct().Count(), Is.GreaterThan(3),
+            "prompts of different lengths");
         manual_seed(4);
         using var edge = new NanoEdge(backbone.Model, new AdapterConfig { Rank = 4 }, backbone.Pixels);
         using (no_grad()) foreach (var (_, p) in edge.AdapterParameters()) p.normal_(0, 0.05); // adapters that act
         var server = new SplitServer(backbone.Model.LanguageModel);
         var tokens = samples.Select(s => FullPrefixDecode(edge, server, backbone, s, 8)).ToArray();
-        Assert.That(tokens.Max(t => t.Count), Is.GreaterThanOrEqualTo(3), "several tokens generated: the cache is used");
+        Assert.That(tokens.Max(t => t.Count), Is.GreaterThanOrEqualTo(3),
+            "several tokens generated: the cache is used");
         var expected = tokens.Select(t => backbone.Tokenizer.Decode(t).Trim()).ToArray();
         foreach (int budget in new[] { 1, 200, 100_000 }) // one sample per batch, a few, all in one
         {
@@ -168,7 +182,8 @@ public class ForwardPathTests
     {
         var (backbone, samples) = Setup(12, false);
         var images = samples.SelectMany(s => s.Images).ToArray();
-        long perImage = backbone.Llava().Config.ImageTokens * (long)backbone.Llava().Config.TextConfig.HiddenSize * sizeof(float);
+        long perImage = backbone.Llava().Config.ImageTokens * (long)backbone.Llava().Config.TextConfig.HiddenSize
+            * sizeof(float);
         using var unbounded = new NanoEdge(backbone.Model, new AdapterConfig { Rank = 4 }, backbone.Pixels);
         using var bounded = new NanoEdge(backbone.Model, new AdapterConfig { Rank = 4 }, backbone.Pixels, 3 * perImage);
         using var none = new NanoEdge(backbone.Model, new AdapterConfig { Rank = 4 }, backbone.Pixels, 0);

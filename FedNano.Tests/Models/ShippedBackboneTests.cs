@@ -15,12 +15,15 @@ public class ShippedBackboneTests
     public void LoadsWithTheTinyArchitecture()
     {
         var backbone = TinyBackbone.Load(Dir);
-        Assert.That(backbone.Llava().Config, Is.EqualTo(TinyBackbone.Config(backbone.Tokenizer.VocabSize)).Using<LlavaConfig>(
-            (a, b) => a.TextConfig == b.TextConfig && a.VisionConfig == b.VisionConfig));
+        Assert.That(backbone.Llava().Config,
+            Is.EqualTo(TinyBackbone.Config(backbone.Tokenizer.VocabSize)).Using<LlavaConfig>(
+                (a, b) => a.TextConfig == b.TextConfig && a.VisionConfig == b.VisionConfig));
         Assert.That(backbone.Model.parameters().All(p => p.isfinite().all().item<bool>()), Is.True);
     }
 
-    /// <summary>Pretrained on the English split: it reads English questions; the clients' French dialect it cannot.</summary>
+    /// <summary>
+    /// Pretrained on the English split: it reads English questions; the clients' French dialect it cannot.
+    /// </summary>
     [Category("Slow")]
     [Test]
     public void ReadsTheGeneralSplitButNotTheClientDialect()
@@ -33,8 +36,10 @@ public class ShippedBackboneTests
             var data = new FederatedData([new ClientData(0, samples.Take(1).ToArray(), samples)], "category");
             return new FederatedSimulation(config, backbone, data).ZeroShot().MeanAccuracy;
         }
-        Assert.That(Accuracy(SyntheticDialect.General), Is.GreaterThan(0.9)); // pretraining measured 99.7% on 600 held-out samples
-        Assert.That(Accuracy(SyntheticDialect.Client), Is.LessThan(0.5)); // chance is 35% (2-5 options); pretraining measured 43.7%
+        // pretraining measured 99.7% on 600 held-out samples
+        Assert.That(Accuracy(SyntheticDialect.General), Is.GreaterThan(0.9));
+        // chance is 35% (2-5 options); pretraining measured 43.7%
+        Assert.That(Accuracy(SyntheticDialect.Client), Is.LessThan(0.5));
     }
 
     /// <summary>

@@ -39,15 +39,19 @@ public class DirichletPartitionerTests
     [Test]
     public void SameSeedSamePartitionOtherSeedAnother()
     {
-        Assert.That(DirichletPartitioner.Partition(Labels, 5, 0.5, 10, 7), Is.EqualTo(DirichletPartitioner.Partition(Labels, 5, 0.5, 10, 7)));
-        Assert.That(DirichletPartitioner.Partition(Labels, 5, 0.5, 10, 8), Is.Not.EqualTo(DirichletPartitioner.Partition(Labels, 5, 0.5, 10, 7)));
+        Assert.That(DirichletPartitioner.Partition(Labels, 5, 0.5, 10, 7),
+            Is.EqualTo(DirichletPartitioner.Partition(Labels, 5, 0.5, 10, 7)));
+        Assert.That(DirichletPartitioner.Partition(Labels, 5, 0.5, 10, 8),
+            Is.Not.EqualTo(DirichletPartitioner.Partition(Labels, 5, 0.5, 10, 7)));
     }
 
     [Test]
     public void BadInputIsRefused()
     {
-        Assert.That(() => DirichletPartitioner.Partition(Labels, 5, 0, 10, 1), Throws.TypeOf<ConfigException>().With.Message.Contain("alpha"));
-        Assert.That(() => DirichletPartitioner.Partition(Labels[..3], 5, 1, 1, 1), Throws.TypeOf<ConfigException>().With.Message.Contain("5 clients but only 3 samples"));
+        Assert.That(() => DirichletPartitioner.Partition(Labels, 5, 0, 10, 1),
+            Throws.TypeOf<ConfigException>().With.Message.Contain("alpha"));
+        Assert.That(() => DirichletPartitioner.Partition(Labels[..3], 5, 1, 1, 1),
+            Throws.TypeOf<ConfigException>().With.Message.Contain("5 clients but only 3 samples"));
     }
 
     /// <summary>

@@ -19,7 +19,8 @@ public class CheckpointBindingTests
     /// <paramref name="step"/>.</summary>
     private string Failed(int step)
     {
-        string config = Cli.Config(dir, new Dictionary<string, object?> { ["rounds"] = 3, ["methods"] = new[] { "fedavg" } });
+        string config = Cli.Config(dir,
+            new Dictionary<string, object?> { ["rounds"] = 3, ["methods"] = new[] { "fedavg" } });
         string run = Path.Combine(dir, $"run-{Guid.NewGuid():N}");
         RunFolder.InjectOutOfMemoryAtStep = step;
         Assert.That(Cli.Fednano("run", "--config", config, "--out", run).code, Is.EqualTo(1));
@@ -56,8 +57,10 @@ public class CheckpointBindingTests
         var (code, err) = Cli.Fednano("run", "--resume", run);
         Assert.That(code, Is.Zero, err);
         var kept = RunCheckpoints.List(run).Select(Path.GetFileName).ToArray();
-        Assert.That(kept, Is.EqualTo(new[] { "step-000002", "step-000003" }), "the newest checkpoints of the new start are the ones kept");
-        Assert.That(Directory.GetDirectories(Path.Combine(run, RunCheckpoints.Folder), ".unusable-*"), Has.Length.EqualTo(2));
+        Assert.That(kept, Is.EqualTo(new[] { "step-000002", "step-000003" }),
+            "the newest checkpoints of the new start are the ones kept");
+        Assert.That(Directory.GetDirectories(Path.Combine(run, RunCheckpoints.Folder), ".unusable-*"),
+            Has.Length.EqualTo(2));
     }
 
     [Test]

@@ -17,7 +17,8 @@ internal static class Cli
         var fields = new Dictionary<string, object?>
         {
             ["synthetic_samples"] = 40, ["clients"] = 2, ["alpha"] = 1.0, ["min_partition_size"] = 8, ["rounds"] = 1,
-            ["batch_size"] = 8, ["adapter"] = new Dictionary<string, object?> { ["rank"] = 4 }, ["methods"] = new[] { "fednano" },
+            ["batch_size"] = 8, ["adapter"] = new Dictionary<string, object?> { ["rank"] = 4 },
+            ["methods"] = new[] { "fednano" },
             ["model_dir"] = TinyRuns.BackboneDir, ["seed"] = 3,
         };
         foreach (var (k, v) in overrides ?? new Dictionary<string, object?>()) fields[k] = v;

@@ -65,7 +65,8 @@ public class DataConfinementTests
     public void AnIconQaIdOutsideTheRootIsRefused()
     {
         string root = IconQaCopy();
-        Edit(Path.Combine(root, "iconqa_data", "pid_splits.json"), j => j["choose_txt_train"]!.AsArray().Add("../../../evil"));
+        Edit(Path.Combine(root, "iconqa_data", "pid_splits.json"),
+            j => j["choose_txt_train"]!.AsArray().Add("../../../evil"));
         var e = Assert.Throws<ConfigException>(() => IconQaLoader.Load(root))!;
         Assert.That(e.Message, Does.Contain("'../../../evil'").And.Contain("outside the data root"));
     }
@@ -80,7 +81,8 @@ public class DataConfinementTests
         string splits = Path.Combine(icon, "iconqa_data", "pid_splits.json");
         string id = JsonNode.Parse(File.ReadAllText(splits))!["choose_txt_train"]![0]!.GetValue<string>();
         Edit(splits, j => j["choose_txt_test"]!.AsArray().Add(id));
-        Assert.That(Assert.Throws<ConfigException>(() => IconQaLoader.Load(icon))!.Message, Does.Contain($"'{id}' is in split 'train' and in split 'test'"));
+        Assert.That(Assert.Throws<ConfigException>(() => IconQaLoader.Load(icon))!.Message,
+            Does.Contain($"'{id}' is in split 'train' and in split 'test'"));
     }
 
     [Test]
@@ -99,7 +101,8 @@ public class DataConfinementTests
     {
         string png = Png(Path.Combine(tmp, "wide.png"), 50000, 1);
         Assert.That(new FileInfo(png).Length, Is.LessThan(10_000));
-        var e = Assert.Throws<ConfigException>(() => new ImageProcessor(32, [0.5f, 0.5f, 0.5f], [0.25f, 0.25f, 0.25f]).Process(SampleImage.FromFile(png), "s1").Dispose())!;
+        var e = Assert.Throws<ConfigException>(() => new ImageProcessor(32, [0.5f, 0.5f, 0.5f], [0.25f, 0.25f, 0.25f])
+            .Process(SampleImage.FromFile(png), "s1").Dispose())!;
         Assert.That(e.Message, Does.Contain("50000 x 1").And.Contain("sample s1"));
     }
 }

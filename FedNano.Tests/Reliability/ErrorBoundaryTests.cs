@@ -35,7 +35,8 @@ public class ErrorBoundaryTests
         (code, err) = Cli.Fednano("run", "--resume", cut);
         Assert.That(code, Is.Zero, err);
         Assert.That(RunFolder.ReadInfo(cut)!.Resumes, Has.Count.EqualTo(1));
-        Assert.That(File.ReadAllText(Path.Combine(cut, "summary.csv")), Is.EqualTo(File.ReadAllText(Path.Combine(whole, "summary.csv"))));
+        Assert.That(File.ReadAllText(Path.Combine(cut, "summary.csv")),
+            Is.EqualTo(File.ReadAllText(Path.Combine(whole, "summary.csv"))));
     }
 
     [Test]
@@ -64,7 +65,8 @@ public class ErrorBoundaryTests
     {
         string file = Path.Combine(dir, "a-file");
         File.WriteAllText(file, "x");
-        var (code, err) = Cli.Fednano("run", "--config", Cli.Config(dir), "--out", Path.Combine(file, "sub"), "--verbose");
+        var (code, err) =
+            Cli.Fednano("run", "--config", Cli.Config(dir), "--out", Path.Combine(file, "sub"), "--verbose");
         Assert.That(code, Is.EqualTo(1));
         Assert.That(err, Does.Contain("   at "));
     }
@@ -72,7 +74,8 @@ public class ErrorBoundaryTests
     [Test]
     public void PretrainOptionsOutOfRangeAreExitTwo()
     {
-        foreach (var bad in new[] { new[] { "--learning-rate", "-1" }, ["--learning-rate", "NaN"], ["--samples", "2000000000"], ["--epochs", "0"] })
+        foreach (var bad in new[] { new[] { "--learning-rate", "-1" }, ["--learning-rate", "NaN"],
+            ["--samples", "2000000000"], ["--epochs", "0"] })
         {
             var (code, err) = Cli.Fednano(["pretrain", "--out", Path.Combine(dir, "bb"), .. bad]);
             Assert.That(code, Is.EqualTo(2), err);

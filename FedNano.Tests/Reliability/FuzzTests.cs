@@ -25,15 +25,18 @@ public class FuzzTests
     [TearDown] public void TearDown() => Directory.Delete(dir, true);
 
     private static readonly string[] Values =
-        ["null", "-1", "0", "1", "2", "3", "0.5", "1e400", "-1e400", "99999999999", "\"x\"", "\"\"", "true", "[]", "{}", "[null]", "NaN", "\"all\""];
+        ["null", "-1", "0", "1", "2", "3", "0.5", "1e400", "-1e400", "99999999999", "\"x\"", "\"\"", "true", "[]", "{}",
+            "[null]", "NaN", "\"all\""];
     private static readonly string[] Fields =
     [
-        "synthetic_samples", "clients", "alpha", "min_partition_size", "rounds", "batch_size", "adapter", "methods", "seed",
-        "learning_rate", "test_fraction", "client_fraction", "fisher_floor", "fedprox_mu", "feddpa", "max_grad_norm", "weight_decay",
+        "synthetic_samples", "clients", "alpha", "min_partition_size", "rounds", "batch_size", "adapter", "methods",
+        "seed", "learning_rate", "test_fraction", "client_fraction", "fisher_floor", "fedprox_mu", "feddpa",
+        "max_grad_norm", "weight_decay",
         "partition_by", "dataset", "missing_images", "backbone", "device", "precision", "on_nonfinite", "local_epochs",
         "max_context_tokens", "nonsense_field",
     ];
-    private static readonly string[] OptionValues = ["0", "-1", "1", "2", "1e400", "NaN", "abc", "99999999999", "", "0.1,x", "1,,2"];
+    private static readonly string[] OptionValues =
+        ["0", "-1", "1", "2", "1e400", "NaN", "abc", "99999999999", "", "0.1,x", "1,,2"];
 
     private T Pick<T>(IReadOnlyList<T> items) => items[rng.Next(items.Count)];
 
@@ -62,8 +65,9 @@ public class FuzzTests
     {
         var fields = new Dictionary<string, string>
         {
-            ["synthetic_samples"] = "40", ["clients"] = "2", ["alpha"] = "1.0", ["min_partition_size"] = "8", ["rounds"] = "1",
-            ["batch_size"] = "8", ["adapter"] = "{\"rank\": 4}", ["methods"] = "[\"fedavg\"]", ["model_dir"] = $"\"{TinyRuns.BackboneDir}\"",
+            ["synthetic_samples"] = "40", ["clients"] = "2", ["alpha"] = "1.0", ["min_partition_size"] = "8",
+            ["rounds"] = "1", ["batch_size"] = "8", ["adapter"] = "{\"rank\": 4}", ["methods"] = "[\"fedavg\"]",
+            ["model_dir"] = $"\"{TinyRuns.BackboneDir}\"",
         };
         foreach (var (f, v) in changes) fields[f] = v;
         string path = Path.Combine(dir, $"c{cases}.json");
@@ -77,9 +81,12 @@ public class FuzzTests
         switch (rng.Next(4))
         {
             case 0: File.WriteAllBytes(file, bytes[..rng.Next(bytes.Length)]); break;                  // cut short
-            case 1: bytes[rng.Next(Math.Min(bytes.Length, 200))] ^= (byte)(1 + rng.Next(255)); File.WriteAllBytes(file, bytes); break;
+            case 1: bytes[rng.Next(Math.Min(bytes.Length, 200))] ^= (byte)(1 + rng.Next(255));
+                File.WriteAllBytes(file, bytes); break;
             case 2: bytes[rng.Next(bytes.Length)] ^= 0x80; File.WriteAllBytes(file, bytes); break;    // anywhere
-            default: File.WriteAllBytes(file, [.. Enumerable.Range(0, rng.Next(1, 64)).Select(_ => (byte)rng.Next(256))]); break;
+            default:
+                File.WriteAllBytes(file, [.. Enumerable.Range(0, rng.Next(1, 64)).Select(_ => (byte)rng.Next(256))]);
+                break;
         }
     }
 
@@ -113,7 +120,8 @@ public class FuzzTests
         {
             string model = Path.Combine(dir, $"model{i}");
             DataFixtures.CopyDir(TinyRuns.BackboneDir, model);
-            Corrupt(rng, Path.Combine(model, Pick(new[] { "model.safetensors", "model.safetensors", "config.json", "vocab.txt" })));
+            Corrupt(rng, Path.Combine(model,
+                Pick(new[] { "model.safetensors", "model.safetensors", "config.json", "vocab.txt" })));
             Check(null, "partition", "--config", config, "--model-dir", model);
         }
 
@@ -134,7 +142,8 @@ public class FuzzTests
         DataFixtures.CopyDir(DataFixtures.ScienceQa, sqa);
         var problems = (JsonObject)JsonNode.Parse(File.ReadAllText(Path.Combine(sqa, "problems.json")))!;
         var images = problems.Where(p => p.Value!["image"]?.GetValue<string>() is { Length: > 0 })
-            .Select(p => Path.Combine(sqa, "images", p.Value!["split"]!.GetValue<string>(), p.Key, p.Value!["image"]!.GetValue<string>())).ToArray();
+            .Select(p => Path.Combine(sqa, "images", p.Value!["split"]!.GetValue<string>(), p.Key,
+                p.Value!["image"]!.GetValue<string>())).ToArray();
         foreach (var png in images)
         {
             Directory.CreateDirectory(Path.GetDirectoryName(png)!);
@@ -146,7 +155,8 @@ public class FuzzTests
             string png = Pick(images);
             var good = File.ReadAllBytes(png);
             Corrupt(rng, png);
-            Check(null, "partition", "--config", config, "--dataset", "scienceqa", "--data-root", sqa, "--missing-images", Pick(new[] { "error", "skip" }));
+            Check(null, "partition", "--config", config, "--dataset", "scienceqa", "--data-root", sqa,
+                "--missing-images", Pick(new[] { "error", "skip" }));
             File.WriteAllBytes(png, good);
         }
         TestContext.Out.WriteLine($"{cases} cases in {clock.Elapsed.TotalSeconds:F0} s; exit 0/1/2: " +

@@ -19,7 +19,9 @@ public class NonFiniteTests
         private readonly FedAvg inner = new();
         public string Name => "poisoned";
         public FitInstructions ConfigureFit(int round, int client) =>
-            client == 0 ? new FitInstructions { ExtraLoss = p => p.Values.First().sum() * float.NaN } : new FitInstructions();
+            client == 0
+                ? new FitInstructions { ExtraLoss = p => p.Values.First().sum() * float.NaN }
+                : new FitInstructions();
         public AdapterState Aggregate(int round, AdapterState global, IReadOnlyList<ClientUpdate> updates)
         {
             Assert.That(updates.Select(u => u.Client), Has.None.EqualTo(0), "the NaN client is not aggregated");
@@ -34,19 +36,22 @@ public class NonFiniteTests
         var result = TinySetup.Simulation(config).RunStrategy(new PoisonedClientZero());
         Assert.That(result.Rounds.Where(r => r.Client == 0).Select(r => r.NonFinite), Is.All.True);
         Assert.That(result.Rounds.Where(r => r.Client != 0).Select(r => r.NonFinite), Is.All.False);
-        Assert.That(result.Rounds.Select(r => r.Loss), Is.All.Matches<double>(double.IsFinite), "the global adapters stay finite");
+        Assert.That(result.Rounds.Select(r => r.Loss), Is.All.Matches<double>(double.IsFinite),
+            "the global adapters stay finite");
         Assert.That(result.Rounds.Where(r => r.Client == 0).Select(r => r.Traffic.UploadedParams), Is.All.Zero);
 
         var rows = ResultFiles.Rounds([result]).ToArray();
         Assert.That(rows.Where(r => r.Client == 0).Select(r => r.NonFinite), Is.All.EqualTo(1));
-        Assert.That(rows.Where(r => r.Client == 0).Select(r => r.TrainLoss), Is.All.Not.Null, "not written as 'did not train'");
+        Assert.That(rows.Where(r => r.Client == 0).Select(r => r.TrainLoss), Is.All.Not.Null,
+            "not written as 'did not train'");
     }
 
     [Test]
     public void StopEndsTheRunNamingTheClient()
     {
         var config = TinySetup.Config(rounds: 2) with { OnNonFinite = "stop" };
-        var e = Assert.Throws<NonFiniteException>(() => TinySetup.Simulation(config).RunStrategy(new PoisonedClientZero()))!;
+        var e = Assert.Throws<NonFiniteException>(
+            () => TinySetup.Simulation(config).RunStrategy(new PoisonedClientZero()))!;
         Assert.That(e.Message, Does.Contain("round 1, client 0").And.Contain("learning_rate"));
     }
 }

@@ -19,7 +19,8 @@ public class TinyBackboneFileTests
     public void SetUp()
     {
         dir = TinyRuns.TempDir("tiny-files");
-        foreach (var f in Directory.GetFiles(TinyRuns.BackboneDir)) File.Copy(f, Path.Combine(dir, Path.GetFileName(f)));
+        foreach (var f in Directory.GetFiles(TinyRuns.BackboneDir))
+            File.Copy(f, Path.Combine(dir, Path.GetFileName(f)));
     }
 
     [TearDown] public void TearDown() => Directory.Delete(dir, true);
@@ -42,7 +43,8 @@ public class TinyBackboneFileTests
         File.WriteAllBytes(path, [.. BitConverter.GetBytes((long)text.Length), .. text, .. bytes.AsSpan(8 + (int)n)]);
     }
 
-    private const string Bias = "vision_tower.vision_model.pre_layrnorm.bias", Weight = "vision_tower.vision_model.pre_layrnorm.weight";
+    private const string Bias = "vision_tower.vision_model.pre_layrnorm.bias",
+        Weight = "vision_tower.vision_model.pre_layrnorm.weight";
 
     [Test]
     public void TheShippedLayoutLoads() => TinyBackbone.Load(dir).Model.Dispose();

@@ -43,7 +43,8 @@ public class ValidationTests
     [TestCase("\"adapter\": { \"scale\": 1e400 }", "adapter.scale must be > 0 and finite")]
     [TestCase("\"max_grad_norm\": 1e400", "max_grad_norm must be at most")]
     [TestCase("\"on_nonfinite\": \"ignore\"", "on_nonfinite 'ignore'")]
-    public void ConfigValuesOutOfRange(string field, string expected) => AssertRefused(["run", "--config", RawConfig(field)], expected);
+    public void ConfigValuesOutOfRange(string field, string expected) =>
+        AssertRefused(["run", "--config", RawConfig(field)], expected);
 
     [TestCase("--alphas", "1e400", "alpha must be > 0 and finite")]
     [TestCase("--alphas", "NaN", "alpha must be > 0 and finite")]

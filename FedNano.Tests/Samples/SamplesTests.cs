@@ -40,10 +40,13 @@ public class SamplesTests
     [TestCase("CustomStrategy", @"^median: mean accuracy \d+(\.\d)? ?%, per client .+$")]
     public void SampleRunsAndTheReadmeHoldsItsCode(string sample, string printed)
     {
-        Assert.That(RunSample(sample, TinyConfig(sample)).Trim(), Does.Match(new Regex(printed, RegexOptions.Multiline)));
+        Assert.That(RunSample(sample, TinyConfig(sample)).Trim(),
+            Does.Match(new Regex(printed, RegexOptions.Multiline)));
         string readme = File.ReadAllText(Path.Combine(DataFixtures.RepoRoot, "README.md")).ReplaceLineEndings("\n");
-        string code = File.ReadAllText(Path.Combine(DataFixtures.RepoRoot, "samples", sample, "Program.cs")).ReplaceLineEndings("\n");
-        Assert.That(readme, Does.Contain("```csharp\n" + code + "```"), $"README.md shows samples/{sample}/Program.cs as it is");
+        string code = File.ReadAllText(Path.Combine(DataFixtures.RepoRoot, "samples", sample, "Program.cs"))
+            .ReplaceLineEndings("\n");
+        Assert.That(readme, Does.Contain("```csharp\n" + code + "```"),
+            $"README.md shows samples/{sample}/Program.cs as it is");
     }
 
     /// <summary>
@@ -75,8 +78,10 @@ public class SamplesTests
             Assert.That(Shipped.Unpack(), Is.EqualTo(dir), "unpacked once, found again");
             string repo = DataFixtures.RepoRoot;
             foreach (var f in Directory.GetFiles(Path.Combine(repo, "data", "tiny-backbone")))
-                Assert.That(File.ReadAllBytes(Path.Combine(dir, "tiny-backbone", Path.GetFileName(f))), Is.EqualTo(File.ReadAllBytes(f)), f);
-            Assert.That(File.ReadAllText(Path.Combine(dir, "quickstart.json")), Is.EqualTo(File.ReadAllText(Path.Combine(repo, "configs", "quickstart.json"))));
+                Assert.That(File.ReadAllBytes(Path.Combine(dir, "tiny-backbone", Path.GetFileName(f))),
+                    Is.EqualTo(File.ReadAllBytes(f)), f);
+            Assert.That(File.ReadAllText(Path.Combine(dir, "quickstart.json")),
+                Is.EqualTo(File.ReadAllText(Path.Combine(repo, "configs", "quickstart.json"))));
             Assert.That(SimulationConfig.Load(Path.Combine(dir, "quickstart.json")).Clients, Is.EqualTo(5));
         }
         finally { Environment.SetEnvironmentVariable("FEDNANO_CACHE", before); }

@@ -7,7 +7,10 @@ using NUnit.Framework;
 
 namespace FedNano.Tests.Simulation;
 
-/// <summary>A real-layout LLaVA checkpoint (the reference fixture, converted layout, with its SentencePiece tokenizer) trains end to end.</summary>
+/// <summary>
+/// A real-layout LLaVA checkpoint (the reference fixture, converted layout, with its SentencePiece tokenizer) trains
+/// end to end.
+/// </summary>
 public class CheckpointSimulationTests
 {
     private static SimulationConfig Config() => new()
@@ -24,20 +27,23 @@ public class CheckpointSimulationTests
         var config = Config();
         var sim = Experiment.Create(config);
         var sample = sim.Data.Clients[0].Train[0];
-        Assert.That((sample.Image!.Height, sample.Image.Width), Is.EqualTo((28, 28)), "image size from the checkpoint's vision config");
+        Assert.That((sample.Image!.Height, sample.Image.Width), Is.EqualTo((28, 28)),
+            "image size from the checkpoint's vision config");
         var frozen = sim.Edge.FrozenParameters().ToDictionary(p => p.name, p => p.parameter.bytes.ToArray());
         using var start = sim.Edge.AdapterState();
 
         var result = sim.Run("fednano");
 
         Assert.That(result.Rounds, Has.Count.EqualTo(2));
-        Assert.That(result.Rounds.All(r => r.Round == 1 && double.IsFinite(r.TrainLoss) && r.TrainLoss > 0 && r.UploadedParameters == sim.AdapterParameterCount), Is.True);
+        Assert.That(result.Rounds.All(r => r.Round == 1 && double.IsFinite(r.TrainLoss) && r.TrainLoss > 0
+            && r.UploadedParameters == sim.AdapterParameterCount), Is.True);
         Assert.That(result.Final.Select(p => p.Count), Is.EqualTo(sim.Data.Clients.Select(c => c.Test.Count)));
         Assert.That(result.ClientAccuracy.All(a => a >= 0 && a <= 1), Is.True);
         using var end = sim.Edge.AdapterState(); // the aggregated global adapters, loaded for the last evaluation
         Assert.That(end["adapter_t.up.weight"].abs().sum().item<float>(), Is.GreaterThan(0f), "the adapters trained");
         Assert.That(start["adapter_t.up.weight"].abs().sum().item<float>(), Is.EqualTo(0f));
-        foreach (var (name, p) in sim.Edge.FrozenParameters()) Assert.That(p.bytes.ToArray(), Is.EqualTo(frozen[name]), name);
+        foreach (var (name, p) in sim.Edge.FrozenParameters())
+            Assert.That(p.bytes.ToArray(), Is.EqualTo(frozen[name]), name);
     }
 
     [Category("Slow")]
@@ -54,15 +60,17 @@ public class CheckpointSimulationTests
                   "methods": ["fednano"], "adapter": { "rank": 4 } }
                 """);
             string outDir = Path.Combine(dir, "out");
-            int code = RunCommand.Build().Parse(["--config", configPath, "--backbone", "llava-1.5-7b", "--model-dir", LlavaCheckpointTests.Converted,
-                                                 "--device", "cpu", "--precision", "bfloat16", "--out", outDir]).Invoke();
+            int code = RunCommand.Build().Parse(["--config", configPath, "--backbone", "llava-1.5-7b",
+                "--model-dir", LlavaCheckpointTests.Converted, "--device", "cpu", "--precision", "bfloat16",
+                "--out", outDir]).Invoke();
             Assert.That(code, Is.EqualTo(0));
             Assert.That(File.Exists(Path.Combine(outDir, "summary.csv")), Is.True);
             using var run = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "run.json")));
             Assert.That(run.RootElement.GetProperty("precision").GetString(), Is.EqualTo("BFloat16"));
             Assert.That(run.RootElement.GetProperty("backbone").GetString(), Is.EqualTo("llava-1.5-7b"));
             var written = SimulationConfig.Load(Path.Combine(outDir, "config.json"));
-            Assert.That((written.Backbone, written.Device, written.Precision), Is.EqualTo(("llava-1.5-7b", "cpu", "bfloat16")));
+            Assert.That((written.Backbone, written.Device, written.Precision),
+                Is.EqualTo(("llava-1.5-7b", "cpu", "bfloat16")));
         }
         finally { Directory.Delete(dir, true); }
     }
@@ -75,7 +83,8 @@ public class CheckpointSimulationTests
         var options = new RunOptions();
         var cmd = new System.CommandLine.RootCommand();
         foreach (var o in options.All) cmd.Options.Add(o);
-        string configPath = Path.Combine(TestContext.CurrentContext.WorkDirectory, "quick-" + Guid.NewGuid().ToString("N") + ".json");
+        string configPath = Path.Combine(TestContext.CurrentContext.WorkDirectory,
+            "quick-" + Guid.NewGuid().ToString("N") + ".json");
         File.WriteAllText(configPath, "{}");
         try
         {

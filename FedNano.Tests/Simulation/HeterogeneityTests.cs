@@ -8,7 +8,9 @@ using static TorchSharp.torch;
 
 namespace FedNano.Tests.Simulation;
 
-/// <summary>Heterogeneous adapter ranks (<c>adapter.client_ranks</c>) and missing modalities (<c>missing_modality</c>).</summary>
+/// <summary>
+/// Heterogeneous adapter ranks (<c>adapter.client_ranks</c>) and missing modalities (<c>missing_modality</c>).
+/// </summary>
 public class HeterogeneityTests
 {
     private static SimulationConfig Ranked(int[]? ranks, string merging = "pad", string execution = "sequential",
@@ -27,7 +29,8 @@ public class HeterogeneityTests
         public List<(int client, AdapterState state)> States { get; } = [];
         public string Name => inner.Name;
         public FitInstructions ConfigureFit(int round, int client) => inner.ConfigureFit(round, client);
-        public void OnClientTrained(int round, int client, AdapterState trained) => States.Add((client, trained.Clone()));
+        public void OnClientTrained(int round, int client, AdapterState trained) =>
+            States.Add((client, trained.Clone()));
         public AdapterState Aggregate(int round, AdapterState global, IReadOnlyList<ClientUpdate> updates) =>
             inner.Aggregate(round, global, updates);
     }
@@ -89,8 +92,9 @@ public class HeterogeneityTests
         using var next = plan.Aggregate(new FedAvg(), 1, global, updates);
         foreach (var prefix in new[] { "adapter_i.", "adapter_t." })
         {
-            var mean = updates.Select(u => u.Parameters[prefix + "up.weight"].matmul(u.Parameters[prefix + "down.weight"])
-                * (u.Samples / 40.0)).Aggregate((x, y) => x + y);
+            var mean = updates
+                .Select(u => u.Parameters[prefix + "up.weight"].matmul(u.Parameters[prefix + "down.weight"])
+                    * (u.Samples / 40.0)).Aggregate((x, y) => x + y);
             var s = linalg.svdvals(mean.to_type(ScalarType.Float64));
             foreach (int client in new[] { 0, 1 })
             {
@@ -100,8 +104,10 @@ public class HeterogeneityTests
                 Assert.That(own[prefix + "up.weight"].shape, Is.EqualTo(new long[] { d, r }));
                 var error = (mean - own[prefix + "up.weight"].matmul(own[prefix + "down.weight"])).pow(2).sum()
                     .item<float>();
-                double truncated = s.narrow(0, r, s.shape[0] - r).pow(2).sum().item<double>(); // Eckart-Young: the dropped singular values
-                Assert.That(error, Is.EqualTo(truncated).Within(1e-4 * s.pow(2).sum().item<double>()), $"{prefix} r={r}");
+                // Eckart-Young: the dropped singular values
+                double truncated = s.narrow(0, r, s.shape[0] - r).pow(2).sum().item<double>();
+                Assert.That(error, Is.EqualTo(truncated).Within(1e-4 * s.pow(2).sum().item<double>()),
+                    $"{prefix} r={r}");
                 Assert.That(truncated, Is.GreaterThan(1e-3));
             }
         }
@@ -119,11 +125,13 @@ public class HeterogeneityTests
         Assert.That(sim.Data.Clients[1].Train.All(s => s.Image is not null), Is.True);
         var recorder = new Recorder(new FedNanoFisher());
         var result = sim.RunStrategy(recorder);
-        var (without, with) = (recorder.Uploads.Single(u => u.Client == 0), recorder.Uploads.Single(u => u.Client == 1));
+        var (without, with) =
+            (recorder.Uploads.Single(u => u.Client == 0), recorder.Uploads.Single(u => u.Client == 1));
         foreach (var key in new[] { "adapter_i.down.weight", "adapter_i.up.weight" })
         {
             Assert.That(Zero(without.Fisher![key]), Is.True, key);
-            Assert.That(without.Parameters[key].equal(sim.Initial[key]).all().item<bool>(), Is.True, $"{key} untrained");
+            Assert.That(without.Parameters[key].equal(sim.Initial[key]).all().item<bool>(), Is.True,
+                $"{key} untrained");
             Assert.That(Zero(with.Fisher![key]), Is.False, key);
             var informed = with.Fisher[key] > 1e-20;
             Assert.That(recorder.Globals[0][key][informed].allclose(with.Parameters[key][informed], 1e-5, 1e-7),
@@ -171,7 +179,8 @@ public class HeterogeneityTests
         Assert.That(drawn.Distinct().Order(), Is.EqualTo(new[] { 16, 64 }));
         var share = new ClientSelection { Share = 0.4 }.Resolve(5, 1);
         Assert.That(share, Has.Length.EqualTo(2).And.EqualTo(new ClientSelection { Share = 0.4 }.Resolve(5, 1)));
-        Assert.That(new SimulationConfig().ToJson(), Does.Not.Contain("client_ranks").And.Not.Contain("missing_modality"));
+        Assert.That(new SimulationConfig().ToJson(),
+            Does.Not.Contain("client_ranks").And.Not.Contain("missing_modality"));
         var config = new SimulationConfig
         {
             Adapter = new AdapterConfig { ClientRanks = ranks, RankMerging = "svd" },

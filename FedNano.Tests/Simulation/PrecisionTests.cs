@@ -19,16 +19,19 @@ public class PrecisionTests
     {
         var tokenizer = TinyTokenizer.Build(SyntheticBenchmark.Vocabulary(), 400);
         manual_seed(11);
-        var backbone = Backbones.Random("tiny", TinyBackbone.Config(tokenizer.VocabSize), tokenizer, DeviceChoice.Resolve("cpu", "bfloat16"));
+        var backbone = Backbones.Random("tiny", TinyBackbone.Config(tokenizer.VocabSize), tokenizer,
+            DeviceChoice.Resolve("cpu", "bfloat16"));
         using var model = backbone.Llava();
-        var config = new SimulationConfig { BatchSize = 8, LocalEpochs = 1, LearningRate = 1e-2, Adapter = new AdapterConfig { Rank = 4 } };
+        var config = new SimulationConfig
+            { BatchSize = 8, LocalEpochs = 1, LearningRate = 1e-2, Adapter = new AdapterConfig { Rank = 4 } };
         using var edge = new NanoEdge(model, config.Adapter, backbone.Pixels);
         var server = new SplitServer(model.LanguageModel);
         var samples = SyntheticBenchmark.Generate(8, 5, SyntheticDialect.Client, model.Config.VisionConfig.ImageSize)
             .Select(s => EncodedSample.Encode(s, LlavaPrompt.Build(s), tokenizer, model.Config.ImageTokens)).ToArray();
 
         Assert.That(model.parameters().All(p => p.dtype == ScalarType.BFloat16), Is.True);
-        Assert.That(edge.AdapterParameters().All(p => p.parameter.dtype == ScalarType.Float32 && p.parameter.requires_grad), Is.True);
+        Assert.That(edge.AdapterParameters().All(p => p.parameter.dtype == ScalarType.Float32
+            && p.parameter.requires_grad), Is.True);
         using (no_grad())
         using (var batch = EncodedBatch.Create(samples, true, tokenizer.PadId, edge.Device))
         using (var sent = edge.Forward(batch))
@@ -44,7 +47,9 @@ public class PrecisionTests
 
         var frozen = model.named_parameters().ToDictionary(p => p.name, p => p.parameter.bytes.ToArray());
         using var before = edge.AdapterState();
-        var (loss, _) = new ClientTrainer(edge, server, config).Train(samples, new FitInstructions(), null, new Random(0)); // 8 samples, batch 8: one step
+        // 8 samples, batch 8: one step
+        var (loss, _) = new ClientTrainer(edge, server, config)
+            .Train(samples, new FitInstructions(), null, new Random(0));
         using var after = edge.AdapterState();
 
         Assert.That(double.IsFinite(loss) && loss > 0, Is.True, $"loss {loss}");

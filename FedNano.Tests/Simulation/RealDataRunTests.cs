@@ -31,7 +31,8 @@ public class RealDataRunTests
         dir = DataFixtures.TempDir();
         modelDir = Path.Combine(dir, "backbone");
         Directory.CreateDirectory(modelDir);
-        tokenizer = TinyTokenizer.Build(SyntheticBenchmark.Vocabulary(), 400, Path.Combine(modelDir, TinyTokenizer.FileName));
+        tokenizer = TinyTokenizer.Build(SyntheticBenchmark.Vocabulary(), 400,
+            Path.Combine(modelDir, TinyTokenizer.FileName));
         var c = TinyBackbone.Config(tokenizer.VocabSize);
         c.Save(Path.Combine(modelDir, "config.json"));
         manual_seed(3);
@@ -58,24 +59,31 @@ public class RealDataRunTests
 
     static List<string[]> Csv(string path) => File.ReadAllLines(path).Skip(1).Select(l => l.Split(',')).ToList();
 
-    /// <summary>Checks what every real-data run folder must hold and returns the breakdown rows (method, group, category, count, correct, accuracy).</summary>
+    /// <summary>
+    /// Checks what every real-data run folder must hold and returns the breakdown rows (method, group, category,
+    /// count, correct, accuracy).
+    /// </summary>
     static List<string[]> CheckRunFolder(string outDir, int poolSize)
     {
         Assert.That(Directory.GetFiles(outDir).Select(Path.GetFileName), Is.EquivalentTo(new[]
-            { "summary.csv", "rounds.csv", "config.json", "run.json", "breakdown.csv", "predictions-zero-shot.json", "predictions-fednano.json" }));
+            { "summary.csv", "rounds.csv", "config.json", "run.json", "breakdown.csv", "predictions-zero-shot.json",
+                "predictions-fednano.json" }));
         var summary = Csv(Path.Combine(outDir, "summary.csv"));
         var breakdown = Csv(Path.Combine(outDir, "breakdown.csv"));
         foreach (var method in new[] { "zero-shot", "fednano" })
         {
             var perClient = summary.Where(r => r[0] == method && r[1] != "mean").ToArray();
             int tests = perClient.Sum(r => int.Parse(r[3]));
-            double correct = perClient.Sum(r => double.Parse(r[2], CultureInfo.InvariantCulture) / 100 * int.Parse(r[3])); // accuracy_pct
+            double correct = perClient.Sum(r =>
+                double.Parse(r[2], CultureInfo.InvariantCulture) / 100 * int.Parse(r[3])); // accuracy_pct
             var avg = breakdown.Single(r => r[0] == method && r[2] == "Avg");
             // the breakdown pools every client's test part: its counts agree with the per-client accuracies
             Assert.That(int.Parse(avg[3]), Is.EqualTo(tests));
             Assert.That(int.Parse(avg[4]), Is.EqualTo((int)Math.Round(correct)));
-            Assert.That(tests, Is.GreaterThanOrEqualTo(2).And.LessThan(poolSize / 2), "each client holds out about test_fraction of its part");
-            var results = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, $"predictions-{method}.json")))!["results"]!.AsObject();
+            Assert.That(tests, Is.GreaterThanOrEqualTo(2).And.LessThan(poolSize / 2),
+                "each client holds out about test_fraction of its part");
+            var results = JsonNode.Parse(
+                File.ReadAllText(Path.Combine(outDir, $"predictions-{method}.json")))!["results"]!.AsObject();
             Assert.That(results, Has.Count.EqualTo(tests));
         }
         return breakdown;
@@ -86,18 +94,22 @@ public class RealDataRunTests
     public void IconQaRunWritesThePerTaskAndSkillBreakdown()
     {
         string outDir = Path.Combine(dir, "iconqa-run");
-        var (code, err) = Run("--config", config, "--dataset", "iconqa", "--data-root", DataFixtures.IconQa, "--out", outDir);
+        var (code, err) =
+            Run("--config", config, "--dataset", "iconqa", "--data-root", DataFixtures.IconQa, "--out", outDir);
         Assert.That((code, err), Is.EqualTo((0, "")));
         var rows = CheckRunFolder(outDir, 150);
         var fednano = rows.Where(r => r[0] == "fednano").ToArray();
-        Assert.That(fednano.Where(r => r[1] == "task").Select(r => r[2]), Is.EqualTo(new[] { "choose_img", "choose_txt", "fill_in_blank" }));
+        Assert.That(fednano.Where(r => r[1] == "task").Select(r => r[2]),
+            Is.EqualTo(new[] { "choose_img", "choose_txt", "fill_in_blank" }));
         int avg = int.Parse(fednano.Single(r => r[2] == "Avg")[3]);
         Assert.That(fednano.Where(r => r[1] == "task").Sum(r => int.Parse(r[3])), Is.EqualTo(avg));
         Assert.That(fednano.Where(r => r[1] == "skill").Sum(r => int.Parse(r[3])), Is.EqualTo(avg));
         // the default partition label for IconQA is its skill; the run records it
-        Assert.That(JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "config.json")))!["partition_by"]!.GetValue<string>(), Is.EqualTo("skill"));
+        Assert.That(JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "config.json")))!["partition_by"]!
+            .GetValue<string>(), Is.EqualTo("skill"));
         // free answers are written as text, multiple choice as an option index
-        var results = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "predictions-fednano.json")))!["results"]!.AsObject();
+        var results = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "predictions-fednano.json")))!["results"]!
+            .AsObject();
         var loaded = FedNano.Data.IconQa.IconQaLoader.Load(DataFixtures.IconQa).Splits.Values.SelectMany(s => s)
             .ToDictionary(s => s.Id);
         foreach (var (pid, value) in results)
@@ -113,13 +125,15 @@ public class RealDataRunTests
     public void ScienceQaWithCaptionsWritesTheOfficialCategories()
     {
         string outDir = Path.Combine(dir, "scienceqa-run");
-        var (code, err) = Run("--config", config, "--dataset", "scienceqa", "--data-root", DataFixtures.ScienceQa, "--missing-images", "caption", "--partition-by", "subject", "--out", outDir);
+        var (code, err) = Run("--config", config, "--dataset", "scienceqa", "--data-root", DataFixtures.ScienceQa,
+            "--missing-images", "caption", "--partition-by", "subject", "--out", outDir);
         Assert.That((code, err), Is.EqualTo((0, "")));
         var rows = CheckRunFolder(outDir, 150);
         foreach (var method in new[] { "zero-shot", "fednano" })
         {
             var m = rows.Where(r => r[0] == method).ToArray();
-            Assert.That(m.Select(r => r[2]), Is.EqualTo(new[] { "NAT", "SOC", "LAN", "TXT", "IMG", "NO", "G1-6", "G7-12", "Avg" }));
+            Assert.That(m.Select(r => r[2]),
+                Is.EqualTo(new[] { "NAT", "SOC", "LAN", "TXT", "IMG", "NO", "G1-6", "G7-12", "Avg" }));
             int Count(string cat) => int.Parse(m.Single(r => r[2] == cat)[3]);
             Assert.That(Count("NAT") + Count("SOC") + Count("LAN"), Is.EqualTo(Count("Avg")));
             Assert.That(Count("G1-6") + Count("G7-12"), Is.EqualTo(Count("Avg")));
@@ -130,21 +144,26 @@ public class RealDataRunTests
     public void BadInputIsOneLineAndNothingIsWritten()
     {
         string outDir = Path.Combine(dir, "bad-run");
-        var (code, err) = Run("--config", config, "--dataset", "iconqa", "--data-root", DataFixtures.IconQa, "--partition-by", "colour", "--out", outDir);
+        var (code, err) = Run("--config", config, "--dataset", "iconqa", "--data-root", DataFixtures.IconQa,
+            "--partition-by", "colour", "--out", outDir);
         Assert.That(code, Is.EqualTo(2));
         Assert.That(err, Does.Contain("partition label 'colour'").And.Contain("skill"));
         Assert.That(err.TrimEnd().Split('\n'), Has.Length.EqualTo(1));
         (code, err) = Run("--config", config, "--dataset", "scienceqa", "--out", outDir);
-        Assert.That((code, err), Is.EqualTo((2, "fednano: dataset 'scienceqa' needs data_root (--data-root): the folder holding the official release (from " + config + " and the command line)" + Environment.NewLine)));
+        Assert.That((code, err), Is.EqualTo((2, "fednano: dataset 'scienceqa' needs data_root (--data-root): " +
+            "the folder holding the official release (from " + config + " and the command line)" +
+            Environment.NewLine)));
         string nowhere = Path.Combine(dir, "no-such-folder");
         (code, err) = Run("--config", config, "--dataset", "scienceqa", "--data-root", nowhere, "--out", outDir);
         Assert.That(code, Is.EqualTo(2));
         Assert.That(err, Does.Contain(nowhere).And.Contain("not found"));
-        (code, err) = Run("--config", config, "--dataset", "scienceqa", "--data-root", DataFixtures.ScienceQa, "--missing-images", "blank", "--out", outDir);
+        (code, err) = Run("--config", config, "--dataset", "scienceqa", "--data-root", DataFixtures.ScienceQa,
+            "--missing-images", "blank", "--out", outDir);
         Assert.That(code, Is.EqualTo(2));
         Assert.That(err, Does.Contain("'blank'").And.Contain("error, caption, skip"));
         // the fixture has no image files: the default policy says so and how to go on
-        (code, err) = Run("--config", config, "--dataset", "scienceqa", "--data-root", DataFixtures.ScienceQa, "--out", outDir);
+        (code, err) =
+            Run("--config", config, "--dataset", "scienceqa", "--data-root", DataFixtures.ScienceQa, "--out", outDir);
         Assert.That(code, Is.EqualTo(2));
         Assert.That(err, Does.Contain("--missing-images"));
         Assert.That(Directory.Exists(outDir) || Directory.Exists(outDir + ".partial"), Is.False);

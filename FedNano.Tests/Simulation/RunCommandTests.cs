@@ -24,7 +24,11 @@ public class RunCommandTests
         var err = Console.Error;
         var captured = new StringWriter();
         Console.SetError(captured);
-        try { return ((int)typeof(FedNano.Cli.Commands.RunCommand).Assembly.EntryPoint!.Invoke(null, [args])!, captured.ToString()); }
+        try
+        {
+            return ((int)typeof(FedNano.Cli.Commands.RunCommand).Assembly.EntryPoint!.Invoke(null, [args])!,
+                captured.ToString());
+        }
         finally { Console.SetError(err); }
     }
 
@@ -34,7 +38,8 @@ public class RunCommandTests
         var fields = new Dictionary<string, object?>
         {
             ["synthetic_samples"] = 40, ["clients"] = 2, ["alpha"] = 1.0, ["min_partition_size"] = 8, ["rounds"] = 1,
-            ["batch_size"] = 8, ["adapter"] = new { rank = 4 }, ["methods"] = new[] { "fednano" }, ["model_dir"] = model,
+            ["batch_size"] = 8, ["adapter"] = new { rank = 4 }, ["methods"] = new[] { "fednano" },
+            ["model_dir"] = model,
         };
         foreach (var p in overrides.GetType().GetProperties()) fields[p.Name] = p.GetValue(overrides);
         string path = Path.Combine(dir, "config.json");
@@ -58,7 +63,8 @@ public class RunCommandTests
         Assert.That(c, Is.Not.EqualTo(a));
         Assert.That(a.Split('\n')[0], Does.StartWith("method,client,accuracy_pct,"));
         Assert.That(a, Does.Contain("zero-shot,mean,").And.Contain("fednano,mean,"));
-        Assert.That(File.ReadAllText(Path.Combine(dir, "a", "rounds.csv")).Split('\n')[0], Does.Contain("method,round,client,accuracy_pct,loss"));
+        Assert.That(File.ReadAllText(Path.Combine(dir, "a", "rounds.csv")).Split('\n')[0],
+            Does.Contain("method,round,client,accuracy_pct,loss"));
     }
 
     private static readonly object[] BadInputs =
@@ -77,7 +83,9 @@ public class RunCommandTests
     {
         string config = Config(new { });
         string outDir = Path.Combine(dir, "out");
-        var baseArgs = extra.Contains("--config") ? new[] { "run", "--out", outDir } : ["run", "--config", config, "--out", outDir];
+        var baseArgs = extra.Contains("--config")
+            ? new[] { "run", "--out", outDir }
+            : ["run", "--config", config, "--out", outDir];
         var args = baseArgs.Concat(extra).ToArray();
         var (code, err) = Fednano(args);
         Assert.That(code, Is.EqualTo(2));

@@ -16,14 +16,19 @@ public class SimulationConfigTests
     {
         string path = Path.Combine(Path.GetTempPath(), $"fednano-config-{Guid.NewGuid():N}.json");
         File.WriteAllText(path, json);
-        try { Assert.That(() => SimulationConfig.Load(path), Throws.TypeOf<ConfigException>().With.Message.Contains(expected).And.Message.Contains(path)); }
+        try
+        {
+            Assert.That(() => SimulationConfig.Load(path),
+                Throws.TypeOf<ConfigException>().With.Message.Contains(expected).And.Message.Contains(path));
+        }
         finally { File.Delete(path); }
     }
 
     [Test]
     public void EveryMethodOfThePaperHasAName()
     {
-        Assert.That(MethodCatalog.All.Take(7), Is.EquivalentTo(new[] { "centralized", "local", "fedavg", "fedprox", "feddpa-f", "fednano", "fednano-ef" }));
+        Assert.That(MethodCatalog.All.Take(7), Is.EquivalentTo(new[]
+            { "centralized", "local", "fedavg", "fedprox", "feddpa-f", "fednano", "fednano-ef" }));
         foreach (var m in MethodCatalog.All)
             Assert.That(MethodCatalog.Strategy(m, new SimulationConfig()).Name, Is.EqualTo(m));
     }

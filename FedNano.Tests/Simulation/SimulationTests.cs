@@ -17,7 +17,8 @@ public class SimulationTests
     internal static FederatedSimulation Create(SimulationConfig config, int seed = 1)
     {
         var backbone = TestBackbones.Random(seed);
-        var samples = SyntheticBenchmark.Generate(config.SyntheticSamples, 11, SyntheticDialect.Client, backbone.Llava().Config.VisionConfig.ImageSize);
+        var samples = SyntheticBenchmark.Generate(config.SyntheticSamples, 11, SyntheticDialect.Client,
+            backbone.Llava().Config.VisionConfig.ImageSize);
         return new FederatedSimulation(config, backbone, FederatedData.Partition(samples, config));
     }
 
@@ -44,8 +45,10 @@ public class SimulationTests
             Assert.That(frozen[i].requires_grad, Is.False);
         }
         var after = sim.Edge.AdapterState();
-        Assert.That(after["adapter_i.up.weight"].abs().sum().item<float>(), Is.GreaterThan(0), "NanoAdapter-I did not train");
-        Assert.That(after["adapter_t.up.weight"].abs().sum().item<float>(), Is.GreaterThan(0), "NanoAdapter-T did not train");
+        Assert.That(after["adapter_i.up.weight"].abs().sum().item<float>(), Is.GreaterThan(0),
+            "NanoAdapter-I did not train");
+        Assert.That(after["adapter_t.up.weight"].abs().sum().item<float>(), Is.GreaterThan(0),
+            "NanoAdapter-T did not train");
         Assert.That(adaptersBefore["adapter_t.up.weight"].abs().sum().item<float>(), Is.Zero);
     }
 
@@ -86,11 +89,13 @@ public class EvaluationScheduleTests
         Assert.That(Evaluated(zero, 0).Count(e => e), Is.EqualTo(2), "the start: half the clients");
         Assert.That(Evaluated(fedavg, 1), Has.All.False, "round 1 is not an evaluation round");
         Assert.That(fedavg.Rounds.Count(r => r.Round == 1), Is.EqualTo(4), "but every client that trained has its row");
-        Assert.That(fedavg.Rounds.Where(r => r.Round == 1).All(r => !double.IsNaN(r.TrainLoss) && r.Traffic.UploadedParams > 0));
+        Assert.That(fedavg.Rounds.Where(r => r.Round == 1)
+            .All(r => !double.IsNaN(r.TrainLoss) && r.Traffic.UploadedParams > 0));
         foreach (int round in new[] { 2, 3 })
         {
             Assert.That(Evaluated(fedavg, round).Count(e => e), Is.EqualTo(2), $"round {round}");
-            Assert.That(Evaluated(fednano, round), Is.EqualTo(Evaluated(fedavg, round)), "the same clients for every method");
+            Assert.That(Evaluated(fednano, round), Is.EqualTo(Evaluated(fedavg, round)),
+                "the same clients for every method");
         }
         Assert.That(fedavg.ClientAccuracy.Count(a => !double.IsNaN(a)), Is.EqualTo(2));
         Assert.That(double.IsNaN(fedavg.MeanAccuracy), Is.False, "the mean is over the evaluated clients");

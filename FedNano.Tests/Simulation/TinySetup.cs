@@ -19,7 +19,8 @@ internal static class TinySetup
     public static SimulationConfig Config(int rounds = 1) => new()
     {
         SyntheticSamples = 32, Clients = 2, MinPartitionSize = 6, Rounds = rounds, BatchSize = 8, LearningRate = 1e-2,
-        Adapter = new FedNano.Adapters.AdapterConfig { Rank = 4 }, FedDpa = new FedDpaConfig { Instances = 3, LoraRank = 2 },
+        Adapter = new FedNano.Adapters.AdapterConfig { Rank = 4 },
+        FedDpa = new FedDpaConfig { Instances = 3, LoraRank = 2 },
     };
 
     public static FederatedSimulation Simulation(SimulationConfig config)
@@ -29,7 +30,9 @@ internal static class TinySetup
     }
 }
 
-/// <summary>Wraps a strategy and keeps copies of every upload and aggregate (a strategy written outside Core).</summary>
+/// <summary>
+/// Wraps a strategy and keeps copies of every upload and aggregate (a strategy written outside Core).
+/// </summary>
 internal sealed class Recorder(IStrategy inner) : IStrategy
 {
     public List<ClientUpdate> Uploads { get; } = [];
@@ -38,7 +41,8 @@ internal sealed class Recorder(IStrategy inner) : IStrategy
     public string Name => inner.Name;
     public FitInstructions ConfigureFit(int round, int client) => inner.ConfigureFit(round, client);
     public AdapterState? ClientState(int client, AdapterState global) => inner.ClientState(client, global);
-    public void OnClientTrained(int round, int client, AdapterState trained) => inner.OnClientTrained(round, client, trained);
+    public void OnClientTrained(int round, int client, AdapterState trained) =>
+        inner.OnClientTrained(round, client, trained);
     public IClientAlgorithm CreateClient(FederatedSimulation simulation) => inner.CreateClient(simulation);
 
     public AdapterState Aggregate(int round, AdapterState global, IReadOnlyList<ClientUpdate> updates)

@@ -23,13 +23,18 @@ internal sealed class MedianWithDecay : IStrategy
 
     public FitInstructions ConfigureFit(int round, int client) => new()
     {
-        ExtraLoss = p => { ExtraLossCalls++; return p.Values.Select(t => t.pow(2).sum()).Aggregate((a, b) => a + b) * 1e-3; },
+        ExtraLoss = p =>
+        {
+            ExtraLossCalls++;
+            return p.Values.Select(t => t.pow(2).sum()).Aggregate((a, b) => a + b) * 1e-3;
+        },
     };
 
     public AdapterState Aggregate(int round, AdapterState global, IReadOnlyList<ClientUpdate> updates)
     {
         Aggregations++;
-        return new AdapterState(global.Tensors.ToDictionary(p => p.Key, p => stack(updates.Select(u => u.Parameters[p.Key]).ToArray()).msort()[(updates.Count - 1) / 2]));
+        return new AdapterState(global.Tensors.ToDictionary(p => p.Key,
+            p => stack(updates.Select(u => u.Parameters[p.Key]).ToArray()).msort()[(updates.Count - 1) / 2]));
     }
 }
 
@@ -80,10 +85,13 @@ public class UserStrategyTests
     public void ARegisteredMethodGetsRunFoldersCheckpointsResumeAndReports()
     {
         const string name = "median-registered";
-        if (!MethodCatalog.All.Contains(name)) MethodCatalog.Register(new MethodEntry(name, "Median", _ => new NamedMedian(name)));
+        if (!MethodCatalog.All.Contains(name))
+            MethodCatalog.Register(new MethodEntry(name, "Median", _ => new NamedMedian(name)));
         RunsThroughRunFolders(TinyRuns.Config(name, "fedavg"), name);
-        Assert.Throws<ArgumentException>(() => MethodCatalog.Register(new MethodEntry("fedavg", "FedAvg", _ => new FedAvg())));
-        Assert.That(() => MethodCatalog.Expand(["not-registered"]), Throws.TypeOf<ConfigException>().With.Message.Contains("unknown method"));
+        Assert.Throws<ArgumentException>(() =>
+            MethodCatalog.Register(new MethodEntry("fedavg", "FedAvg", _ => new FedAvg())));
+        Assert.That(() => MethodCatalog.Expand(["not-registered"]),
+            Throws.TypeOf<ConfigException>().With.Message.Contains("unknown method"));
     }
 }
 
@@ -93,5 +101,6 @@ internal sealed class NamedMedian(string name) : IStrategy
     private readonly MedianWithDecay inner = new();
     public string Name => name;
     public FitInstructions ConfigureFit(int round, int client) => inner.ConfigureFit(round, client);
-    public AdapterState Aggregate(int round, AdapterState global, IReadOnlyList<ClientUpdate> updates) => inner.Aggregate(round, global, updates);
+    public AdapterState Aggregate(int round, AdapterState global, IReadOnlyList<ClientUpdate> updates) =>
+        inner.Aggregate(round, global, updates);
 }
