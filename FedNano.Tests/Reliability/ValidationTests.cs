@@ -26,7 +26,10 @@ public class ValidationTests
     private string RawConfig(string fields)
     {
         string path = Path.Combine(dir, "raw.json");
-        File.WriteAllText(path, $$"""{ "synthetic_samples": 40, "clients": 2, "rounds": 1, "model_dir": "{{TinyRuns.BackboneDir}}", {{fields}} }""");
+        File.WriteAllText(path, $$"""
+            { "synthetic_samples": 40, "clients": 2, "rounds": 1, "model_dir": "{{TinyRuns.BackboneDir}}",
+              {{fields}} }
+            """);
         return path;
     }
 
