@@ -92,6 +92,18 @@ public class BatchedClientsTests
     }
 
     [Test]
+    public void ZeroShotBatchedEqualsSequential()
+    {
+        var (seq, bat) = (TinySetup.Simulation(Config("sequential")).ZeroShot(),
+            TinySetup.Simulation(Config("batched")).ZeroShot());
+
+        // identity adapters stacked per sample pass the raw sequence on exactly, so the scores are the same numbers
+        Assert.That(bat.Final.SelectMany(p => p).Select(p => (p.Sample.Id, p.Predicted, p.Loss)),
+            Is.EqualTo(seq.Final.SelectMany(p => p).Select(p => (p.Sample.Id, p.Predicted, p.Loss))));
+        Assert.That(bat.Rounds, Is.EqualTo(seq.Rounds));
+    }
+
+    [Test]
     public void ExecutionIsValidated()
     {
         Assert.That(() => (new SimulationConfig() with { Execution = "parallel" }).Validate(),
