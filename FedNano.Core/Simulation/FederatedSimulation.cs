@@ -494,7 +494,7 @@ public sealed class FederatedSimulation
         var preds = new IReadOnlyList<Prediction>[Test.Length];
         Array.Fill(preds, []);
         var evaluated = EvaluatedClients(round);
-        bool together = Batched && (client is null || mixed is not null);
+        bool together = mixed is not null || (Batched && client is null);
         if (together)
         {
             var ids = Enumerable.Range(0, Test.Length).Where(k => evaluated[k]).ToArray();
